@@ -1,0 +1,54 @@
+"""`tigas` command line: one subcommand per module in tigas_core.commands, imported lazily.
+
+Each module defines ``add_arguments(parser)`` and ``run(args) -> int`` and its docstring's first
+line is the help text, so `tigas --help` stays fast and a subcommand's heavy imports (gradio,
+streamlit, training) are paid only when it runs.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from tigas_core import __version__
+
+COMMANDS = {
+    "score": "Score images or folders and print/save the results.",
+    "train": "Train a TIGAS model from a YAML config.",
+    "evaluate": "Evaluate weights per generator (AUROC, AP, ECE, robustness) with baselines.",
+    "generate": "Sample images from a trained generator-zoo checkpoint.",
+    "zoo": "Train the generator zoo (DCGAN, WGAN-GP, cGAN, VAE, DDPM).",
+    "fid": "Frechet distance (and KID) between two image folders.",
+    "hub": "Export TIGAS weights as a Hugging Face repo folder or push them to the Hub.",
+    "app": "Launch the Gradio app.",
+    "dashboard": "Launch the Streamlit dashboard.",
+}
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tigas", description="TIGAS: a differentiable realism score for images.")
+    parser.add_argument("--version", action="version", version=f"tigas {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    chosen = next((arg for arg in argv if arg in COMMANDS), None)
+    for name, help_text in COMMANDS.items():
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:  # only the command that runs pays for its imports
+            importlib.import_module(f"tigas_core.commands.{name}").add_arguments(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not args.command:
+        parser.print_help()
+        return 2
+    return int(importlib.import_module(f"tigas_core.commands.{args.command}").run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

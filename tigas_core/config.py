@@ -1,0 +1,70 @@
+"""TIGASConfig: every number that defines a TIGAS model, stored next to its weights as config.json."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+@dataclasses.dataclass
+class TIGASConfig:
+    """Architecture, input size and calibration of one TIGAS model.
+
+    Kept in a dataclass (not kwargs scattered over modules) so that the weights file and the
+    code that rebuilds the network always agree on shapes.
+    """
+
+    img_size: int = 256
+    base_channels: int = 32
+    feature_dim: int = 256
+    num_heads: int = 4
+    num_prototypes: int = 16
+    radial_bins: int = 64
+    dct_block: int = 8
+    spectrum_size: int = 64
+    dropout: float = 0.1
+    # Calibration of the regression logit: score = sigmoid((logit - calibration_bias) / calibration_temperature).
+    calibration_temperature: float = 1.0
+    calibration_bias: float = 0.0
+    # Decision threshold on the calibrated score (0.5 = even odds once calibrated).
+    threshold: float = 0.5
+    model_type: str = "tigas"
+    version: str = "1"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TIGASConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def save(self, path: str | os.PathLike) -> None:
+        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "TIGASConfig":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write text so that a crash leaves either the old file or the new one, never half of one."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,230 @@
+"""The one home for reading images and turning them into model input.
+
+Everything that touches pixels (the model wrapper, CLI, trainer, app and dashboard) goes through
+`load_image` and `preprocess`, so a photo is seen identically at training and at scoring time.
+"""
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Iterator, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
+)
+MIN_SIDE = 32
+MAX_PIXELS = 64_000_000
+MAX_FILE_BYTES = 100 * 1024 * 1024
+
+ImageSource = Union[str, os.PathLike, bytes, Image.Image, np.ndarray, torch.Tensor]
+
+
+class TIGASInputError(ValueError):
+    """An input that cannot be scored; the message names the file and the reason."""
+
+    def __init__(self, source: str, reason: str):
+        self.source = source
+        self.reason = reason
+        super().__init__(f"{source}: {reason}")
+
+
+def describe(source: object) -> str:
+    """A short name for an input, used in error messages and result tables."""
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    if isinstance(source, bytes):
+        return f"<bytes: {len(source)} B>"
+    if isinstance(source, Image.Image):
+        return getattr(source, "filename", "") or "<PIL image>"
+    if isinstance(source, np.ndarray):
+        return f"<ndarray {tuple(source.shape)}>"
+    if isinstance(source, torch.Tensor):
+        return f"<tensor {tuple(source.shape)}>"
+    return f"<{type(source).__name__}>"
+
+
+def load_image(source: ImageSource, *, name: str | None = None, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
+    """Load any supported input as an RGB float tensor [3, H, W] in [0, 1].
+
+    Raises TIGASInputError for missing, empty, truncated, non-image, unsupported, too small or
+    too large inputs, naming the input (``name`` overrides the name used in messages).
+    """
+    label = name or describe(source)
+    if isinstance(source, torch.Tensor):
+        return _check_size(_tensor_to_rgb(source, label), label)
+    if isinstance(source, np.ndarray):
+        return _check_size(_tensor_to_rgb(_array_to_tensor(source, label), label), label)
+    if isinstance(source, Image.Image):
+        return _check_size(_pil_to_tensor(source, label, max_pixels), label)
+    if isinstance(source, bytes):
+        if not source:
+            raise TIGASInputError(label, "empty input (0 bytes)")
+        return _check_size(_open_and_decode(io.BytesIO(source), label, max_pixels), label)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise TIGASInputError(label, "file not found")
+        if path.is_dir():
+            raise TIGASInputError(label, "is a directory, not an image file")
+        size = path.stat().st_size
+        if size == 0:
+            raise TIGASInputError(label, "empty file (0 bytes)")
+        if size > MAX_FILE_BYTES:
+            raise TIGASInputError(label, f"file too large ({size / 2**20:.0f} MiB > {MAX_FILE_BYTES / 2**20:.0f} MiB)")
+        try:
+            with open(path, "rb") as handle:
+                return _check_size(_open_and_decode(handle, label, max_pixels), label)
+        except PermissionError as exc:
+            raise TIGASInputError(label, "permission denied") from exc
+    raise TIGASInputError(label, f"unsupported input type {type(source).__name__}")
+
+
+def _open_and_decode(stream: io.IOBase, label: str, max_pixels: int) -> torch.Tensor:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(stream)
+            width, height = image.size
+            if width * height > max_pixels:
+                raise TIGASInputError(label, f"image too large ({width}x{height} > {max_pixels} pixels; decompression-bomb guard)")
+            image.load()
+    except TIGASInputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise TIGASInputError(label, f"image too large (decompression-bomb guard: {exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise TIGASInputError(label, "not an image (unrecognised format)") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise TIGASInputError(label, f"corrupt or truncated image ({exc})") from exc
+    return _pil_to_tensor(image, label, max_pixels)
+
+
+def _pil_to_tensor(image: Image.Image, label: str, max_pixels: int) -> torch.Tensor:
+    width, height = image.size
+    if width * height > max_pixels:
+        raise TIGASInputError(label, f"image too large ({width}x{height} > {max_pixels} pixels)")
+    try:
+        image = ImageOps.exif_transpose(image)
+    except Exception:  # broken EXIF blocks should not make a readable image unreadable
+        pass
+    return torch.from_numpy(_pil_to_rgb_array(image, label)).permute(2, 0, 1).contiguous()
+
+
+def _pil_to_rgb_array(image: Image.Image, label: str) -> np.ndarray:
+    """RGB float32 HxWx3 in [0, 1]; alpha is composited over white, high bit depths are rescaled."""
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        gray = np.asarray(image, dtype=np.float32) / 65535.0
+        return np.repeat(gray[..., None], 3, axis=2)
+    if mode in ("I", "F"):
+        gray = np.asarray(image, dtype=np.float32)
+        scale = 65535.0 if gray.max(initial=0) > 255 else 255.0
+        return np.repeat(np.clip(gray / scale, 0, 1)[..., None], 3, axis=2)
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
+        alpha = rgba[..., 3:4]
+        return rgba[..., :3] * alpha + (1.0 - alpha)
+    try:
+        return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    except (ValueError, OSError) as exc:
+        raise TIGASInputError(label, f"unsupported image mode {mode}") from exc
+
+
+def _array_to_tensor(array: np.ndarray, label: str) -> torch.Tensor:
+    if array.dtype == np.uint8:
+        data = array.astype(np.float32) / 255.0
+    elif array.dtype == np.uint16:
+        data = array.astype(np.float32) / 65535.0
+    elif np.issubdtype(array.dtype, np.floating):
+        data = array.astype(np.float32)
+    elif array.dtype == np.bool_:
+        data = array.astype(np.float32)
+    else:
+        raise TIGASInputError(label, f"unsupported array dtype {array.dtype}")
+    if data.ndim == 3 and data.shape[-1] in (1, 3, 4) and data.shape[0] not in (1, 3):
+        data = np.moveaxis(data, -1, 0)  # HWC -> CHW
+    return torch.from_numpy(np.ascontiguousarray(data))
+
+
+def _tensor_to_rgb(tensor: torch.Tensor, label: str) -> torch.Tensor:
+    if not tensor.is_floating_point():
+        tensor = tensor.float() / (255.0 if tensor.dtype == torch.uint8 else 65535.0)
+    if tensor.ndim == 2:
+        tensor = tensor.unsqueeze(0)
+    if tensor.ndim != 3:
+        raise TIGASInputError(label, f"expected an image with 2 or 3 dimensions, got shape {tuple(tensor.shape)}")
+    channels = tensor.shape[0]
+    if channels == 1:
+        tensor = tensor.expand(3, -1, -1)
+    elif channels == 4:
+        alpha = tensor[3:4]
+        tensor = tensor[:3] * alpha + (1.0 - alpha)
+    elif channels != 3:
+        raise TIGASInputError(label, f"expected 1, 3 or 4 channels, got {channels}")
+    if not torch.isfinite(tensor).all():
+        raise TIGASInputError(label, "image contains NaN or infinite values")
+    return tensor.clamp(0.0, 1.0)
+
+
+def _check_size(tensor: torch.Tensor, label: str) -> torch.Tensor:
+    height, width = tensor.shape[-2:]
+    if min(height, width) < MIN_SIDE:
+        raise TIGASInputError(label, f"image too small ({width}x{height}; both sides must be >= {MIN_SIDE} px)")
+    return tensor
+
+
+def iter_image_files(folder: str | os.PathLike, recursive: bool = True) -> Iterator[Path]:
+    """Image files below ``folder`` in a stable (sorted) order; hidden files and folders skipped."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise TIGASInputError(os.fspath(folder), "not a directory")
+    pattern = root.rglob("*") if recursive else root.glob("*")
+    files = (
+        p for p in pattern
+        if p.suffix.lower() in IMAGE_EXTENSIONS
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        and p.is_file()
+    )
+    yield from sorted(files)
+
+
+def resize_shorter_side(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize [B,3,H,W] so the shorter side equals ``size``, keeping the aspect ratio (differentiable)."""
+    height, width = images.shape[-2:]
+    scale = size / min(height, width)
+    if scale == 1.0:
+        return images
+    new_size = (max(size, round(height * scale)), max(size, round(width * scale)))
+    return F.interpolate(images, size=new_size, mode="bilinear", align_corners=False, antialias=scale < 1.0)
+
+
+def crop(images: torch.Tensor, size: int, top: int | None = None, left: int | None = None) -> torch.Tensor:
+    """A size x size crop; centred unless ``top``/``left`` are given."""
+    height, width = images.shape[-2:]
+    top = (height - size) // 2 if top is None else top
+    left = (width - size) // 2 if left is None else left
+    return images[..., top : top + size, left : left + size]
+
+
+def preprocess(images: torch.Tensor, img_size: int) -> torch.Tensor:
+    """Model input from [3,H,W] or [B,3,H,W] in [0,1]: shorter side to img_size, centre square crop.
+
+    Used for training (after augmentation), validation and inference alike. Never squashes:
+    the aspect ratio is kept and the longer side is cropped. Differentiable, so it sits inside
+    the graph when TIGAS is a loss.
+    """
+    batched = images if images.ndim == 4 else images.unsqueeze(0)
+    out = crop(resize_shorter_side(batched, img_size), img_size)
+    return out if images.ndim == 4 else out[0]
+
+
+def to_uint8_image(image: torch.Tensor) -> np.ndarray:
+    """[3,H,W] float in [0,1] -> HxWx3 uint8, for display and saving."""
+    return (image.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)

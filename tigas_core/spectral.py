@@ -1,0 +1,138 @@
+"""Frequency-domain views of an image: log spectrum, radial profile, block DCT, artefact features.
+
+Shared by the model's spectral branch, `TIGAS.explain`, the app and the dashboard, so the
+spectrum a user looks at is exactly the one the model saw. All functions take batches and are
+differentiable.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import torch
+
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def to_grayscale(images: torch.Tensor) -> torch.Tensor:
+    """[B,3,H,W] -> [B,H,W] luma."""
+    weights = images.new_tensor(_LUMA).view(1, 3, 1, 1)
+    return (images * weights).sum(dim=1)
+
+
+@lru_cache(maxsize=16)
+def _hann_2d(height: int, width: int) -> torch.Tensor:
+    return torch.outer(torch.hann_window(height, periodic=False), torch.hann_window(width, periodic=False))
+
+
+def power_spectrum(images: torch.Tensor) -> torch.Tensor:
+    """Centred power spectrum |FFT|^2 of the Hann-windowed, mean-removed luma: [B,3,H,W] -> [B,H,W].
+
+    The window suppresses the cross-shaped leakage from image borders, which otherwise dominates
+    the high frequencies where up-sampling artefacts live.
+    """
+    gray = to_grayscale(images.float())
+    gray = gray - gray.mean(dim=(-2, -1), keepdim=True)
+    window = _hann_2d(*gray.shape[-2:]).to(gray.device)
+    spectrum = torch.fft.fftshift(torch.fft.fft2(gray * window, norm="ortho"), dim=(-2, -1))
+    return spectrum.real.square() + spectrum.imag.square()
+
+
+def log_spectrum(images: torch.Tensor) -> torch.Tensor:
+    """log(1 + power) of `power_spectrum`: the 2-D picture users see. [B,3,H,W] -> [B,H,W]."""
+    return torch.log1p(power_spectrum(images))
+
+
+@lru_cache(maxsize=16)
+def _radius_bins(height: int, width: int, n_bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bin index per frequency (normalised radius 0..1 at Nyquist, corners clipped) and bin counts."""
+    fy = (torch.arange(height) - height // 2) / (height / 2)
+    fx = (torch.arange(width) - width // 2) / (width / 2)
+    radius = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2).clamp(max=1.0)
+    index = (radius * (n_bins - 1e-6)).long().flatten()
+    counts = torch.bincount(index, minlength=n_bins).clamp(min=1).float()
+    return index, counts
+
+
+def radial_profile(power: torch.Tensor, n_bins: int = 64) -> torch.Tensor:
+    """Azimuthal average of log10 power per radius bin: [B,H,W] -> [B,n_bins], DC first."""
+    index, counts = _radius_bins(power.shape[-2], power.shape[-1], n_bins)
+    index, counts = index.to(power.device), counts.to(power.device)
+    sums = torch.zeros(power.shape[0], n_bins, device=power.device, dtype=power.dtype)
+    sums = sums.index_add(1, index, power.flatten(1))
+    return torch.log10(sums / counts + 1e-10)
+
+
+def radial_frequencies(n_bins: int) -> torch.Tensor:
+    """Centre of each radial bin as a fraction of the Nyquist frequency."""
+    return (torch.arange(n_bins) + 0.5) / n_bins
+
+
+def natural_reference_profile(n_bins: int = 64, slope: float = 2.0) -> torch.Tensor:
+    """The 1/f^slope power law of natural photographs as a log10 profile, zero at the middle bin.
+
+    Used until a model has learnt its own reference from real training images.
+    """
+    profile = -slope * torch.log10(radial_frequencies(n_bins))
+    return profile - profile[n_bins // 2]
+
+
+def normalise_profile(profile: torch.Tensor) -> torch.Tensor:
+    """Shift a log profile so its middle bin is zero: compares shapes, not overall contrast."""
+    return profile - profile[..., profile.shape[-1] // 2 : profile.shape[-1] // 2 + 1]
+
+
+@lru_cache(maxsize=8)
+def _dct_matrix(n: int) -> torch.Tensor:
+    """Orthonormal DCT-II matrix of size n x n."""
+    k = torch.arange(n, dtype=torch.float64)[:, None]
+    i = torch.arange(n, dtype=torch.float64)[None, :]
+    matrix = torch.cos(math.pi * (2 * i + 1) * k / (2 * n)) * math.sqrt(2.0 / n)
+    matrix[0] /= math.sqrt(2.0)
+    return matrix.float()
+
+
+def block_dct_energy(images: torch.Tensor, block: int = 8) -> torch.Tensor:
+    """Mean log energy of each of the block x block DCT frequencies over all blocks (JPEG-style grid).
+
+    [B,3,H,W] -> [B, block*block]. Generators leave tell-tale energy in particular DCT bands.
+    """
+    gray = to_grayscale(images.float())
+    height, width = (gray.shape[-2] // block) * block, (gray.shape[-1] // block) * block
+    gray = gray[:, :height, :width]
+    blocks = gray.unfold(1, block, block).unfold(2, block, block)  # B, nh, nw, block, block
+    dct = _dct_matrix(block).to(gray.device)
+    coefficients = dct @ blocks @ dct.T
+    return torch.log1p(coefficients.square().mean(dim=(1, 2)) * 255.0**2).flatten(1)
+
+
+def artefact_features(power: torch.Tensor, n_bins: int = 64) -> torch.Tensor:
+    """Scalar cues of generator artefacts from a power spectrum [B,H,W] -> [B,6].
+
+    high-frequency energy share (r > 0.5 and r > 0.75 of Nyquist), spectral slope of the radial
+    profile, and periodic peaks: how far the strongest high-frequency bins stand above the radial
+    mean (up-sampling and checkerboard artefacts make isolated peaks), plus the Nyquist-corner
+    energy that transposed convolutions with stride 2 leave behind.
+    """
+    height, width = power.shape[-2:]
+    index, _ = _radius_bins(height, width, n_bins)
+    index = index.to(power.device)
+    radius = index.float().view(height, width) / n_bins
+    total = power.sum(dim=(-2, -1)) + 1e-10
+    hf_half = (power * (radius > 0.5)).sum(dim=(-2, -1)) / total
+    hf_quarter = (power * (radius > 0.75)).sum(dim=(-2, -1)) / total
+
+    log_power = torch.log10(power + 1e-10)
+    profile = radial_profile(power, n_bins)
+    expected = profile[:, index].view(-1, height, width)
+    excess = (log_power - expected) * (radius > 0.25)
+    top = excess.flatten(1).topk(k=min(16, excess[0].numel()), dim=1).values
+    peak_max, peak_mean = top[:, 0], top.mean(dim=1)
+
+    freqs = torch.log10(radial_frequencies(n_bins).to(power.device))
+    centred = freqs - freqs.mean()
+    slope = ((profile - profile.mean(dim=1, keepdim=True)) * centred).sum(dim=1) / centred.square().sum()
+
+    corners = torch.stack([log_power[:, 0, 0], log_power[:, 0, width // 2], log_power[:, height // 2, 0]], dim=1)
+    nyquist = corners.mean(dim=1) - profile[:, -1]
+    return torch.stack([torch.log10(hf_half + 1e-10), torch.log10(hf_quarter + 1e-10), slope, peak_max, peak_mean, nyquist], dim=1)
