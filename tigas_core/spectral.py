@@ -49,7 +49,7 @@ def _radius_bins(height: int, width: int, n_bins: int) -> tuple[torch.Tensor, to
     fy = (torch.arange(height) - height // 2) / (height / 2)
     fx = (torch.arange(width) - width // 2) / (width / 2)
     radius = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2).clamp(max=1.0)
-    index = (radius * (n_bins - 1e-6)).long().flatten()
+    index = (radius * n_bins).long().clamp(max=n_bins - 1).flatten()
     counts = torch.bincount(index, minlength=n_bins).clamp(min=1).float()
     return index, counts
 

@@ -1,0 +1,522 @@
+"""TIGAS Gradio app: drag-and-drop realism scores with per-branch breakdowns, spectra and saliency.
+
+A thin view over `tigas_core.api.TIGAS`: every number and array shown here comes from
+`TIGAS.score_files` / `TIGAS.explain` and `tigas_core.api.verdict`; the app only arranges them
+into tables and plotly figures. The model is loaded once per process (`main`) and shared by all
+sessions through a queue with a concurrency limit. It is the Hugging Face Space entry point
+(`app_file: app/app.py`) and what `tigas app` launches.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from tigas_core.api import TIGAS, Explanation, verdict
+from tigas_core.io import TIGASInputError
+from tigas_core.model import BRANCHES
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # read when gradio is imported
+import gradio as gr  # noqa: E402
+
+TABLE_COLUMNS = ["file", "score", "verdict", *BRANCHES, "message"]
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+DOWNLOAD_MAX_AGE_S = 3600
+
+# Clipboard images pasted anywhere on the page join the upload box, so paste goes through the
+# same multi-file path as drag-and-drop and the file picker.
+PASTE_JS = """
+() => {
+  document.addEventListener("paste", (event) => {
+    const files = event.clipboardData ? Array.from(event.clipboardData.files) : [];
+    if (!files.length) return;
+    const input = document.querySelector("#tigas-upload input[type=file]");
+    if (!input) return;
+    const transfer = new DataTransfer();
+    files.forEach((file) => transfer.items.add(file));
+    input.files = transfer.files;
+    input.dispatchEvent(new Event("change", { bubbles: true }));
+    event.preventDefault();
+  });
+}
+"""
+
+
+@dataclass(frozen=True)
+class AppLimits:
+    """Per-request limits that keep one visitor from monopolising a shared CPU Space."""
+
+    max_files: int = 32
+    max_file_mb: float = 10.0
+    concurrency: int = 2
+    queue_size: int = 64
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 2**20)
+
+    @property
+    def upload_guard(self) -> str:
+        """Gradio's hard upload limit: well above the per-file cap, so that files just over the cap
+        still arrive and get their own message instead of failing the whole upload."""
+        return f"{int(math.ceil(self.max_file_mb * 4))}mb"
+
+
+# --------------------------------------------------------------------------------------------
+# Naming and messages: users only ever see base file names, never where the server keeps them.
+
+
+def _display_names(paths: Sequence[str]) -> list[str]:
+    """Base names, made unique ("a.png", "a.png (2)") so that table rows map back to one file."""
+    seen: dict[str, int] = {}
+    names = []
+    for path in paths:
+        base = Path(path).name
+        seen[base] = seen.get(base, 0) + 1
+        names.append(base if seen[base] == 1 else f"{base} ({seen[base]})")
+    return names
+
+
+def _scrub(message: str, path: str, name: str) -> str:
+    """Replace the server-side path (and its folder) in a core error message by the base name."""
+    message = message.replace(str(path), name)
+    folder = str(Path(path).parent)
+    if folder not in ("", "."):
+        message = message.replace(folder + os.sep, "").replace(folder, "")
+    return message
+
+
+def _file_path(item: Any) -> str:
+    """Gradio hands files over as paths (str) or objects with a ``.name``/``path``; normalise."""
+    if isinstance(item, (str, os.PathLike)):
+        return os.fspath(item)
+    if isinstance(item, dict) and "path" in item:
+        return str(item["path"])
+    return str(getattr(item, "path", None) or getattr(item, "name"))
+
+
+# --------------------------------------------------------------------------------------------
+# Scoring: records are plain JSON-able dicts kept server-side in gr.State.
+
+
+def _empty_record(name: str, message: str) -> dict[str, Any]:
+    return {
+        "file": name, "score": None, "verdict": "", "error": message,
+        **{branch: None for branch in BRANCHES}, **{f"w_{branch}": None for branch in BRANCHES},
+    }
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def score_paths(tigas: TIGAS, paths: Sequence[str], limits: AppLimits, threshold: float) -> tuple[list[dict], dict[str, str]]:
+    """Score uploaded files; returns one record per file (in upload order) and name -> path of the
+    files that scored. Files over the size cap or beyond the file cap get a message instead."""
+    names = _display_names(paths)
+    records: dict[str, dict[str, Any]] = {}
+    to_score: list[tuple[str, str]] = []
+    for index, (name, path) in enumerate(zip(names, paths)):
+        if index >= limits.max_files:
+            records[name] = _empty_record(name, f"not scored: at most {limits.max_files} files per request")
+            continue
+        size = Path(path).stat().st_size if Path(path).is_file() else 0
+        if size > limits.max_file_bytes:
+            records[name] = _empty_record(
+                name, f"file too large ({size / 2**20:.1f} MiB > {limits.max_file_mb:g} MiB per file)"
+            )
+            continue
+        to_score.append((name, path))
+    scored: dict[str, str] = {}
+    if to_score:
+        frame = tigas.score_files([path for _, path in to_score], progress=False)
+        for (name, path), row in zip(to_score, frame.to_dict("records")):
+            error = _scrub(str(row["error"] or ""), path, name)
+            record = {
+                "file": name,
+                "score": _float_or_none(row["score"]),
+                "verdict": "",
+                "error": error,
+                **{branch: _float_or_none(row[branch]) for branch in BRANCHES},
+                **{f"w_{branch}": _float_or_none(row[f"w_{branch}"]) for branch in BRANCHES},
+            }
+            records[name] = record
+            if not error and record["score"] is not None:
+                scored[name] = path
+    ordered = [records[name] for name in names]
+    return apply_threshold(ordered, threshold), scored
+
+
+def apply_threshold(records: list[dict], threshold: float) -> list[dict]:
+    """Verdicts under the user's threshold (scores are not recomputed)."""
+    return [
+        {**record, "verdict": verdict(record["score"], threshold) if record["score"] is not None else "",
+         "threshold": float(threshold)}
+        for record in records
+    ]
+
+
+def results_table(records: list[dict]) -> pd.DataFrame:
+    """Scored files by descending score, then the files that failed with their messages."""
+    rows = [
+        {
+            "file": record["file"],
+            "score": None if record["score"] is None else round(record["score"], 4),
+            "verdict": record["verdict"],
+            **{branch: None if record[branch] is None else round(record[branch], 4) for branch in BRANCHES},
+            "message": record["error"],
+        }
+        for record in records
+    ]
+    frame = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    if frame.empty:
+        return frame
+    return frame.sort_values("score", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+
+
+def status_markdown(records: list[dict]) -> str:
+    if not records:
+        return "Drop images above (or paste one, or pick an example) to score them."
+    failed = [record for record in records if record["error"]]
+    lines = [f"**{len(records) - len(failed)} of {len(records)} file(s) scored.**"]
+    lines += [f"- ⚠️ `{record['file']}`: {record['error']}" for record in failed]
+    return "\n".join(lines)
+
+
+class DownloadWriter:
+    """Writes results as CSV and JSON into a folder the app owns, pruning old files as it goes."""
+
+    def __init__(self) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="tigas_app_")
+        self.root = Path(self._tmp.name)
+
+    def write(self, records: list[dict]) -> tuple[str, str]:
+        self._prune()
+        folder = self.root / uuid.uuid4().hex
+        folder.mkdir()
+        columns = ["file", "score", "verdict", "threshold", *BRANCHES, *(f"w_{b}" for b in BRANCHES), "error"]
+        frame = pd.DataFrame(records, columns=columns).sort_values(
+            "score", ascending=False, na_position="last", kind="stable"
+        )
+        csv_path = folder / "tigas_results.csv"
+        json_path = folder / "tigas_results.json"
+        frame.to_csv(csv_path, index=False)
+        json_path.write_text(frame.to_json(orient="records", indent=2) + "\n")
+        return str(csv_path), str(json_path)
+
+    def _prune(self) -> None:
+        cutoff = time.time() - DOWNLOAD_MAX_AGE_S
+        for folder in self.root.iterdir():
+            if folder.stat().st_mtime < cutoff:
+                for file in folder.iterdir():
+                    file.unlink(missing_ok=True)
+                folder.rmdir()
+
+
+# --------------------------------------------------------------------------------------------
+# Figures: arrange arrays from Explanation; no numbers are computed here.
+
+
+def branch_figure(explanation: Explanation) -> go.Figure:
+    scores = [float(explanation.components[b]) for b in BRANCHES]
+    weights = [float(explanation.branch_weights[b]) for b in BRANCHES]
+    figure = go.Figure(
+        [
+            go.Bar(name="component score", x=list(BRANCHES), y=scores, text=[f"{v:.3f}" for v in scores],
+                   textposition="outside", marker_color="#4C78A8"),
+            go.Bar(name="fusion weight", x=list(BRANCHES), y=weights, text=[f"{v:.3f}" for v in weights],
+                   textposition="outside", marker_color="#F58518"),
+        ]
+    )
+    figure.update_layout(
+        title=f"Branch scores and fusion weights (TIGAS score {explanation.score:.3f})",
+        barmode="group", yaxis=dict(range=[0, 1.15], title="value in [0, 1]"),
+        legend=dict(orientation="h", y=-0.15), margin=dict(t=60, b=40, l=50, r=20), height=360,
+    )
+    return figure
+
+
+def spectrum_figure(explanation: Explanation) -> go.Figure:
+    spectrum = np.asarray(explanation.spectrum)
+    height, width = spectrum.shape
+    figure = go.Figure(
+        go.Heatmap(
+            z=spectrum, x=(np.arange(width) - width // 2) / width, y=(np.arange(height) - height // 2) / height,
+            colorscale="Viridis", colorbar=dict(title="log power"),
+            hovertemplate="fx %{x:.3f}<br>fy %{y:.3f}<br>log power %{z:.3f}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title="2-D log-magnitude spectrum (model view, DC at centre)",
+        xaxis=dict(title="horizontal frequency (cycles/px)", scaleanchor="y", constrain="domain"),
+        yaxis=dict(title="vertical frequency (cycles/px)", constrain="domain"),
+        margin=dict(t=60, b=40, l=50, r=20), height=360,
+    )
+    return figure
+
+
+def profile_figure(explanation: Explanation) -> go.Figure:
+    frequencies = np.asarray(explanation.frequencies)
+    figure = go.Figure(
+        [
+            go.Scatter(x=frequencies, y=np.asarray(explanation.radial_profile), name="this image", mode="lines+markers",
+                       marker=dict(size=4), hovertemplate="f %{x:.3f}<br>image %{y:.3f}<extra></extra>"),
+            go.Scatter(x=frequencies, y=np.asarray(explanation.reference_profile), name="natural-image reference",
+                       mode="lines", line=dict(dash="dash"), hovertemplate="f %{x:.3f}<br>reference %{y:.3f}<extra></extra>"),
+        ]
+    )
+    figure.update_layout(
+        title="Radial power profile vs natural-image reference",
+        xaxis=dict(title="spatial frequency (fraction of Nyquist)"), yaxis=dict(title="normalised log10 power"),
+        hovermode="x unified", legend=dict(orientation="h", y=-0.2), margin=dict(t=60, b=40, l=50, r=20), height=360,
+    )
+    return figure
+
+
+def saliency_figure(explanation: Explanation) -> go.Figure:
+    image = np.asarray(explanation.image)
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("model view", "saliency overlay"), horizontal_spacing=0.04)
+    figure.add_trace(go.Image(z=image, hoverinfo="skip"), row=1, col=1)
+    figure.add_trace(go.Image(z=image, hoverinfo="skip"), row=1, col=2)
+    figure.add_trace(
+        go.Heatmap(z=np.asarray(explanation.saliency), zmin=0, zmax=1, colorscale="Hot", reversescale=True,
+                   opacity=0.55, colorbar=dict(title="saliency"),
+                   hovertemplate="x %{x}<br>y %{y}<br>saliency %{z:.3f}<extra></extra>"),
+        row=1, col=2,
+    )
+    figure.update_xaxes(visible=False)
+    figure.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    figure.update_layout(title="Where it looks generated", margin=dict(t=70, b=10, l=10, r=10), height=360)
+    return figure
+
+
+def explanation_summary(name: str, explanation: Explanation, threshold: float) -> str:
+    components = ", ".join(f"{b} {float(explanation.components[b]):.3f}" for b in BRANCHES)
+    width, height = explanation.image_size
+    return (
+        f"### `{name}`: score **{explanation.score:.3f}** ({verdict(explanation.score, threshold)})\n"
+        f"Components: {components}. Original size {width}x{height} px; threshold {threshold:.2f}."
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The app.
+
+
+def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[str] | None = None) -> gr.Blocks:
+    """Gradio Blocks over one loaded TIGAS (shared by all sessions).
+
+    Named API endpoints: ``/score`` and ``/explain`` take one image file (and an optional
+    threshold) and return JSON with the score, components, branch weights and verdict.
+    """
+    limits = limits or AppLimits()
+    downloads = DownloadWriter()
+    default_threshold = float(tigas.threshold)
+
+    def on_upload(files: list[Any] | None, threshold: float):
+        paths = [_file_path(item) for item in files or []]
+        records, scored = score_paths(tigas, paths, limits, threshold)
+        return _render_results(records, scored, threshold)
+
+    def on_threshold(records: list[dict], scored: dict[str, str], threshold: float):
+        return _render_results(apply_threshold(records, threshold), scored, threshold)
+
+    def _render_results(records: list[dict], scored: dict[str, str], threshold: float):
+        table = results_table(records)
+        csv_path, json_path = downloads.write(records) if records else (None, None)
+        ranked = [name for name in table["file"] if name in scored] if not table.empty else []
+        return (
+            records, scored, table, status_markdown(records),
+            gr.update(choices=ranked, value=ranked[0] if ranked else None),
+            gr.update(value=csv_path, interactive=csv_path is not None),
+            gr.update(value=json_path, interactive=json_path is not None),
+        )
+
+    def on_select_row(table: pd.DataFrame, event: gr.SelectData):
+        row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
+        return gr.update(value=str(table.iloc[row]["file"]))
+
+    def on_inspect(name: str | None, scored: dict[str, str], threshold: float):
+        if not name or name not in scored:
+            return "Select a scored file to see its breakdown.", None, None, None, None
+        explanation = tigas.explain(scored[name])
+        return (
+            explanation_summary(name, explanation, threshold), branch_figure(explanation),
+            spectrum_figure(explanation), profile_figure(explanation), saliency_figure(explanation),
+        )
+
+    def api_score(file: Any, threshold: float | None = None) -> dict[str, Any]:
+        """Score one image: JSON with score, components, branch_weights, verdict."""
+        threshold = default_threshold if threshold is None else float(threshold)
+        if file is None:
+            raise gr.Error("no file given")
+        path = _file_path(file)
+        records, _ = score_paths(tigas, [path], limits, threshold)
+        record = records[0]
+        if record["error"]:
+            raise gr.Error(f"{record['file']}: {record['error']}")
+        return {
+            "file": record["file"], "score": record["score"], "verdict": record["verdict"], "threshold": threshold,
+            "components": {b: record[b] for b in BRANCHES},
+            "branch_weights": {b: record[f"w_{b}"] for b in BRANCHES},
+        }
+
+    def api_explain(file: Any, threshold: float | None = None) -> dict[str, Any]:
+        """Explain one image: score, components, branch weights, verdict plus spectrum, radial and
+        reference profiles and saliency (as nested lists)."""
+        threshold = default_threshold if threshold is None else float(threshold)
+        if file is None:
+            raise gr.Error("no file given")
+        path = _file_path(file)
+        name = _display_names([path])[0]
+        size = Path(path).stat().st_size if Path(path).is_file() else 0
+        if size > limits.max_file_bytes:
+            raise gr.Error(f"{name}: file too large ({size / 2**20:.1f} MiB > {limits.max_file_mb:g} MiB per file)")
+        try:
+            explanation = tigas.explain(path)
+        except TIGASInputError as exc:
+            raise gr.Error(f"{name}: {exc.reason}") from exc
+        payload = explanation.to_dict(arrays=True)
+        payload.update(file=name, threshold=threshold, verdict=verdict(explanation.score, threshold))
+        return payload
+
+    with gr.Blocks(title="TIGAS realism score", delete_cache=(1800, 3600)) as demo:
+        records_state = gr.State([])
+        scored_state = gr.State({})
+        gr.Markdown(
+            "# TIGAS: how real does this image look?\n"
+            "A no-reference realism score in [0, 1] (1 = looks like a real photo, 0 = looks generated), "
+            "combining perceptual, spectral and statistical branches. Drop images, paste one (Ctrl+V), "
+            f"or pick files; up to {limits.max_files} files per request, {limits.max_file_mb:g} MiB per file."
+        )
+        with gr.Row():
+            with gr.Column(scale=2):
+                upload = gr.File(label="Images", file_count="multiple", elem_id="tigas-upload", height=180)
+                threshold = gr.Slider(0.0, 1.0, value=default_threshold, step=0.01, label="Decision threshold",
+                                      info="scores above threshold + 0.1 read 'likely real', below threshold - 0.1 "
+                                           "'likely generated', in between 'uncertain'", elem_id="tigas-threshold")
+                status = gr.Markdown(status_markdown([]), elem_id="tigas-status")
+                if examples:
+                    gr.Examples(examples=[[[path]] for path in examples], inputs=[upload],
+                                example_labels=[Path(path).stem.replace("_", " ") for path in examples],
+                                label="Examples (real photos from skimage.data and images from the project's own generators)")
+            with gr.Column(scale=3):
+                table = gr.Dataframe(value=results_table([]), label="Results (sorted by score; click a row to inspect)",
+                                     interactive=False, elem_id="tigas-table", wrap=True)
+                with gr.Row():
+                    csv_button = gr.DownloadButton("Download CSV", interactive=False, elem_id="tigas-csv")
+                    json_button = gr.DownloadButton("Download JSON", interactive=False, elem_id="tigas-json")
+        inspect = gr.Dropdown(choices=[], label="Inspect file", elem_id="tigas-inspect")
+        summary = gr.Markdown("Select a scored file to see its breakdown.", elem_id="tigas-summary")
+        with gr.Row():
+            branch_plot = gr.Plot(label="Branches", elem_id="tigas-branches")
+            saliency_plot = gr.Plot(label="Saliency", elem_id="tigas-saliency")
+        with gr.Row():
+            spectrum_plot = gr.Plot(label="Spectrum", elem_id="tigas-spectrum")
+            profile_plot = gr.Plot(label="Radial profile", elem_id="tigas-profile")
+        with gr.Accordion("JSON API (one file): the /score and /explain endpoints", open=False):
+            gr.Markdown(
+                "Same as `gradio_client`: `Client(url).predict(handle_file(path), api_name=\"/score\")`."
+            )
+            with gr.Row():
+                api_file = gr.File(label="Image", file_count="single")
+                api_threshold = gr.Number(value=default_threshold, label="threshold", minimum=0, maximum=1)
+            with gr.Row():
+                score_button = gr.Button("Score (JSON)")
+                explain_button = gr.Button("Explain (JSON)")
+            api_output = gr.JSON(label="Response")
+
+        result_outputs = [records_state, scored_state, table, status, inspect, csv_button, json_button]
+        inspect_outputs = [summary, branch_plot, spectrum_plot, profile_plot, saliency_plot]
+        upload.change(on_upload, [upload, threshold], result_outputs, api_visibility="private")
+        threshold.change(on_threshold, [records_state, scored_state, threshold], result_outputs, api_visibility="private",
+                         trigger_mode="always_last")
+        table.select(on_select_row, [table], [inspect], api_visibility="private")
+        inspect.change(on_inspect, [inspect, scored_state, threshold], inspect_outputs, api_visibility="private")
+        score_button.click(api_score, [api_file, api_threshold], api_output, api_name="score")
+        explain_button.click(api_explain, [api_file, api_threshold], api_output, api_name="explain")
+    demo.queue(default_concurrency_limit=limits.concurrency, max_size=limits.queue_size)
+    return demo
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point (Space and `tigas app`).
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by `python app/app.py` and `tigas app`."""
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--weights", metavar="DIR", help="weights folder (config.json + model.safetensors); default: bundled weights")
+    source.add_argument("--repo-id", metavar="ID", help="Hugging Face Hub repo to download weights from")
+    parser.add_argument("--revision", default=None, help="Hub revision (with --repo-id)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", DEFAULT_HOST))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", DEFAULT_PORT)))
+    parser.add_argument("--share", type=_bool, default=False, metavar="{true,false}", help="create a public gradio.live link")
+    parser.add_argument("--max-files", type=int, default=AppLimits.max_files, help="files scored per request")
+    parser.add_argument("--max-file-mb", type=float, default=AppLimits.max_file_mb, help="size cap per file in MiB")
+    parser.add_argument("--concurrency", type=int, default=AppLimits.concurrency, help="requests running at once")
+    parser.add_argument("--no-examples", action="store_true", help="skip building the example images")
+
+
+def load_tigas(args: argparse.Namespace) -> TIGAS:
+    """The one model of this process."""
+    if args.weights:
+        return TIGAS(checkpoint_path=args.weights, device=args.device)
+    if args.repo_id:
+        kwargs = {"revision": args.revision} if args.revision else {}
+        return TIGAS(auto_download=True, repo_id=args.repo_id, device=args.device, **kwargs)
+    return TIGAS(device=args.device)
+
+
+def example_files() -> list[str]:
+    """Example images the project makes itself, written once per machine into the temp folder."""
+    from tigas_core.demo import example_images
+
+    return [str(path) for path in example_images(Path(tempfile.gettempdir()) / "tigas_app_examples")]
+
+
+def launch(args: argparse.Namespace) -> int:
+    """Load the model once, build the app and serve it until interrupted."""
+    tigas = load_tigas(args)
+    limits = AppLimits(max_files=args.max_files, max_file_mb=args.max_file_mb, concurrency=args.concurrency)
+    examples = [] if args.no_examples else example_files()
+    demo = build_app(tigas, limits, examples)
+    print(f"TIGAS app: weights {tigas.weights_source}; serving on http://{args.host}:{args.port}", flush=True)
+    demo.launch(
+        server_name=args.host, server_port=args.port, share=args.share, max_file_size=limits.upload_guard,
+        js=PASTE_JS, footer_links=["api", "gradio"], allowed_paths=[str(Path(p).parent) for p in examples[:1]],
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="app.py", description="Launch the TIGAS Gradio app.")
+    add_arguments(parser)
+    return launch(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""The Gradio app end to end: `tigas app` in a subprocess on a free port, real HTTP.
+
+gradio_client checks that /score and /explain return what TIGAS computes on the same file, and a
+headless Debian chromium (playwright) uploads files through the page, waits for the table and the
+plots and checks the per-file messages for bad uploads.
+"""
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("gradio")
+from gradio_client import Client, handle_file  # noqa: E402
+
+from tigas_core.api import TIGAS, verdict  # noqa: E402
+from tigas_core.hub import save_pretrained  # noqa: E402
+from tigas_core.model import BRANCHES, create_tigas_model  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+MAX_FILE_MB = 0.1  # small cap so a ~190 KB noise PNG counts as "too big"
+STARTUP_TIMEOUT_S = 150
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _save_png(array: np.ndarray, path: Path) -> Path:
+    Image.fromarray(array).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def weights_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("weights")
+    save_pretrained(create_tigas_model(img_size=64, base_channels=8, feature_dim=32), folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> dict[str, Path]:
+    """Two real images, a corrupt PNG, a text file with an image name and one over the size cap."""
+    from skimage import data as skdata
+
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:80, 0:96]
+    smooth = np.stack([xx * 2.5, yy * 3.0, (xx + yy) * 1.4], axis=-1) + rng.normal(0, 6, (80, 96, 3))
+    photo = np.asarray(Image.fromarray(skdata.astronaut()).resize((96, 96), Image.BILINEAR))
+    files = {
+        "photo": _save_png(photo, folder / "astronaut.png"),
+        "smooth": _save_png(np.clip(smooth, 0, 255).astype(np.uint8), folder / "gradient.png"),
+        "big": _save_png(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8), folder / "huge_noise.png"),
+    }
+    buffer = io.BytesIO()
+    Image.fromarray(photo).save(buffer, format="PNG")
+    (folder / "broken.png").write_bytes(buffer.getvalue()[:400])
+    files["corrupt"] = folder / "broken.png"
+    (folder / "notes.png").write_text("this is not an image\n")
+    files["text"] = folder / "notes.png"
+    assert files["big"].stat().st_size > MAX_FILE_MB * 2**20
+    return files
+
+
+@pytest.fixture(scope="module")
+def server(weights_dir, tmp_path_factory):
+    """`tigas app` on a free port; yields its URL and stops it afterwards."""
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("server") / "app.log"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "1"}
+    tigas_cmd = shutil.which("tigas", path=str(Path(sys.executable).parent)) or "tigas"
+    command = [tigas_cmd, "app", "--weights", str(weights_dir), "--port", str(port), "--share", "false",
+               "--max-file-mb", str(MAX_FILE_MB), "--concurrency", "2", "--no-examples"]
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    try:
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"app exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(url + "config", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"app did not start in {STARTUP_TIMEOUT_S} s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def tigas(weights_dir) -> TIGAS:
+    return TIGAS(checkpoint_path=str(weights_dir), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def client(server) -> Client:
+    return Client(server, verbose=False)
+
+
+def test_score_endpoint_matches_tigas(client, tigas, images):
+    for key in ("photo", "smooth"):
+        result = client.predict(handle_file(str(images[key])), api_name="/score")
+        direct = tigas(str(images[key]), return_features=True)
+        assert result["file"] == images[key].name
+        assert result["score"] == pytest.approx(float(direct["score"]), abs=1e-5)
+        for branch in BRANCHES:
+            assert result["components"][branch] == pytest.approx(float(direct["components"][branch]), abs=1e-5)
+            assert result["branch_weights"][branch] == pytest.approx(float(direct["branch_weights"][branch]), abs=1e-5)
+        assert sum(result["branch_weights"].values()) == pytest.approx(1.0, abs=1e-4)
+        assert result["verdict"] == verdict(result["score"], result["threshold"])
+
+
+def test_score_endpoint_threshold_moves_verdict(client, images):
+    low = client.predict(handle_file(str(images["photo"])), 0.0, api_name="/score")
+    high = client.predict(handle_file(str(images["photo"])), 1.0, api_name="/score")
+    assert (low["verdict"], high["verdict"]) == ("likely real", "likely generated")
+    assert low["score"] == high["score"]
+
+
+def test_explain_endpoint_matches_tigas(client, tigas, images):
+    result = client.predict(handle_file(str(images["photo"])), api_name="/explain")
+    direct = tigas.explain(str(images["photo"]))
+    assert result["file"] == "astronaut.png"
+    assert result["score"] == pytest.approx(direct.score, abs=1e-5)
+    assert result["verdict"] == verdict(direct.score, result["threshold"])
+    for branch in BRANCHES:
+        assert result["components"][branch] == pytest.approx(float(direct.components[branch]), abs=1e-5)
+        assert result["branch_weights"][branch] == pytest.approx(float(direct.branch_weights[branch]), abs=1e-5)
+    assert np.allclose(np.asarray(result["spectrum"]), direct.spectrum, atol=1e-4)
+    assert np.allclose(np.asarray(result["radial_profile"]), direct.radial_profile, atol=1e-4)
+    saliency = np.asarray(result["saliency"])
+    assert saliency.shape == direct.saliency.shape and 0.0 <= saliency.min() <= saliency.max() <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("key", "reason"), [("corrupt", "corrupt"), ("text", "not an image"), ("big", "too large")]
+)
+def test_bad_file_gets_clear_error_without_server_paths(client, images, key, reason):
+    with pytest.raises(Exception) as info:
+        client.predict(handle_file(str(images[key])), api_name="/score")
+    message = str(info.value)
+    assert images[key].name in message and reason in message
+    assert "/tmp" not in message and "gradio" not in message.lower()
+
+
+def test_only_score_and_explain_are_public(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert sorted(endpoints) == ["/explain", "/score"]
+
+
+def test_app_script_help_runs():
+    """The Space entry point parses its options (python app/app.py)."""
+    app_file = Path(__file__).resolve().parents[1] / "app" / "app.py"
+    result = subprocess.run([sys.executable, str(app_file), "--help"], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
+    assert result.returncode == 0, result.stderr
+    assert "--weights" in result.stdout and "--repo-id" in result.stdout and "--share" in result.stdout
+
+
+@pytest.mark.browser
+def test_browser_upload_scores_plots_and_bad_files(server, tigas, images, tmp_path):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not installed")
+    from playwright.sync_api import expect, sync_playwright
+
+    expected = {key: float(tigas(str(images[key]))) for key in ("photo", "smooth")}
+    uploads = [str(images[key]) for key in ("photo", "smooth", "corrupt", "text", "big")]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1800})
+            page.set_default_timeout(60_000)
+            page.goto(server)
+            page.locator("#tigas-upload input[type=file]").set_input_files(uploads)
+
+            status = page.locator("#tigas-status")
+            expect(status).to_contain_text("2 of 5 file(s) scored")
+            expect(status).to_contain_text("broken.png")
+            expect(status).to_contain_text("corrupt")
+            expect(status).to_contain_text("notes.png")
+            expect(status).to_contain_text("not an image")
+            expect(status).to_contain_text("huge_noise.png")
+            expect(status).to_contain_text("too large")
+
+            table = page.locator("#tigas-table")
+            for key, score in expected.items():
+                expect(table).to_contain_text(images[key].name)
+                expect(table).to_contain_text(f"{score:.4f}".rstrip("0"))
+            top = max(expected, key=expected.get)
+            expect(page.locator("#tigas-summary")).to_contain_text(images[top].name)
+            expect(page.locator("#tigas-branches")).to_contain_text("Branch scores and fusion weights")
+            expect(page.locator("#tigas-branches")).to_contain_text("perceptual")
+            expect(page.locator("#tigas-spectrum")).to_contain_text("log-magnitude spectrum")
+            expect(page.locator("#tigas-profile")).to_contain_text("natural-image reference")
+            expect(page.locator("#tigas-saliency")).to_contain_text("saliency overlay")
+            expect(page.locator("#tigas-csv")).to_be_enabled()
+            assert "/tmp/" not in page.locator("body").inner_text()
+
+            page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
+            assert (tmp_path / "app.png").stat().st_size > 10_000
+        finally:
+            browser.close()

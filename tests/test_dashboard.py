@@ -1,0 +1,315 @@
+"""The Streamlit dashboard end to end: its numbers, its score cache, and a real browser.
+
+The data set is made here: a real reference of 1/f ("pink") noise images, one generator of
+over-smoothed images (little high-frequency energy) and one with a periodic checkerboard on top
+(up-sampling artefact), plus one corrupt file. The model is a small, freshly initialised TIGAS
+saved with save_pretrained, so everything runs in seconds on a CPU.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+REPO = Path(__file__).resolve().parents[1]
+DASHBOARD = REPO / "dashboards" / "dashboard.py"
+CHROMIUM = "/usr/bin/chromium"
+GENERATORS = {"real": 12, "smooth": 9, "checker": 9}
+
+
+def _pink_noise(rng: np.random.Generator, size: int) -> np.ndarray:
+    """An RGB image whose power falls as 1/f^2, like natural photographs."""
+    fy, fx = np.meshgrid(np.fft.fftfreq(size), np.fft.fftfreq(size), indexing="ij")
+    amplitude = 1.0 / np.maximum(np.hypot(fy, fx), 1.0 / size)
+    channels = []
+    for _ in range(3):
+        phase = np.exp(2j * np.pi * rng.random((size, size)))
+        channel = np.fft.ifft2(amplitude * phase).real
+        channels.append((channel - channel.mean()) / (channel.std() + 1e-8))
+    return np.clip(0.5 + 0.18 * np.stack(channels, axis=-1), 0, 1)
+
+
+def _make_image(kind: str, rng: np.random.Generator, size: int = 64) -> np.ndarray:
+    image = _pink_noise(rng, size)
+    if kind == "smooth":  # low-pass: a box blur removes the high frequencies
+        kernel = 5
+        padded = np.pad(image, ((kernel // 2,) * 2, (kernel // 2,) * 2, (0, 0)), mode="reflect")
+        image = sum(padded[i : i + size, j : j + size] for i in range(kernel) for j in range(kernel)) / kernel**2
+    elif kind == "checker":  # the period-2 pattern stride-2 transposed convolutions leave behind
+        yy, xx = np.mgrid[:size, :size]
+        image = np.clip(image + 0.12 * (((yy + xx) % 2) * 2 - 1)[..., None], 0, 1)
+    return (image * 255 + 0.5).astype(np.uint8)
+
+
+def _write(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("dashboard_data")
+    rng = np.random.default_rng(0)
+    for generator, count in GENERATORS.items():
+        for i in range(count):
+            sub = "epoch1/" if generator == "checker" and i % 2 else ""  # generators may nest folders
+            _write(root / generator / f"{sub}{i:02d}.png", _make_image(generator, rng))
+    (root / "checker" / "broken.png").write_bytes(b"this is not a png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    import torch
+
+    from tigas_core.hub import save_pretrained
+    from tigas_core.model import create_tigas_model
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("weights")
+    save_pretrained(create_tigas_model(img_size=64, base_channels=8, feature_dim=32), folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tigas(weights):
+    from tigas_core.api import TIGAS
+
+    return TIGAS(checkpoint_path=str(weights), device="cpu")
+
+
+@pytest.fixture()
+def app_env(monkeypatch, dataset, weights, tmp_path):
+    """Environment the dashboard reads its settings from, with a fresh score cache per test."""
+    import streamlit as st
+
+    monkeypatch.setenv("TIGAS_DASHBOARD_ROOT", str(dataset))
+    monkeypatch.setenv("TIGAS_WEIGHTS", str(weights))
+    monkeypatch.setenv("TIGAS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("TIGAS_NUM_THREADS", "2")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    return tmp_path / "cache"
+
+
+def _app():
+    from streamlit.testing.v1 import AppTest
+
+    return AppTest.from_file(str(DASHBOARD), default_timeout=120)
+
+
+def _expected_summary(tigas, root: Path) -> pd.DataFrame:
+    """Per-generator mean/median/std/AUROC/AP computed straight from TIGAS.compute_directory."""
+    frames = {g: tigas.compute_directory(root / g, progress=False) for g in GENERATORS}
+    ok = {g: f[f["error"] == ""]["score"].to_numpy() for g, f in frames.items()}
+    rows = []
+    for generator, scores in ok.items():
+        row = {"generator": generator, "n": len(scores), "mean": scores.mean(), "median": np.median(scores),
+               "std": pd.Series(scores).std()}
+        if generator != "real":
+            labels = np.r_[np.ones(len(ok["real"])), np.zeros(len(scores))]
+            values = np.r_[ok["real"], scores]
+            row["AUROC"], row["AP"] = roc_auc_score(labels, values), average_precision_score(labels, values)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("generator")
+
+
+def _metric(at, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_summary_table_matches_independent_computation(app_env, dataset, tigas):
+    at = _app().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    table = at.dataframe[0].value.set_index("generator")
+    expected = _expected_summary(tigas, dataset)
+
+    assert list(table.index)[0] == "real"
+    assert sorted(table.index) == sorted(GENERATORS)
+    for generator, row in expected.iterrows():
+        assert table.loc[generator, "n"] == row["n"] == GENERATORS[generator]
+        for column in ("mean", "median", "std"):
+            assert table.loc[generator, column] == pytest.approx(row[column], abs=1e-5), (generator, column)
+        if generator != "real":
+            assert table.loc[generator, "AUROC"] == pytest.approx(row["AUROC"], abs=1e-9)
+            assert table.loc[generator, "AP"] == pytest.approx(row["AP"], abs=1e-9)
+    assert table.loc["checker", "failed"] == 1
+    threshold = at.slider(key="threshold").value
+    real = tigas.compute_directory(dataset / "real", progress=False)["score"]
+    assert table.loc["real", "flagged"] == pytest.approx((real < threshold).mean())
+
+    # The corrupt file is listed with its reason, and everything else was scored.
+    failed = at.dataframe[-1].value
+    assert list(failed["path"].map(lambda p: Path(p).name)) == ["broken.png"]
+    assert "not an image" in failed["error"].iloc[0]
+    assert _metric(at, "newly scored") == str(sum(GENERATORS.values()) + 1)
+    assert _metric(at, "unreadable") == "1"
+
+
+def test_cache_scores_only_new_or_changed_files(app_env, dataset, tigas):
+    at = _app().run()
+    assert _metric(at, "newly scored") == str(sum(GENERATORS.values()) + 1)
+
+    # A fresh process would find everything in the persistent cache: nothing is scored again.
+    import streamlit as st
+
+    st.cache_resource.clear()
+    at = _app().run()
+    assert not at.exception, at.exception
+    assert _metric(at, "newly scored") == "0"
+
+    # Changing one file rescores exactly that one, and the table follows the new content.
+    changed = dataset / "smooth" / "00.png"
+    original = changed.read_bytes()
+    try:
+        _write(changed, _make_image("checker", np.random.default_rng(99)))
+        at.sidebar.button[0].click().run()
+        assert _metric(at, "newly scored") == "1"
+        table = at.dataframe[0].value.set_index("generator")
+        expected = _expected_summary(tigas, dataset)
+        assert table.loc["smooth", "mean"] == pytest.approx(expected.loc["smooth", "mean"], abs=1e-5)
+        at.sidebar.button[0].click().run()  # rescan without changes: nothing new
+        assert _metric(at, "newly scored") == "0"
+    finally:
+        changed.write_bytes(original)
+
+
+def test_score_cache_keys_on_content_and_model(tmp_path, dataset, tigas, weights):
+    """The cache directly: copies of a file are scored once, a different model scores afresh."""
+    import torch
+
+    from tigas_core.api import TIGAS
+    from tigas_core.model import create_tigas_model
+    from tigas_core.score_cache import ScoreCache
+
+    source = dataset / "real" / "00.png"
+    copies = []
+    for i in range(3):
+        copy = tmp_path / "copies" / f"copy{i}.png"
+        copy.parent.mkdir(exist_ok=True)
+        copy.write_bytes(source.read_bytes())
+        copies.append(copy)
+    first = ScoreCache(tigas, tmp_path / "cache").score(copies)
+    assert first.n_scored == 1 and first.n_hashed == 3
+    assert first.table["score"].nunique() == 1
+    direct = tigas.score_files([str(source)])["score"].iloc[0]
+    assert first.table["score"].iloc[0] == pytest.approx(direct, abs=1e-6)
+    assert first.features.shape == (3, tigas.config.feature_dim)
+    assert np.isfinite(first.profiles).all() and np.isfinite(first.spectra.astype(np.float32)).all()
+
+    again = ScoreCache(tigas, tmp_path / "cache").score(copies)
+    assert (again.n_scored, again.n_hashed) == (0, 0)  # unchanged files are not even re-read
+    np.testing.assert_array_equal(again.features, first.features)
+
+    torch.manual_seed(1)
+    other = TIGAS(model=create_tigas_model(img_size=64, base_channels=8, feature_dim=32), device="cpu")
+    assert ScoreCache(other, tmp_path / "cache").score(copies).n_scored == 1
+
+
+def test_gallery_click_shows_explanation(app_env):
+    at = _app().run()
+    buttons = [b for b in at.button if b.key and b.key.startswith("explain-Most")]
+    assert buttons, "the gallery shows Explain buttons"
+    buttons[0].click().run()
+    assert not at.exception, at.exception
+    assert any(s.value.startswith("Explanation: ") for s in at.subheader)
+    assert not at.error, [e.value for e in at.error]
+
+
+def _load_dashboard_module():
+    spec = importlib.util.spec_from_file_location("tigas_dashboard_under_test", DASHBOARD)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_inputs_zip_and_csv(tmp_path, dataset):
+    dashboard = _load_dashboard_module()
+    # A zip of one top folder opens at that folder; members escaping the target are refused.
+    archive = tmp_path / "set.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        for path in dataset.rglob("*.png"):
+            handle.write(path, Path("mydata") / path.relative_to(dataset))
+    root = dashboard.extract_zip(archive.read_bytes(), tmp_path / "uploads")
+    index = dashboard.index_folder(root)
+    assert index["generator"].value_counts().to_dict() == {"real": 12, "smooth": 9, "checker": 10}
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as handle:
+        handle.writestr("../outside.png", b"x")
+    with pytest.raises(ValueError, match="outside"):
+        dashboard.extract_zip(evil.read_bytes(), tmp_path / "uploads")
+    assert not (tmp_path / "outside.png").exists()
+
+    csv = tmp_path / "index.csv"  # relative paths are relative to the CSV's own folder
+    relative = os.path.relpath(dataset / "real" / "00.png", tmp_path)
+    pd.DataFrame({"path": [relative, str(dataset / "smooth" / "01.png")], "generator": ["real", "smooth"]}).to_csv(csv, index=False)
+    frame = dashboard.index_csv(csv)
+    assert frame["path"].tolist() == [str(dataset / "real" / "00.png"), str(dataset / "smooth" / "01.png")]
+    assert frame["generator"].tolist() == ["real", "smooth"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file,label2\nx.png,real\n")
+    with pytest.raises(ValueError, match="generator"):
+        dashboard.index_csv(bad)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed")
+def test_browser_renders_charts(tmp_path, dataset, weights):
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TIGAS_NUM_THREADS="1", TIGAS_CACHE_DIR=str(tmp_path / "cache"))
+    command = [sys.executable, "-m", "tigas_core.cli", "dashboard", str(dataset), "--weights", str(weights),
+               "--port", str(port), "--address", "127.0.0.1"]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"dashboard did not start: {server.stdout.read().decode(errors='replace')}")
+                time.sleep(0.5)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                                              "--disable-component-update"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"http://127.0.0.1:{port}/", timeout=60_000)
+            page.wait_for_selector('[data-testid="stDataFrame"]', timeout=90_000)
+            page.get_by_role("tab", name="Distributions").click()
+            page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+            page.wait_for_timeout(1000)  # let plotly finish its transitions before the picture
+            shot = Path(os.environ.get("TIGAS_SCREENSHOT_DIR", tmp_path)) / "dashboard.png"
+            shot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shot), full_page=True)
+            assert page.locator(".js-plotly-plot").count() >= 3
+            assert "Traceback" not in page.content()
+            browser.close()
+        assert shot.stat().st_size > 10_000
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)

@@ -1,0 +1,67 @@
+"""Launch the Streamlit dashboard.
+
+The dashboard lives in dashboards/dashboard.py at the repository root (outside the package), so
+this command starts `streamlit run` on that file in a child process: headless, usage statistics
+off, settings handed over as script arguments. Streamlit itself is imported only by the child.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+DASHBOARD_FILE = Path(__file__).resolve().parents[2] / "dashboards" / "dashboard.py"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("root", nargs="?", help="folder with one sub-folder per generator, or a CSV index (path,generator); "
+                        "default: the project's demo set")
+    parser.add_argument("--weights", help="TIGAS weights folder or checkpoint (default: $TIGAS_WEIGHTS, else the bundled weights)")
+    parser.add_argument("--real-name", default="real", help="name of the real reference sub-folder (default: real)")
+    parser.add_argument("--port", type=int, default=8501, help="port to serve on (default: 8501)")
+    parser.add_argument("--address", default="localhost", help="address to bind (default: localhost)")
+    parser.add_argument("--cache-dir", help="where scores are cached (default: $TIGAS_CACHE_DIR or ~/.cache/tigas)")
+    parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass when scoring")
+
+
+def streamlit_command(args: argparse.Namespace) -> list[str]:
+    """The `streamlit run` command line for these arguments (separate so it can be checked without running it)."""
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(DASHBOARD_FILE),
+        "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+        "--server.port", str(args.port),
+        "--server.address", args.address,
+        "--",
+    ]
+    if args.root:
+        command.append(str(Path(args.root).expanduser().resolve()))
+    weights = args.weights or os.environ.get("TIGAS_WEIGHTS")
+    if weights:
+        command += ["--weights", str(Path(weights).expanduser().resolve()) if Path(weights).expanduser().exists() else weights]
+    command += ["--real-name", args.real_name, "--batch-size", str(args.batch_size)]
+    if args.cache_dir:
+        command += ["--cache-dir", str(Path(args.cache_dir).expanduser().resolve())]
+    return command
+
+
+def run(args: argparse.Namespace) -> int:
+    if not DASHBOARD_FILE.is_file():
+        print(f"tigas dashboard: {DASHBOARD_FILE} not found; the dashboard ships with the source checkout (pip install -e .)",
+              file=sys.stderr)
+        return 2
+    if args.root and not Path(args.root).expanduser().exists():
+        print(f"tigas dashboard: {args.root}: not found", file=sys.stderr)
+        return 2
+    env = dict(os.environ, STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
+    browser = shutil.which("chromium") or shutil.which("google-chrome")
+    if browser and "BROWSER_PATH" not in env:
+        env["BROWSER_PATH"] = browser  # kaleido's PNG export of plots needs a Chrome
+    print(f"TIGAS dashboard on http://{args.address}:{args.port}", file=sys.stderr)
+    try:
+        return subprocess.call(streamlit_command(args), env=env)
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,133 @@
+"""`tigas score`: score files and folders, print a line per image and a summary, save CSV/JSON/plot."""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from tigas_core.config import atomic_write_text
+from tigas_core.io import IMAGE_EXTENSIONS, iter_image_files
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", help="image files and/or folders")
+    parser.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--weights", help="weights folder, .safetensors or Hub repo id (default: bundled)")
+    parser.add_argument("--auto-download", action="store_true", help="prefer the pinned Hub weights (HF cache)")
+    parser.add_argument("--threshold", type=float, help="decision threshold (default: the calibrated one)")
+    parser.add_argument("--csv", type=Path, help="write all rows to this CSV")
+    parser.add_argument("--json", type=Path, help="write all rows and a summary to this JSON")
+    parser.add_argument("--plot", type=Path, help="score histogram: .html (interactive) or .png")
+    parser.add_argument("--resume", action="store_true", help="with --csv: skip files already scored by an interrupted run")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no per-image lines")
+
+
+def collect_paths(inputs: list[str], recursive: bool) -> list[Path]:
+    """Folders expand to their image files; files are kept as given (even bad ones, to report them)."""
+    paths: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            paths.extend(iter_image_files(path, recursive=recursive))
+        else:
+            paths.append(path)
+    return paths
+
+
+def summarise(table: pd.DataFrame, threshold: float) -> dict:
+    scored = table[table["error"] == ""]
+    scores = scored["score"]
+    return {
+        "files": int(len(table)),
+        "scored": int(len(scored)),
+        "failed": int(len(table) - len(scored)),
+        "mean": float(scores.mean()) if len(scores) else math.nan,
+        "median": float(scores.median()) if len(scores) else math.nan,
+        "std": float(scores.std(ddof=0)) if len(scores) else math.nan,
+        "threshold": threshold,
+        "share_real": float((scores >= threshold).mean()) if len(scores) else math.nan,
+    }
+
+
+def write_plot(table: pd.DataFrame, out: Path, threshold: float) -> None:
+    import plotly.express as px
+
+    scored = table[table["error"] == ""]
+    fig = px.histogram(scored, x="score", nbins=40, range_x=[0, 1], hover_data=["path"], title=f"TIGAS scores ({len(scored)} images)")
+    fig.add_vline(x=threshold, line_dash="dash", annotation_text="threshold")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".png":
+        os.environ.setdefault("BROWSER_PATH", "/usr/bin/chromium")
+        fig.write_image(str(out))
+    else:
+        fig.write_html(str(out), include_plotlyjs="cdn")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from tigas_core.api import RESULT_COLUMNS, TIGAS, verdict
+
+    paths = collect_paths(args.paths, args.recursive)
+    if not paths:
+        print("tigas score: no image files found in " + ", ".join(args.paths) + f" (extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})", file=sys.stderr)
+        return 1
+    tigas = TIGAS(checkpoint_path=args.weights, auto_download=args.auto_download, device=args.device)
+    threshold = tigas.threshold if args.threshold is None else args.threshold
+
+    partial = args.csv.with_name(args.csv.name + ".partial") if args.csv else None
+    done: dict[str, dict] = {}
+    if partial and args.resume and partial.exists():
+        done = {row["path"]: row for row in pd.read_csv(partial, keep_default_na=False).to_dict("records")}
+    todo = [p for p in paths if os.fspath(p) not in done]
+
+    rows = [dict(r, score=float(r["score"]) if r["score"] != "" else math.nan) for r in done.values()]
+    sink = None
+    if partial:
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        new_file = not partial.exists() or not args.resume
+        sink = open(partial, "w" if new_file else "a", newline="")
+        writer = csv.DictWriter(sink, fieldnames=RESULT_COLUMNS)
+        if new_file:
+            writer.writeheader()
+    try:
+        progress = tqdm(tigas.iter_file_results(todo, args.batch_size), total=len(todo), unit="img", desc="TIGAS", file=sys.stderr, disable=None)
+        for row in progress:
+            row["verdict"] = verdict(row["score"], threshold)
+            rows.append(row)
+            if sink:
+                writer.writerow(row)
+                sink.flush()
+            if not args.quiet:
+                line = f"ERROR  {row['path']}: {row['error']}" if row["error"] else f"{row['score']:.4f}  {row['verdict']:<16}  {row['path']}"
+                progress.write(line, file=sys.stdout)
+    finally:
+        if sink:
+            sink.close()
+
+    table = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    summary = summarise(table, threshold)
+    print(
+        f"\nScored {summary['scored']} of {summary['files']} images"
+        + (f" ({summary['failed']} failed)" if summary["failed"] else "")
+        + (f": mean {summary['mean']:.4f}, median {summary['median']:.4f}, std {summary['std']:.4f}, "
+           f"{summary['share_real']:.1%} at or above threshold {threshold:.2f}" if summary["scored"] else "")
+        + f"  [weights: {tigas.weights_source}]"
+    )
+    if args.csv:
+        atomic_write_text(args.csv, table.to_csv(index=False))
+        partial.unlink(missing_ok=True)
+    if args.json:
+        payload = {"summary": summary, "weights": tigas.weights_source, "results": json.loads(table.to_json(orient="records"))}
+        atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
+    if args.plot and summary["scored"]:
+        write_plot(table, args.plot, threshold)
+    return 0 if summary["scored"] else 1

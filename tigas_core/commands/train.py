@@ -1,0 +1,62 @@
+"""Train a TIGAS model from a YAML config (flags override it); also runs under torchrun."""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# flag -> dotted config key; the flag's value replaces the YAML's
+OVERRIDES = {
+    "img_size": "model.img_size", "base_channels": "model.base_channels", "feature_dim": "model.feature_dim",
+    "epochs": "training.num_epochs", "batch_size": "training.batch_size", "lr": "training.learning_rate",
+    "output_dir": "training.output_dir", "seed": "training.seed", "device": "training.device",
+    "max_minutes": "training.max_minutes", "num_threads": "training.num_threads",
+    "train_split": "data.train_split", "augment_level": "data.augment_level",
+    "holdout_generators": "data.holdout_generators", "samples_per_epoch": "data.samples_per_epoch",
+    "num_workers": "data.num_workers",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=Path("configs/default.yaml"), help="YAML config (default: %(default)s)")
+    parser.add_argument("--data", action="append", default=[], metavar="DIR_OR_CSV",
+                        help="data folder or CSV index (repeatable; replaces data.sources)")
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the output folder")
+    parser.add_argument("--export", type=Path, metavar="DIR", help="also copy the final calibrated weights here (e.g. assets/)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override any config key")
+    for flag, key in OVERRIDES.items():
+        parser.add_argument("--" + flag.replace("_", "-"), dest=flag, default=None, help=f"overrides {key}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tigas_core.training import TrainConfig, Trainer
+
+    config = TrainConfig.from_yaml(args.config) if args.config.is_file() else None
+    if config is None:
+        log.error("%s: config file not found", args.config)
+        return 2
+    if args.data:
+        config.data.sources = [str(p) for p in args.data]
+    for flag, key in OVERRIDES.items():
+        value = getattr(args, flag)
+        if value is not None:
+            config.set(key, value)
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            log.error("--set expects SECTION.KEY=VALUE, got %r", item)
+            return 2
+        config.set(key.strip(), value.strip())
+    if not config.data.sources:
+        log.error("no training data: pass --data DIR (or set data.sources in the config)")
+        return 2
+    trainer = Trainer(config)
+    final = trainer.fit(resume=args.resume)
+    if final is not None and args.export:
+        from tigas_core.hub import load_model, save_pretrained
+
+        save_pretrained(load_model(str(final)), args.export)
+        log.info("exported weights to %s", args.export)
+    return 0

@@ -1,0 +1,104 @@
+"""Train the generator zoo (DCGAN, WGAN-GP, cGAN, VAE, DDPM) or export a small checkpoint.
+
+    tigas zoo train --model dcgan --data ../shared/data/real/cifar10 --minutes 20 --out runs/dcgan
+    tigas zoo export --checkpoint runs/dcgan --out assets/zoo/dcgan
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from tigas_core.generators import MODELS
+
+    sub = parser.add_subparsers(dest="zoo_command", metavar="{train,export}", required=True)
+    train = sub.add_parser("train", help="train one zoo model (time-boxed, resumes from --out)")
+    train.add_argument("--model", required=True, choices=sorted(MODELS))
+    train.add_argument("--data", required=True, type=Path, help="image folder; class sub-folders are labels (cGAN)")
+    train.add_argument("--out", required=True, type=Path, help="run folder: checkpoint, samples/, tb/")
+    train.add_argument("--minutes", type=float, default=20.0, help="wall-clock budget of this invocation")
+    train.add_argument("--steps", type=int, default=None, help="stop at this total step count (for equal-step comparisons)")
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--img-size", type=int, default=32)
+    train.add_argument("--data-limit", type=int, default=None, help="use at most this many images")
+    train.add_argument("--spectral-norm", action="store_true", help="spectral normalisation in the discriminator")
+    train.add_argument("--ttur", action="store_true", help="two time-scale update rule: D lr x2, G lr /2")
+    train.add_argument("--ema", type=float, default=None, help="EMA decay of the generator weights (0 = off)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a model config value (JSON value)")
+    train.add_argument("--tigas-weight", type=float, default=0.0, help="add weight * (1 - TIGAS score) to the generator loss")
+    train.add_argument("--tigas-checkpoint", default=None, help="TIGAS weights (default: the bundled ones)")
+    train.add_argument("--tigas-every", type=int, default=1, help="apply the TIGAS term every N generator steps")
+    train.add_argument("--tigas-warmup", type=int, default=0, help="ramp the TIGAS weight up over N steps")
+    train.add_argument("--tigas-warmup-mode", choices=["linear", "cosine"], default="linear")
+    train.add_argument("--tigas-multi-scale", action="store_true", help="average TIGAS over resized copies")
+    train.add_argument("--quality-grid", action="store_true", help="also write samples/quality_sorted.png (needs TIGAS)")
+    train.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    train.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
+
+    export = sub.add_parser("export", help="write only the (EMA) sampling network in fp16, for bundling")
+    export.add_argument("--checkpoint", required=True, help="run folder or checkpoint file")
+    export.add_argument("--out", required=True, type=Path, help="output stem: writes OUT.safetensors and OUT.json")
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from tigas_core.generators.train import ZooTrainOptions, train_zoo_model
+
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key] = _parse_value(value)
+    if args.spectral_norm:
+        overrides["spectral_norm"] = True
+    if args.ttur:
+        overrides["ttur"] = True
+    if args.ema is not None:
+        overrides["ema"] = args.ema
+    options = ZooTrainOptions(
+        model=args.model, data=args.data, out=args.out, minutes=args.minutes, max_steps=args.steps,
+        batch_size=args.batch_size, seed=args.seed, img_size=args.img_size, data_limit=args.data_limit,
+        overrides=overrides, tigas_weight=args.tigas_weight, tigas_checkpoint=args.tigas_checkpoint,
+        tigas_every=args.tigas_every, tigas_warmup=args.tigas_warmup, tigas_warmup_mode=args.tigas_warmup_mode,
+        tigas_multi_scale=args.tigas_multi_scale, quality_grid=args.quality_grid, fresh=args.fresh,
+    )
+    summary = train_zoo_model(options)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from tigas_core.generators import load_for_sampling
+    from tigas_core.generators.common import save_checkpoint
+
+    model = load_for_sampling(args.checkpoint)
+    tensors = model.sampler_tensors(half=True)
+    save_checkpoint(args.out, tensors, {"model": model.name, "config": model.config, "exported_from": str(args.checkpoint)})
+    size = Path(args.out).with_suffix(".safetensors").stat().st_size
+    print(f"wrote {Path(args.out).with_suffix('.safetensors')} ({size / 2**20:.2f} MiB) and {Path(args.out).with_suffix('.json')}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        return _run_train(args) if args.zoo_command == "train" else _run_export(args)
+    except (ValueError, FileNotFoundError) as exc:
+        log.error("%s", exc)
+        return 2

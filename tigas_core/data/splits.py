@@ -1,0 +1,81 @@
+"""Deterministic, leak-free train/val/test splits stratified by generator.
+
+Groups (source images) are shuffled per generator with a seed and dealt out whole, so tiles of
+one grid never appear in two splits; held-out generators go to the test split entirely, giving
+an honest unseen-generator measurement.
+"""
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from typing import Iterable
+
+from tigas_core.data.records import ImageRecord
+
+SPLITS = ("train", "val", "test")
+
+
+def split_records(
+    records: list[ImageRecord],
+    *,
+    seed: int = 0,
+    train_split: float = 0.8,
+    val_split: float = 0.1,
+    holdout_generators: Iterable[str] = (),
+) -> dict[str, list[ImageRecord]]:
+    """Return {"train","val","test"} record lists.
+
+    Per generator (and class), groups are shuffled with ``random.Random(f"{seed}:{generator}")``
+    (deterministic across runs and machines) and cut at ``train_split`` and
+    ``train_split + val_split``. A generator with too few groups keeps at least one group for
+    training; with two groups the second goes to test. Generators in ``holdout_generators``
+    appear only in test.
+    """
+    if not 0 < train_split <= 1 or not 0 <= val_split <= 1 - train_split:
+        raise ValueError(f"need 0 < train_split <= 1 and 0 <= val_split <= 1 - train_split, got {train_split}, {val_split}")
+    holdout = set(holdout_generators)
+    unknown = holdout - {r.generator for r in records}
+    if unknown:
+        raise ValueError(f"held-out generator(s) not in the data: {sorted(unknown)}")
+
+    by_stratum: dict[tuple[str, int], dict[str, list[ImageRecord]]] = defaultdict(lambda: defaultdict(list))
+    for record in records:
+        by_stratum[(record.generator, record.label)][record.group].append(record)
+
+    out: dict[str, list[ImageRecord]] = {name: [] for name in SPLITS}
+    for (generator, label), groups in sorted(by_stratum.items()):
+        keys = sorted(groups)
+        if generator in holdout:
+            assignment = {key: "test" for key in keys}
+        else:
+            random.Random(f"{seed}:{generator}:{label}").shuffle(keys)
+            assignment = _deal(keys, train_split, val_split)
+        for key in keys:
+            out[assignment[key]].extend(groups[key])
+    for name in SPLITS:
+        out[name].sort(key=lambda r: r.path)
+    return out
+
+
+def _deal(keys: list[str], train_split: float, val_split: float) -> dict[str, str]:
+    n = len(keys)
+    n_train = max(1, round(n * train_split))
+    n_val = round(n * val_split)
+    if n == 2 and train_split < 1:
+        n_train = 1
+    elif n >= 3 and train_split < 1:
+        n_train = min(n_train, n - 1 - (1 if val_split > 0 else 0))
+        n_val = max(n_val, 1) if val_split > 0 else 0
+    n_val = min(n_val, n - n_train)
+    names = ["train"] * n_train + ["val"] * n_val + ["test"] * (n - n_train - n_val)
+    return dict(zip(keys, names))
+
+
+def describe_split(splits: dict[str, list[ImageRecord]]) -> str:
+    """One line per generator with its image counts per split, for logs and model cards."""
+    generators = sorted({r.generator for records in splits.values() for r in records})
+    lines = [f"{'generator':<24}" + "".join(f"{name:>8}" for name in SPLITS)]
+    for generator in generators:
+        counts = [sum(r.generator == generator for r in splits[name]) for name in SPLITS]
+        lines.append(f"{generator:<24}" + "".join(f"{c:>8}" for c in counts))
+    return "\n".join(lines)

@@ -1,0 +1,132 @@
+"""The contract every zoo model follows, so one training loop, one checkpoint format and one
+`tigas generate` serve DCGAN, WGAN-GP, cGAN, VAE and DDPM alike."""
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from tigas_core.generators.common import EMA, flatten_optimizer, prefixed, restore_optimizer, to_unit, unprefixed
+
+
+class ZooModel:
+    """A generator plus whatever trains it (discriminator, encoder, optimizers, EMA).
+
+    Subclasses set ``name``, ``defaults`` and ``sampler`` (the network that makes images), build
+    ``self.networks`` / ``self.optimizers`` in ``build()`` and implement ``train_step`` and
+    ``_sample``. Images are [-1, 1] inside the model and [0, 1] outside (``sample``).
+    """
+
+    name: ClassVar[str]
+    sampler: ClassVar[str]
+    defaults: ClassVar[dict[str, Any]]
+    conditional: ClassVar[bool] = False
+
+    def __init__(self, config: dict[str, Any] | None = None, for_training: bool = True):
+        unknown = set(config or {}) - set(self.defaults) - {"img_size", "n_classes"}
+        if unknown:
+            raise ValueError(f"{self.name}: unknown config keys {sorted(unknown)}")
+        self.config: dict[str, Any] = {"img_size": 32, "n_classes": 0, **self.defaults, **(config or {})}
+        if self.config["img_size"] < 8 or 2 ** round(math.log2(self.config["img_size"])) != self.config["img_size"]:
+            raise ValueError(f"img_size must be a power of two >= 8, got {self.config['img_size']}")
+        self.networks: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.build(for_training)
+        decay = float(self.config.get("ema", 0.0))
+        self.ema = EMA(self.networks[self.sampler], decay) if (for_training and decay > 0) else None
+
+    # --- to implement -------------------------------------------------------------------------
+    def build(self, for_training: bool) -> None:
+        raise NotImplementedError
+
+    def train_step(self, real: torch.Tensor, labels: torch.Tensor, step: int, tigas=None) -> dict[str, float]:
+        """One optimisation step on a batch in [-1, 1]; returns scalars to log.
+
+        ``tigas`` is an optional TIGASLoss; its term is added to the generator objective.
+        """
+        raise NotImplementedError
+
+    def _sample(self, net: nn.Module, n: int, labels: torch.Tensor | None, noise: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+    # --- shared ---------------------------------------------------------------------------------
+    def sampling_network(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else self.networks[self.sampler]
+
+    @torch.no_grad()
+    def sample(self, n: int, labels: torch.Tensor | None = None, seed: int | None = None) -> torch.Tensor:
+        """``n`` images [n,3,H,W] in [0,1]; same seed, same images. Labels cycle over the classes
+        for a conditional model unless given."""
+        net = self.sampling_network()
+        was_training = net.training
+        net.eval()
+        noise = torch.Generator().manual_seed(seed if seed is not None else torch.seed() % 2**31)
+        if self.conditional and labels is None:
+            labels = torch.arange(n) % max(1, self.config["n_classes"])
+        try:
+            out = self._sample(net, n, labels, noise)
+        finally:
+            net.train(was_training)
+        return to_unit(out).float()
+
+    def after_step(self, step: int) -> None:
+        if self.ema is not None:
+            self.ema.update(self.networks[self.sampler], step)
+
+    def set_train(self, mode: bool = True) -> None:
+        for net in self.networks.values():
+            net.train(mode)
+
+    def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Every tensor needed to resume (networks, EMA, optimizer moments) and the JSON rest."""
+        tensors: dict[str, torch.Tensor] = {}
+        for name, net in self.networks.items():
+            tensors.update(prefixed(name, net.state_dict()))
+        if self.ema is not None:
+            tensors.update(prefixed(f"{self.sampler}_ema", self.ema.module.state_dict()))
+        optim_meta = {}
+        for name, opt in self.optimizers.items():
+            opt_tensors, optim_meta[name] = flatten_optimizer(name, opt)
+            tensors.update(opt_tensors)
+        return tensors, {"optimizers": optim_meta}
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        for name, net in self.networks.items():
+            state = unprefixed(name, tensors)
+            if state:
+                net.load_state_dict(state)
+        ema_state = unprefixed(f"{self.sampler}_ema", tensors)
+        if ema_state:
+            if self.ema is not None:
+                self.ema.module.load_state_dict(ema_state)
+            else:  # sampling-only load: the averaged weights are the ones to sample from
+                self.networks[self.sampler].load_state_dict(ema_state)
+        for name, opt in self.optimizers.items():
+            if name in meta.get("optimizers", {}):
+                restore_optimizer(name, opt, tensors, meta["optimizers"][name])
+
+    def sampler_tensors(self, half: bool = True) -> dict[str, torch.Tensor]:
+        """Only the (averaged) sampling network, for small bundled checkpoints."""
+        state = self.sampling_network().state_dict()
+        return {
+            f"{self.sampler}.{k}": (v.half() if half and v.is_floating_point() else v).contiguous()
+            for k, v in state.items()
+        }
+
+    def adam(self, params, lr: float, betas: tuple[float, float]) -> torch.optim.Optimizer:
+        return torch.optim.Adam(params, lr=lr, betas=tuple(betas))
+
+    def lrs(self) -> tuple[float, float]:
+        """(generator lr, discriminator lr); TTUR (Heusel et al.) gives D a 4x faster clock."""
+        lr = float(self.config["lr"])
+        return (lr / 2.0, lr * 2.0) if self.config.get("ttur") else (lr, lr)
+
+    def clip(self, module: nn.Module) -> float:
+        """Clip gradients (TIGAS gradients through a frozen network can spike) and return the norm."""
+        limit = float(self.config.get("grad_clip", 0.0))
+        params = [p for p in module.parameters() if p.grad is not None]
+        if limit <= 0 or not params:
+            return 0.0
+        return float(torch.nn.utils.clip_grad_norm_(params, limit))

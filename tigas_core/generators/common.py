@@ -1,0 +1,179 @@
+"""Pieces every zoo model shares: image folder loading, EMA, checkpoints, sample grids.
+
+Checkpoints are a pair ``NAME.safetensors`` (every tensor: weights, optimizer moments, RNG state)
+and ``NAME.json`` (model name, config, counters, optimizer hyper-parameters), both written
+atomically, so a killed run resumes from the last complete checkpoint and nothing is unpickled.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+from io import BytesIO
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from tigas_core.config import atomic_write_bytes, atomic_write_text
+from tigas_core.io import TIGASInputError, iter_image_files, load_image, preprocess, to_uint8_image
+
+
+class ImageFolderTensors:
+    """All images below a folder, resized to ``img_size`` and held in memory as uint8.
+
+    CIFAR-sized data (10k x 3x32x32 = 30 MB) fits in memory, which keeps the CPU training loop
+    free of decoding work. The class label is the first sub-folder name (CIFAR-10 class folders);
+    images directly in the root get label 0. Unreadable files are skipped and counted.
+    """
+
+    def __init__(self, root: str | os.PathLike, img_size: int = 32, limit: int | None = None):
+        root = Path(root)
+        files = list(iter_image_files(root))
+        if limit is not None:
+            files = files[:: max(1, len(files) // limit)][:limit]
+        if not files:
+            raise TIGASInputError(os.fspath(root), "no image files found")
+        class_names = sorted({f.relative_to(root).parts[0] for f in files if len(f.relative_to(root).parts) > 1})
+        index = {name: i for i, name in enumerate(class_names)}
+        images, labels, self.skipped = [], [], []
+        for path in files:
+            try:
+                image = preprocess(load_image(path), img_size)
+            except TIGASInputError as exc:
+                self.skipped.append(str(exc))
+                continue
+            images.append(torch.from_numpy(to_uint8_image(image)).permute(2, 0, 1))
+            parts = path.relative_to(root).parts
+            labels.append(index[parts[0]] if len(parts) > 1 else 0)
+        if not images:
+            raise TIGASInputError(os.fspath(root), f"none of the {len(files)} image files could be read")
+        self.images = torch.stack(images)
+        self.labels = torch.tensor(labels, dtype=torch.long)
+        self.class_names = class_names or ["all"]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batches(self, batch_size: int, seed: int, epoch: int, skip: int = 0) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        """Shuffled full batches in [-1, 1]; the order depends only on (seed, epoch) so a resumed
+        run can skip the batches it already trained on."""
+        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+        n_batches = len(self) // batch_size
+        if n_batches == 0:
+            raise ValueError(f"only {len(self)} images, fewer than one batch of {batch_size}")
+        for b in range(skip, n_batches):
+            idx = order[b * batch_size : (b + 1) * batch_size]
+            yield self.images[idx].float() / 127.5 - 1.0, self.labels[idx]
+
+    def batches_per_epoch(self, batch_size: int) -> int:
+        return len(self) // batch_size
+
+
+class EMA:
+    """Exponential moving average of a network's weights (and a copy of its buffers).
+
+    Sampling from the averaged generator gives visibly smoother GAN samples for free.
+    """
+
+    def __init__(self, module: nn.Module, decay: float):
+        self.decay = decay
+        self.module = copy.deepcopy(module).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, module: nn.Module, step: int) -> None:
+        # Warm-up: early on the average would be dominated by the random initialisation.
+        decay = min(self.decay, (1.0 + step) / (10.0 + step))
+        for ema_p, p in zip(self.module.parameters(), module.parameters()):
+            ema_p.lerp_(p.detach(), 1.0 - decay)
+        for ema_b, b in zip(self.module.buffers(), module.buffers()):
+            ema_b.copy_(b)
+
+
+def to_unit(images: torch.Tensor) -> torch.Tensor:
+    """Generator output in [-1, 1] -> [0, 1], the range TIGAS and image files use."""
+    return (images.clamp(-1, 1) + 1.0) / 2.0
+
+
+def png_bytes(image: torch.Tensor) -> bytes:
+    """[3,H,W] in [0,1] -> PNG file content."""
+    buffer = BytesIO()
+    Image.fromarray(to_uint8_image(image)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def save_grid(images: torch.Tensor, path: Path, nrow: int | None = None) -> None:
+    """Write a PNG grid of [N,3,H,W] images in [0,1] atomically."""
+    from torchvision.utils import make_grid
+
+    nrow = nrow or max(1, int(math.sqrt(len(images))))
+    grid = make_grid(images.detach().float().cpu().clamp(0, 1), nrow=nrow, padding=1, pad_value=1.0)
+    atomic_write_bytes(path, png_bytes(grid))
+
+
+def flatten_optimizer(name: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split an optimizer state dict into tensors (for safetensors) and JSON (hyper-parameters)."""
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for idx, entries in state["state"].items():
+        for key, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim.{name}.{idx}.{key}"] = value.detach().clone().contiguous()
+            else:
+                scalars[f"{idx}.{key}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def restore_optimizer(name: str, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    prefix = f"optim.{name}."
+    for key, value in tensors.items():
+        if key.startswith(prefix):
+            idx, field = key[len(prefix):].split(".", 1)
+            state.setdefault(int(idx), {})[field] = value
+    for key, value in meta.get("scalars", {}).items():
+        idx, field = key.split(".", 1)
+        state.setdefault(int(idx), {})[field] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_checkpoint(path_stem: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Write ``stem.safetensors`` then ``stem.json`` (the JSON last, so it only ever points at a
+    complete weights file)."""
+    path_stem.parent.mkdir(parents=True, exist_ok=True)
+    weights = path_stem.with_suffix(".safetensors")
+    tmp = weights.with_name(f".{weights.name}.tmp")
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
+    os.replace(tmp, weights)
+    atomic_write_text(path_stem.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """Accept a run folder, ``X.safetensors`` or ``X.json`` and return the stem ``X``."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoint"
+    stem = path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
+    for suffix in (".safetensors", ".json"):
+        if not stem.with_suffix(suffix).is_file():
+            raise FileNotFoundError(f"{stem.with_suffix(suffix)}: checkpoint file not found")
+    return stem
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    stem = resolve_checkpoint(path)
+    meta = json.loads(stem.with_suffix(".json").read_text())
+    return load_file(str(stem.with_suffix(".safetensors"))), meta
+
+
+def prefixed(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {f"{prefix}.{k}": v for k, v in state.items()}
+
+
+def unprefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    start = len(prefix) + 1
+    return {k[start:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}

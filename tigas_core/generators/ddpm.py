@@ -1,0 +1,154 @@
+"""A small DDPM (Ho et al. 2020): U-Net noise predictor, cosine schedule (Nichol & Dhariwal 2021)
+and a deterministic DDIM sampler (Song et al. 2021) so a few dozen steps give a sample."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tigas_core.generators.base import ZooModel
+from tigas_core.generators.common import to_unit
+
+
+def cosine_alpha_bar(timesteps: int, s: float = 0.008) -> torch.Tensor:
+    """Cumulative signal fraction alpha_bar_t, t = 1..T, with betas capped at 0.999."""
+    steps = torch.arange(timesteps + 1, dtype=torch.float64) / timesteps
+    f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
+    betas = (1 - f[1:] / f[:-1]).clamp(max=0.999)
+    return torch.cumprod(1 - betas, dim=0).float()
+
+
+def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    half = dim // 2
+    freqs = torch.exp(-math.log(10_000) * torch.arange(half, dtype=torch.float32) / half)
+    angles = t.float()[:, None] * freqs[None]
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, t_dim: int, dropout: float):
+        super().__init__()
+        self.norm1, self.conv1 = nn.GroupNorm(8, c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.time = nn.Linear(t_dim, c_out)
+        self.norm2, self.conv2 = nn.GroupNorm(8, c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.dropout = nn.Dropout(dropout)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, t_emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x))) + self.time(t_emb)[:, :, None, None]
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        return h + self.skip(x)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, channels: int, heads: int = 4):
+        super().__init__()
+        self.norm = nn.GroupNorm(8, channels)
+        self.attn = nn.MultiheadAttention(channels, heads, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        tokens = self.norm(x).flatten(2).transpose(1, 2)
+        out, _ = self.attn(tokens, tokens, tokens, need_weights=False)
+        return x + out.transpose(1, 2).reshape(b, c, h, w)
+
+
+class UNet(nn.Module):
+    """Predicts the noise in x_t. One residual block per level, attention at the coarsest level."""
+
+    def __init__(self, img_size: int = 32, width: int = 32, mults: tuple[int, ...] = (1, 2, 2), dropout: float = 0.0):
+        super().__init__()
+        t_dim = width * 4
+        self.width = width
+        self.time = nn.Sequential(nn.Linear(width, t_dim), nn.SiLU(), nn.Linear(t_dim, t_dim))
+        self.stem = nn.Conv2d(3, width, 3, padding=1)
+        chans = [width * m for m in mults]
+        self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
+        c_prev = width
+        for i, c in enumerate(chans):
+            self.down.append(ResBlock(c_prev, c, t_dim, dropout))
+            self.downsample.append(nn.Conv2d(c, c, 3, stride=2, padding=1) if i < len(chans) - 1 else nn.Identity())
+            c_prev = c
+        self.mid1, self.mid_attn, self.mid2 = ResBlock(c_prev, c_prev, t_dim, dropout), SelfAttention(c_prev), ResBlock(c_prev, c_prev, t_dim, dropout)
+        self.up, self.upsample = nn.ModuleList(), nn.ModuleList()
+        for i, c in reversed(list(enumerate(chans))):
+            self.up.append(ResBlock(c_prev + c, c, t_dim, dropout))
+            self.upsample.append(nn.Conv2d(c, c, 3, padding=1) if i > 0 else nn.Identity())
+            c_prev = c
+        self.out = nn.Sequential(nn.GroupNorm(8, c_prev), nn.SiLU(), nn.Conv2d(c_prev, 3, 3, padding=1))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        t_emb = self.time(timestep_embedding(t, self.width))
+        h = self.stem(x)
+        skips = []
+        for block, down in zip(self.down, self.downsample):
+            h = block(h, t_emb)
+            skips.append(h)
+            h = down(h)
+        h = self.mid2(self.mid_attn(self.mid1(h, t_emb)), t_emb)
+        for block, up in zip(self.up, self.upsample):
+            h = block(torch.cat([h, skips.pop()], dim=1), t_emb)
+            if not isinstance(up, nn.Identity):
+                h = up(F.interpolate(h, scale_factor=2.0, mode="nearest"))
+        return self.out(h)
+
+
+class DDPM(ZooModel):
+    """epsilon-prediction DDPM. With a TIGAS term, TIGAS judges the predicted clean image x0_hat,
+    only for timesteps t < tigas_max_t * T (the low-noise end, reached late in sampling), where
+    x0_hat is sharp enough for a realism score to mean something."""
+
+    name = "ddpm"
+    sampler = "unet"
+    defaults: dict[str, Any] = {
+        "width": 32, "mults": [1, 2, 2], "dropout": 0.0, "timesteps": 1000, "sample_steps": 50,
+        "lr": 2e-4, "betas": [0.9, 0.999], "ema": 0.999, "grad_clip": 1.0, "tigas_max_t": 0.25,
+    }
+
+    def build(self, for_training: bool) -> None:
+        c = self.config
+        self.networks["unet"] = UNet(c["img_size"], c["width"], tuple(c["mults"]), c["dropout"])
+        self.alpha_bar = cosine_alpha_bar(int(c["timesteps"]))
+        if for_training:
+            self.optimizers["unet"] = self.adam(self.networks["unet"].parameters(), c["lr"], c["betas"])
+
+    def train_step(self, real: torch.Tensor, labels: torch.Tensor, step: int, tigas=None) -> dict[str, float]:
+        unet = self.networks["unet"]
+        n, T = len(real), int(self.config["timesteps"])
+        t = torch.randint(0, T, (n,))
+        ab = self.alpha_bar[t].view(-1, 1, 1, 1)
+        eps = torch.randn_like(real)
+        x_t = ab.sqrt() * real + (1 - ab).sqrt() * eps
+        eps_hat = unet(x_t, t)
+        mse = F.mse_loss(eps_hat, eps)
+        loss, logs = mse, {"loss/mse": float(mse)}
+        late = t < self.config["tigas_max_t"] * T
+        if tigas is not None and late.any():
+            x0_hat = ((x_t[late] - (1 - ab[late]).sqrt() * eps_hat[late]) / ab[late].sqrt()).clamp(-1, 1)
+            term = tigas(to_unit(x0_hat), step=step)
+            loss = loss + term
+            if tigas.last_score is not None:
+                logs["tigas/term"], logs["tigas/score"] = float(term), tigas.last_score
+        self.optimizers["unet"].zero_grad(set_to_none=True)
+        loss.backward()
+        logs["grad_norm/unet"] = self.clip(unet)
+        self.optimizers["unet"].step()
+        return logs
+
+    def _sample(self, net: nn.Module, n: int, labels: torch.Tensor | None, noise: torch.Generator) -> torch.Tensor:
+        """DDIM with eta = 0 over ``sample_steps`` evenly spaced timesteps."""
+        size = int(self.config["img_size"])
+        T, steps = int(self.config["timesteps"]), int(self.config["sample_steps"])
+        times = torch.linspace(T - 1, 0, steps).round().long().unique_consecutive()
+        x = torch.randn(n, 3, size, size, generator=noise)
+        for i, t in enumerate(times):
+            ab = self.alpha_bar[t]
+            ab_prev = self.alpha_bar[times[i + 1]] if i + 1 < len(times) else torch.tensor(1.0)
+            eps = net(x, t.repeat(n))
+            x0 = ((x - (1 - ab).sqrt() * eps) / ab.sqrt()).clamp(-1, 1)
+            eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()  # consistent with the clamped x0
+            x = ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps
+        return x

@@ -1,0 +1,196 @@
+"""DCGAN, WGAN-GP and a class-conditional GAN on one pair of convolutional networks.
+
+The three differ only in the objective (non-saturating vs. Wasserstein with gradient penalty),
+the critic's normalisation and whether labels enter the networks, so they share the networks
+and the generator step; that is also the one place where the TIGAS term joins the generator
+objective.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from tigas_core.generators.base import ZooModel
+from tigas_core.generators.common import to_unit
+
+
+def _levels(img_size: int) -> int:
+    """Number of 2x up/down-samplings between 4x4 and img_size."""
+    return int(math.log2(img_size // 4))
+
+
+class Generator(nn.Module):
+    """z (+ label embedding) -> 4x4 -> ... -> img_size, transposed convolutions, BatchNorm, tanh."""
+
+    def __init__(self, img_size: int = 32, nz: int = 100, ngf: int = 64, n_classes: int = 0, embed_dim: int = 32):
+        super().__init__()
+        self.nz, self.n_classes = nz, n_classes
+        levels = _levels(img_size)
+        widths = [ngf * 2 ** (levels - 1 - i) for i in range(levels)]
+        self.embed = nn.Embedding(n_classes, embed_dim) if n_classes else None
+        in_dim = nz + (embed_dim if n_classes else 0)
+        layers: list[nn.Module] = [nn.ConvTranspose2d(in_dim, widths[0], 4, 1, 0, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(True)]
+        for c_in, c_out in zip(widths[:-1], widths[1:]):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
+        layers += [nn.ConvTranspose2d(widths[-1], 3, 4, 2, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.embed is not None:
+            if labels is None:
+                raise ValueError("this generator is class-conditional: labels are required")
+            z = torch.cat([z, self.embed(labels)], dim=1)
+        return self.net(z[:, :, None, None])
+
+
+class Discriminator(nn.Module):
+    """Strided convolutions down to 4x4 and a linear score; with classes, a projection term
+    (Miyato & Koyama 2018) adds <embed(y), h> so the critic judges image *and* label."""
+
+    def __init__(self, img_size: int = 32, ndf: int = 64, n_classes: int = 0, norm: str = "batch", use_sn: bool = False):
+        super().__init__()
+        sn = spectral_norm if use_sn else (lambda m: m)
+        levels = _levels(img_size)
+        widths = [ndf * 2**i for i in range(levels)]
+        layers: list[nn.Module] = [sn(nn.Conv2d(3, widths[0], 4, 2, 1)), nn.LeakyReLU(0.2, True)]
+        for c_in, c_out in zip(widths[:-1], widths[1:]):
+            layers.append(sn(nn.Conv2d(c_in, c_out, 4, 2, 1)))
+            if norm == "batch":
+                layers.append(nn.BatchNorm2d(c_out))
+            elif norm == "layer":
+                layers.append(nn.GroupNorm(1, c_out))
+            layers.append(nn.LeakyReLU(0.2, True))
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        feat_dim = widths[-1] * 16
+        self.head = sn(nn.Linear(feat_dim, 1))
+        self.embed = sn(nn.Embedding(n_classes, feat_dim)) if n_classes else None
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.features(x)
+        out = self.head(h)
+        if self.embed is not None:
+            out = out + (self.embed(labels) * h).sum(dim=1, keepdim=True)
+        return out
+
+
+class DCGAN(ZooModel):
+    """Radford et al. 2016 with the non-saturating loss; options: spectral norm in D, TTUR, EMA."""
+
+    name = "dcgan"
+    sampler = "generator"
+    defaults: dict[str, Any] = {
+        "nz": 100, "ngf": 64, "ndf": 64, "lr": 2e-4, "betas": [0.5, 0.999], "spectral_norm": False,
+        "ttur": False, "ema": 0.999, "grad_clip": 10.0,
+    }
+    critic_norm = "batch"
+
+    def _n_classes(self) -> int:
+        return int(self.config["n_classes"]) if self.conditional else 0
+
+    def build(self, for_training: bool) -> None:
+        c = self.config
+        self.networks["generator"] = Generator(c["img_size"], c["nz"], c["ngf"], self._n_classes())
+        if not for_training:
+            return
+        norm = "none" if c["spectral_norm"] else self.critic_norm
+        self.networks["discriminator"] = Discriminator(c["img_size"], c["ndf"], self._n_classes(), norm, c["spectral_norm"])
+        lr_g, lr_d = self.lrs()
+        self.optimizers["generator"] = self.adam(self.networks["generator"].parameters(), lr_g, c["betas"])
+        self.optimizers["discriminator"] = self.adam(self.networks["discriminator"].parameters(), lr_d, c["betas"])
+
+    def _labels(self, labels: torch.Tensor) -> torch.Tensor | None:
+        return labels if self.conditional else None
+
+    def _sample(self, net: nn.Module, n: int, labels: torch.Tensor | None, noise: torch.Generator) -> torch.Tensor:
+        z = torch.randn(n, self.config["nz"], generator=noise)
+        return net(z, labels if self.conditional else None)
+
+    def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float]]:
+        d = self.networks["discriminator"]
+        d_real, d_fake = d(real, labels), d(fake, labels)
+        loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+        return loss, {"d/real": float(d_real.mean()), "d/fake": float(d_fake.mean())}
+
+    def generator_adversarial(self, fake: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        return F.softplus(-self.networks["discriminator"](fake, labels)).mean()
+
+    def generator_turn(self, step: int) -> bool:
+        return True
+
+    def train_step(self, real: torch.Tensor, labels: torch.Tensor, step: int, tigas=None) -> dict[str, float]:
+        g, d = self.networks["generator"], self.networks["discriminator"]
+        cond = self._labels(labels)
+        z = torch.randn(len(real), self.config["nz"])
+        fake = g(z, cond)
+
+        d_loss, logs = self.discriminator_loss(real, fake.detach(), cond)
+        self.optimizers["discriminator"].zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.clip(d)
+        self.optimizers["discriminator"].step()
+        logs["loss/d"] = float(d_loss)
+
+        if self.generator_turn(step):
+            g_step = self.generator_step_index(step)
+            d.requires_grad_(False)  # the generator step must not leave gradients in D
+            adv = self.generator_adversarial(fake, cond)
+            g_loss = adv
+            if tigas is not None:
+                term = tigas(to_unit(fake), step=g_step)
+                g_loss = g_loss + term
+                if tigas.last_score is not None:
+                    logs["tigas/term"], logs["tigas/score"] = float(term), tigas.last_score
+            self.optimizers["generator"].zero_grad(set_to_none=True)
+            g_loss.backward()
+            d.requires_grad_(True)
+            logs["grad_norm/g"] = self.clip(g)
+            self.optimizers["generator"].step()
+            logs["loss/g_adv"] = float(adv)
+        return logs
+
+    def generator_step_index(self, step: int) -> int:
+        return step
+
+
+class WGANGP(DCGAN):
+    """Gulrajani et al. 2017: Wasserstein critic (no BatchNorm) with a gradient penalty on
+    real/fake interpolates; the generator moves once every ``n_critic`` batches."""
+
+    name = "wgan_gp"
+    defaults: dict[str, Any] = {
+        **DCGAN.defaults, "lr": 1e-4, "betas": [0.0, 0.9], "gp_weight": 10.0, "n_critic": 5,
+    }
+    critic_norm = "layer"
+
+    def discriminator_loss(self, real, fake, labels):
+        d = self.networks["discriminator"]
+        d_real, d_fake = d(real, labels), d(fake, labels)
+        alpha = torch.rand(len(real), 1, 1, 1)
+        mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+        (grad,) = torch.autograd.grad(d(mixed, labels).sum(), mixed, create_graph=True)
+        penalty = ((grad.flatten(1).norm(dim=1) - 1.0) ** 2).mean()
+        loss = d_fake.mean() - d_real.mean() + self.config["gp_weight"] * penalty
+        return loss, {"d/wasserstein": float(d_real.mean() - d_fake.mean()), "d/gp": float(penalty)}
+
+    def generator_adversarial(self, fake, labels):
+        return -self.networks["discriminator"](fake, labels).mean()
+
+    def generator_turn(self, step: int) -> bool:
+        return step % int(self.config["n_critic"]) == int(self.config["n_critic"]) - 1
+
+    def generator_step_index(self, step: int) -> int:
+        return step // int(self.config["n_critic"])
+
+
+class ConditionalGAN(DCGAN):
+    """Class-conditional DCGAN: label embedding into G, projection discriminator with spectral
+    norm (stable without BatchNorm statistics mixing classes)."""
+
+    name = "cgan"
+    conditional = True
+    defaults: dict[str, Any] = {**DCGAN.defaults, "spectral_norm": True}

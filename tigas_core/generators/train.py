@@ -1,0 +1,164 @@
+"""The one training loop of the zoo: time-boxed, resumable, logged to TensorBoard.
+
+A run folder holds ``checkpoint.safetensors`` + ``checkpoint.json`` (resumed automatically),
+``samples/epoch_NNNN.png`` (fixed-noise grids), ``samples/final.png``, optionally
+``samples/quality_sorted.png`` (samples ordered by TIGAS score) and ``tb/`` (TensorBoard).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tigas_core.generators import build_model
+from tigas_core.generators.base import ZooModel
+from tigas_core.generators.common import ImageFolderTensors, load_checkpoint, save_checkpoint, save_grid
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class ZooTrainOptions:
+    model: str
+    data: Path
+    out: Path
+    minutes: float = 20.0
+    max_steps: int | None = None
+    batch_size: int = 64
+    seed: int = 0
+    img_size: int = 32
+    data_limit: int | None = None
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    tigas_weight: float = 0.0
+    tigas_checkpoint: str | None = None
+    tigas_every: int = 1
+    tigas_warmup: int = 0
+    tigas_warmup_mode: str = "linear"
+    tigas_multi_scale: bool = False
+    quality_grid: bool = False
+    checkpoint_every_s: float = 120.0
+    grid_size: int = 64
+    log_every: int = 10
+    fresh: bool = False
+
+
+def _build_tigas(options: ZooTrainOptions):
+    """TIGASLoss (+ warm-up scheduler) when the run uses TIGAS, else (None, None)."""
+    if options.tigas_weight <= 0 and not options.quality_grid:
+        return None, None
+    from tigas_core.api import TIGAS
+    from tigas_core.loss import TIGASLoss, TIGASScheduler
+
+    scorer = TIGAS(checkpoint_path=options.tigas_checkpoint, device="cpu")
+    log.info("TIGAS weights: %s", scorer.weights_source)
+    loss = TIGASLoss(scorer, weight=options.tigas_weight, every_n_steps=options.tigas_every, multi_scale=options.tigas_multi_scale)
+    scheduler = TIGASScheduler(loss, options.tigas_weight, options.tigas_warmup, options.tigas_warmup_mode) if options.tigas_warmup > 0 else None
+    return loss, scheduler
+
+
+def _restore(model: ZooModel, ckpt: Path, options: ZooTrainOptions) -> dict[str, Any]:
+    tensors, meta = load_checkpoint(ckpt)
+    if meta.get("model") != model.name:
+        raise ValueError(f"{ckpt}: holds a {meta.get('model')!r} run, not {model.name!r}; use another --out or --fresh")
+    if meta.get("config") != model.config:
+        raise ValueError(f"{ckpt}: config differs from this run's ({meta.get('config')} vs {model.config}); use another --out or --fresh")
+    model.load_state_tensors(tensors, meta)
+    if "rng.torch" in tensors:
+        torch.set_rng_state(tensors["rng.torch"])
+    return meta["progress"]
+
+
+def _save(model: ZooModel, ckpt: Path, progress: dict[str, Any], options: ZooTrainOptions, class_names: list[str]) -> None:
+    tensors, meta = model.state_tensors()
+    tensors["rng.torch"] = torch.get_rng_state()
+    meta.update(model=model.name, config=model.config, progress=progress, class_names=class_names,
+                data=str(options.data), tigas_weight=options.tigas_weight, seed=options.seed)
+    save_checkpoint(ckpt, tensors, meta)
+
+
+def train_zoo_model(options: ZooTrainOptions) -> dict[str, Any]:
+    """Train until ``minutes`` of this invocation pass or ``max_steps`` total steps are done.
+
+    Returns a summary (steps, epochs, seconds, last logged values, files written).
+    """
+    from torch.utils.tensorboard import SummaryWriter
+
+    out = Path(options.out)
+    ckpt = out / "checkpoint"
+    data = ImageFolderTensors(options.data, options.img_size, options.data_limit)
+    if data.skipped:
+        log.warning("%d unreadable images skipped, e.g. %s", len(data.skipped), data.skipped[0])
+    config = {**options.overrides, "img_size": options.img_size}
+    if build_model(options.model, config, for_training=False).conditional:
+        config["n_classes"] = len(data.class_names)
+    torch.manual_seed(options.seed)
+    model = build_model(options.model, config)
+    progress = {"step": 0, "epoch": 0, "step_in_epoch": 0, "seconds": 0.0}
+    if ckpt.with_suffix(".json").exists() and not options.fresh:
+        progress = _restore(model, ckpt, options)
+        log.info("resumed %s at step %d (epoch %d)", model.name, progress["step"], progress["epoch"])
+    tigas, scheduler = _build_tigas(options)
+    train_term = tigas if options.tigas_weight > 0 else None
+    writer = SummaryWriter(str(out / "tb"))
+    samples_dir = out / "samples"
+    per_epoch = data.batches_per_epoch(options.batch_size)
+    log.info("%s: %d images, %d classes, %d batches/epoch", model.name, len(data), len(data.class_names), per_epoch)
+
+    start, last_ckpt, logs = time.monotonic(), time.monotonic(), {}
+    budget = options.minutes * 60.0
+    seconds_before = float(progress["seconds"])
+
+    def done() -> bool:
+        return time.monotonic() - start >= budget or (options.max_steps is not None and progress["step"] >= options.max_steps)
+
+    model.set_train(True)
+    while not done():
+        for real, labels in data.batches(options.batch_size, options.seed, progress["epoch"], progress["step_in_epoch"]):
+            step = progress["step"]
+            if scheduler is not None:
+                scheduler.step(step)
+            logs = model.train_step(real, labels, step, train_term)
+            model.after_step(step)
+            progress["step"] += 1
+            progress["step_in_epoch"] += 1
+            progress["seconds"] = seconds_before + time.monotonic() - start
+            if step % options.log_every == 0:
+                for key, value in logs.items():
+                    writer.add_scalar(key, value, step)
+                if train_term is not None:
+                    writer.add_scalar("tigas/weight", train_term.weight, step)
+            if done():
+                break
+            if time.monotonic() - last_ckpt >= options.checkpoint_every_s:
+                _save(model, ckpt, progress, options, data.class_names)
+                last_ckpt = time.monotonic()
+        else:  # a full epoch: fixed-noise grid for eyeballing progress
+            progress["epoch"] += 1
+            progress["step_in_epoch"] = 0
+            grid = model.sample(options.grid_size, seed=options.seed)
+            save_grid(grid, samples_dir / f"epoch_{progress['epoch']:04d}.png")
+            writer.add_images("samples", grid, progress["step"])
+            model.set_train(True)
+            log.info("epoch %d done (step %d, %.0f s) %s", progress["epoch"], progress["step"], progress["seconds"],
+                     json.dumps({k: round(v, 4) for k, v in logs.items()}))
+
+    _save(model, ckpt, progress, options, data.class_names)
+    final = model.sample(options.grid_size, seed=options.seed)
+    save_grid(final, samples_dir / "final.png")
+    writer.add_images("samples", final, progress["step"])
+    files = [str(ckpt.with_suffix(".safetensors")), str(samples_dir / "final.png")]
+    if tigas is not None:
+        with torch.no_grad():
+            scores = tigas.scorer(final).flatten()
+        order = torch.argsort(scores, descending=True)
+        save_grid(final[order], samples_dir / "quality_sorted.png")
+        files.append(str(samples_dir / "quality_sorted.png"))
+        writer.add_scalar("tigas/final_mean_score", float(scores.mean()), progress["step"])
+    writer.close()
+    log.info("%s: stopped at step %d, epoch %d, %.0f s in total", model.name, progress["step"], progress["epoch"], progress["seconds"])
+    return {"model": model.name, **progress, "last": logs, "files": files}

@@ -1,0 +1,75 @@
+"""Convolutional VAE: its blurry, low-frequency-heavy samples are a different failure mode from
+GAN checkerboards, which is exactly why the TIGAS trainer wants them as fakes."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from tigas_core.generators.base import ZooModel
+from tigas_core.generators.common import to_unit
+from tigas_core.generators.gan import Discriminator, Generator
+
+
+class Encoder(nn.Module):
+    """Image -> (mu, logvar); the DCGAN critic's trunk with two linear heads."""
+
+    def __init__(self, img_size: int, width: int, latent: int):
+        super().__init__()
+        self.trunk = Discriminator(img_size, width, norm="batch")
+        feat_dim = self.trunk.head.in_features
+        self.trunk.head = nn.Identity()
+        self.mu = nn.Linear(feat_dim, latent)
+        self.logvar = nn.Linear(feat_dim, latent)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.trunk.features(x)
+        return self.mu(h), self.logvar(h).clamp(-10, 10)
+
+
+class VAE(ZooModel):
+    """Gaussian decoder with fixed pixel std ``sigma`` (in [-1,1] units): loss per image =
+    ||x - x_hat||^2 / (2 sigma^2) + beta * KL. A small sigma trades blur for prior mismatch."""
+
+    name = "vae"
+    sampler = "decoder"
+    defaults: dict[str, Any] = {
+        "latent": 128, "width": 64, "lr": 1e-3, "betas": [0.9, 0.999], "sigma": 0.2, "beta": 1.0,
+        "ema": 0.0, "grad_clip": 10.0,
+    }
+
+    def build(self, for_training: bool) -> None:
+        c = self.config
+        self.networks["decoder"] = Generator(c["img_size"], c["latent"], c["width"])
+        if not for_training:
+            return
+        self.networks["encoder"] = Encoder(c["img_size"], c["width"], c["latent"])
+        params = list(self.networks["encoder"].parameters()) + list(self.networks["decoder"].parameters())
+        self.optimizers["vae"] = self.adam(params, c["lr"], c["betas"])
+
+    def _sample(self, net: nn.Module, n: int, labels: torch.Tensor | None, noise: torch.Generator) -> torch.Tensor:
+        return net(torch.randn(n, self.config["latent"], generator=noise))
+
+    def train_step(self, real: torch.Tensor, labels: torch.Tensor, step: int, tigas=None) -> dict[str, float]:
+        enc, dec = self.networks["encoder"], self.networks["decoder"]
+        mu, logvar = enc(real)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        recon = dec(z)
+        n = len(real)
+        rec_loss = ((recon - real) ** 2).flatten(1).sum(1).mean() / (2 * self.config["sigma"] ** 2)
+        kl = (0.5 * (mu**2 + logvar.exp() - 1.0 - logvar)).sum(1).mean()
+        loss = rec_loss + self.config["beta"] * kl
+        logs = {"loss/recon": float(rec_loss), "loss/kl": float(kl)}
+        if tigas is not None:
+            # Judge what `generate` emits: decodes of prior samples, not reconstructions.
+            term = tigas(to_unit(dec(torch.randn(n, self.config["latent"]))), step=step)
+            loss = loss + term
+            if tigas.last_score is not None:
+                logs["tigas/term"], logs["tigas/score"] = float(term), tigas.last_score
+        self.optimizers["vae"].zero_grad(set_to_none=True)
+        loss.backward()
+        logs["grad_norm/vae"] = self.clip(dec) + self.clip(enc)
+        self.optimizers["vae"].step()
+        logs["loss/total"] = float(loss)
+        return logs

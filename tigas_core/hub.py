@@ -1,0 +1,163 @@
+"""Weights on disk and on the Hugging Face Hub: save, load, resolve, push.
+
+Layout (a Hub model repo): config.json + model.safetensors + README.md (model card). Only
+safetensors are loaded; a legacy .pt checkpoint is read with ``torch.load(weights_only=True)``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from tigas_core.config import TIGASConfig, atomic_write_text
+from tigas_core.model import TIGASModel
+
+logger = logging.getLogger("tigas")
+
+DEFAULT_REPO_ID = "tigas-metric/tigas-base"
+# Weights are pinned to a tag so that a score means the same thing next year.
+DEFAULT_REVISION = "v0.1.0"
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+CARD_NAME = "README.md"
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """No usable TIGAS weights; the message says what to do."""
+
+
+def bundled_weights_dir() -> Path:
+    """assets/ beside the package (a source checkout) unless TIGAS_ASSETS_DIR points elsewhere."""
+    return Path(os.environ.get("TIGAS_ASSETS_DIR") or Path(__file__).resolve().parents[1] / "assets")
+
+
+def save_pretrained(model: TIGASModel, directory: str | os.PathLike, model_card: str | None = None) -> Path:
+    """Write config.json, model.safetensors and (if given) a model card, each atomically."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tmp = directory / f".{WEIGHTS_NAME}.tmp"
+    save_file(state, str(tmp), metadata={"format": "pt", "model_type": model.config.model_type})
+    os.replace(tmp, directory / WEIGHTS_NAME)
+    model.config.save(directory / CONFIG_NAME)
+    if model_card is not None:
+        atomic_write_text(directory / CARD_NAME, model_card)
+    return directory
+
+
+def load_model(source: str | os.PathLike, revision: str | None = None) -> TIGASModel:
+    """Load from a weights folder, a .safetensors file (config.json beside it), a legacy .pt, or a Hub repo id."""
+    path = Path(source)
+    if path.is_dir():
+        return _load_files(path / CONFIG_NAME, path / WEIGHTS_NAME)
+    if path.suffix == ".safetensors":
+        return _load_files(path.with_name(CONFIG_NAME), path)
+    if path.suffix in (".pt", ".pth", ".ckpt"):
+        return _load_legacy(path)
+    if path.exists():
+        raise WeightsNotFoundError(f"{source}: not a TIGAS weights folder, .safetensors or .pt file")
+    if not _looks_like_repo_id(str(source)):
+        raise WeightsNotFoundError(f"{source}: no such weights folder or file")
+    return _load_from_hub(str(source), revision)
+
+
+def _looks_like_repo_id(text: str) -> bool:
+    """'owner/name' with no path-like parts: what the Hub accepts as a model repo id."""
+    return text.count("/") == 1 and not text.startswith((".", "/", "~")) and not text.endswith("/")
+
+
+def _load_files(config_path: Path, weights_path: Path) -> TIGASModel:
+    for needed in (config_path, weights_path):
+        if not needed.is_file():
+            raise WeightsNotFoundError(f"{needed}: missing (a TIGAS weights folder holds {CONFIG_NAME} and {WEIGHTS_NAME})")
+    model = TIGASModel(TIGASConfig.load(config_path))
+    _load_state(model, load_file(str(weights_path)), weights_path)
+    return model
+
+
+def _load_legacy(path: Path) -> TIGASModel:
+    if not path.is_file():
+        raise WeightsNotFoundError(f"{path}: file not found")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    state = checkpoint.get("model_state_dict", checkpoint.get("state_dict", checkpoint))
+    config = TIGASConfig.from_dict(checkpoint.get("config", {})) if isinstance(checkpoint.get("config"), dict) else TIGASConfig()
+    model = TIGASModel(config)
+    _load_state(model, state, path)
+    return model
+
+
+def _load_state(model: TIGASModel, state: dict, origin: Path) -> None:
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise WeightsNotFoundError(
+            f"{origin}: weights do not match the model described by its config "
+            f"(missing {result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]})"
+        )
+
+
+def _load_from_hub(repo_id: str, revision: str | None) -> TIGASModel:
+    from huggingface_hub import hf_hub_download
+
+    config_path = hf_hub_download(repo_id, CONFIG_NAME, revision=revision)
+    weights_path = hf_hub_download(repo_id, WEIGHTS_NAME, revision=revision)
+    return _load_files(Path(config_path), Path(weights_path))
+
+
+def resolve_weights(
+    checkpoint_path: str | os.PathLike | None = None,
+    auto_download: bool = False,
+    repo_id: str = DEFAULT_REPO_ID,
+    revision: str | None = DEFAULT_REVISION,
+) -> tuple[TIGASModel, str]:
+    """Find weights in order: explicit checkpoint -> Hub via the HF cache (if auto_download) -> bundled.
+
+    Logs one line naming the weights used and why; never falls back to random weights.
+    """
+    if checkpoint_path is not None:
+        model = load_model(checkpoint_path, revision=revision)
+        source = f"checkpoint {checkpoint_path}"
+        logger.info("TIGAS weights: %s (given explicitly)", source)
+        return model, source
+    hub_problem = None
+    if auto_download:
+        try:
+            model = _load_from_hub(repo_id, revision)
+            source = f"hub {repo_id}@{revision}"
+            logger.info("TIGAS weights: %s (from the Hugging Face cache or Hub)", source)
+            return model, source
+        except Exception as exc:  # offline, missing revision, no network: fall back, and say so
+            hub_problem = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    bundled = bundled_weights_dir()
+    if (bundled / WEIGHTS_NAME).is_file():
+        model = load_model(bundled)
+        source = f"bundled {bundled}"
+        reason = f"Hub {repo_id}@{revision} unavailable ({hub_problem})" if hub_problem else "default"
+        logger.info("TIGAS weights: %s (%s)", source, reason)
+        return model, source
+    tried = [f"bundled weights in {bundled} (no {WEIGHTS_NAME})"]
+    if auto_download:
+        tried.insert(0, f"Hub {repo_id}@{revision} ({hub_problem})")
+    raise WeightsNotFoundError(
+        "No TIGAS weights found. Tried: " + "; ".join(tried) + ". Pass checkpoint_path= a weights folder "
+        "(config.json + model.safetensors), set TIGAS_ASSETS_DIR, or use auto_download=True with network "
+        "access or a populated Hugging Face cache. TIGAS never scores with random weights."
+    )
+
+
+def push_to_hub(directory: str | os.PathLike, repo_id: str, private: bool = False, token: str | None = None,
+                commit_message: str = "Upload TIGAS weights") -> str:
+    """Upload an exported weights folder to a Hub model repo; returns the commit URL."""
+    from huggingface_hub import HfApi
+
+    directory = Path(directory)
+    for needed in (CONFIG_NAME, WEIGHTS_NAME):
+        if not (directory / needed).is_file():
+            raise WeightsNotFoundError(f"{directory / needed}: missing; export with `tigas hub export DIR` first")
+    api = HfApi(token=token)
+    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+    info = api.upload_folder(repo_id=repo_id, folder_path=str(directory), commit_message=commit_message,
+                             allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, CARD_NAME])
+    return str(info)

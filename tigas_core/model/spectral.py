@@ -1,0 +1,54 @@
+"""Spectral branch: FFT log-spectrum CNN, radial power profile, block-DCT energy, artefact cues."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from tigas_core import spectral
+
+
+class SpectralBranch(nn.Module):
+    """Tokens from the frequency domain.
+
+    A 4x4 grid of tokens from a small CNN over the log power spectrum (where periodic up-sampling
+    peaks show as off-centre dots), plus one token each for the radial profile, the block-DCT
+    energy and the scalar artefact features.
+    """
+
+    grid = 4
+
+    def __init__(self, feature_dim: int, radial_bins: int = 64, dct_block: int = 8, spectrum_size: int = 64):
+        super().__init__()
+        self.radial_bins, self.dct_block, self.spectrum_size = radial_bins, dct_block, spectrum_size
+        self.spectrum_cnn = nn.Sequential(
+            nn.Conv2d(1, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.SiLU(inplace=True),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), nn.SiLU(inplace=True),
+            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.SiLU(inplace=True),
+        )
+        self.spectrum_proj = nn.Linear(64, feature_dim)
+        self.position = nn.Parameter(torch.zeros(1, self.grid * self.grid, feature_dim))
+        nn.init.trunc_normal_(self.position, std=0.02)
+        self.profile_mlp = self._vector_encoder(radial_bins, feature_dim)
+        self.dct_mlp = self._vector_encoder(dct_block * dct_block, feature_dim)
+        self.artefact_mlp = self._vector_encoder(6, feature_dim)
+
+    @staticmethod
+    def _vector_encoder(in_features: int, feature_dim: int) -> nn.Sequential:
+        """BatchNorm first: the raw cues live on very different scales (log powers, ratios, slopes)."""
+        return nn.Sequential(nn.BatchNorm1d(in_features), nn.Linear(in_features, feature_dim), nn.SiLU(inplace=True), nn.Linear(feature_dim, feature_dim))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns (tokens [B, 19, D], normalised radial profile [B, radial_bins])."""
+        power = spectral.power_spectrum(x)
+        log_power = torch.log10(power + 1e-10).unsqueeze(1)
+        log_power = log_power - log_power.mean(dim=(2, 3), keepdim=True)
+        grid = F.adaptive_avg_pool2d(log_power, self.spectrum_size)
+        maps = F.adaptive_avg_pool2d(self.spectrum_cnn(grid), self.grid).flatten(2).transpose(1, 2)
+        map_tokens = self.spectrum_proj(maps) + self.position
+
+        profile = spectral.normalise_profile(spectral.radial_profile(power, self.radial_bins))
+        dct = spectral.block_dct_energy(x, self.dct_block)
+        artefacts = spectral.artefact_features(power, self.radial_bins)
+        vector_tokens = torch.stack([self.profile_mlp(profile), self.dct_mlp(dct), self.artefact_mlp(artefacts)], dim=1)
+        return torch.cat([vector_tokens, map_tokens], dim=1), profile

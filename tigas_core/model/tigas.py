@@ -1,0 +1,77 @@
+"""TIGASModel: three analysis branches, cross-modal fusion, and the score / classification heads."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from tigas_core import spectral
+from tigas_core.config import TIGASConfig
+from tigas_core.io import MIN_SIDE
+from tigas_core.model.fusion import BRANCHES, CrossModalFusion
+from tigas_core.model.perceptual import PerceptualBranch
+from tigas_core.model.spectral import SpectralBranch
+from tigas_core.model.statistical import StatisticalBranch
+
+
+class TIGASModel(nn.Module):
+    """Maps images [B,3,H,W] in [0,1] (any H,W >= 32) to a realism score in [0,1] and its parts.
+
+    See `forward` for the output dictionary; DESIGN.md lists it as a stable interface.
+    """
+
+    def __init__(self, config: TIGASConfig | None = None):
+        super().__init__()
+        self.config = config or TIGASConfig()
+        c = self.config
+        self.perceptual = PerceptualBranch(c.base_channels, c.feature_dim)
+        self.spectral = SpectralBranch(c.feature_dim, c.radial_bins, c.dct_block, c.spectrum_size)
+        self.statistical = StatisticalBranch(c.feature_dim, c.num_prototypes)
+        self.fusion = CrossModalFusion(c.feature_dim, c.num_heads, c.dropout)
+        self.component_heads = nn.ModuleDict({name: nn.Linear(c.feature_dim, 1) for name in BRANCHES})
+        self.regression_head = nn.Sequential(
+            nn.Linear(c.feature_dim, c.feature_dim // 2), nn.GELU(), nn.Dropout(c.dropout),
+            nn.Linear(c.feature_dim // 2, c.feature_dim // 4), nn.GELU(), nn.Dropout(c.dropout),
+            nn.Linear(c.feature_dim // 4, 1),
+        )
+        self.classification_head = nn.Linear(c.feature_dim, 2)
+        # Mean normalised radial power profile of real images; shown beside an image's own profile.
+        self.register_buffer("reference_profile", spectral.natural_reference_profile(c.radial_bins))
+
+    def forward(self, x: torch.Tensor) -> dict:
+        """x: [B,3,H,W] float in [0,1].
+
+        Returns score [B,1] (calibrated), logit [B,1] (calibrated, score = sigmoid(logit)),
+        raw_logit [B,1] (before calibration, what training optimises), logits [B,2] (auxiliary
+        real/fake head, index 1 = real), components {branch: [B,1]}, branch_weights [B,3],
+        features {perceptual, spectral, statistical, fused: [B,D]}, spectral_profile [B,bins].
+        """
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected images of shape [B,3,H,W], got {tuple(x.shape)}")
+        if min(x.shape[-2:]) < MIN_SIDE:
+            raise ValueError(f"images must be at least {MIN_SIDE}x{MIN_SIDE} px, got {tuple(x.shape[-2:])}")
+        spectral_tokens, profile = self.spectral(x)
+        tokens = [self.perceptual(x), spectral_tokens, self.statistical(x)]
+        branch_features = {name: t.mean(dim=1) for name, t in zip(BRANCHES, tokens)}
+        fused, weights, _ = self.fusion(tokens)
+
+        raw_logit = self.regression_head(fused)
+        logit = (raw_logit - self.config.calibration_bias) / self.config.calibration_temperature
+        return {
+            "score": torch.sigmoid(logit),
+            "logit": logit,
+            "raw_logit": raw_logit,
+            "logits": self.classification_head(fused),
+            "components": {name: torch.sigmoid(self.component_heads[name](f)) for name, f in branch_features.items()},
+            "component_logits": {name: self.component_heads[name](f) for name, f in branch_features.items()},
+            "branch_weights": weights,
+            "features": {**branch_features, "fused": fused},
+            "spectral_profile": profile,
+        }
+
+
+def create_tigas_model(config: TIGASConfig | None = None, **overrides) -> TIGASModel:
+    """A freshly initialised TIGASModel; keyword arguments override fields of the (default) config."""
+    config = config or TIGASConfig()
+    if overrides:
+        config = TIGASConfig.from_dict({**config.to_dict(), **overrides})
+    return TIGASModel(config)

@@ -1,0 +1,302 @@
+"""Persistent cache of TIGAS results per image, keyed by file content and model identity.
+
+The dashboard reopens thousands of images many times while only a few change between visits.
+Scoring is the expensive part, so every result (score, branch scores, fused features, radial
+profile, a small 2-D log spectrum) is stored once per (model, file content) in SQLite and only
+new or changed files are scored again. Keys are content hashes, not paths: renaming or copying a
+file costs nothing, and editing it in place (same path) is noticed. A second table remembers
+(path, size, mtime) -> hash so unchanged files are not even re-read.
+
+SQLite (not Parquet) because results arrive in chunks: each chunk is one atomic transaction, so an
+interrupted run keeps everything scored so far and a crash never leaves a half-written cache.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from tigas_core.io import TIGASInputError, load_image, preprocess
+from tigas_core.spectral import log_spectrum, normalise_profile, power_spectrum, radial_profile
+
+if TYPE_CHECKING:  # the API module pulls in the model; annotations only
+    from tigas_core.api import TIGAS
+
+# Bump when what is stored per image changes; older rows are then ignored (and never misread).
+CACHE_VERSION = 1
+SCORE_COLUMNS = ("score", "perceptual", "spectral", "statistical", "w_perceptual", "w_spectral", "w_statistical")
+ProgressCallback = Callable[[int, int], None]
+
+
+def default_cache_dir() -> Path:
+    """$TIGAS_CACHE_DIR, else ~/.cache/tigas: never inside the data folder, which may be read-only or shared."""
+    return Path(os.environ.get("TIGAS_CACHE_DIR") or Path.home() / ".cache" / "tigas")
+
+
+def file_digest(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """blake2b-160 of a file's bytes: the cache key of its content."""
+    digest = hashlib.blake2b(digest_size=20)
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk_size):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_identity(model: torch.nn.Module, config: object) -> str:
+    """Hash of a model's config and every parameter/buffer: equal iff the scores would be equal."""
+    digest = hashlib.blake2b(digest_size=16)
+    config_dict = config.to_dict() if hasattr(config, "to_dict") else dict(vars(config))
+    digest.update(json.dumps(config_dict, sort_keys=True, default=str).encode())
+    digest.update(f"cache-v{CACHE_VERSION}".encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+@dataclasses.dataclass
+class ScoredSet:
+    """Everything the dashboard shows about a list of files, rows in input order.
+
+    Arrays hold NaN rows for files that could not be scored (their ``error`` says why).
+    """
+
+    table: pd.DataFrame  # path, digest, score, branch scores, branch weights, verdict, error
+    features: np.ndarray  # [N, feature_dim] fused TIGAS features (for the Frechet distance)
+    profiles: np.ndarray  # [N, radial_bins] normalised log10 radial power profile of the model view
+    spectra: np.ndarray  # [N, S, S] float16 log spectrum of the model view, average-pooled to S = spectrum_size
+    n_scored: int  # files that had to be scored in this call (not found in the cache)
+    n_hashed: int  # files whose content had to be read to find their hash
+
+
+class ScoreCache:
+    """SQLite-backed store of per-image TIGAS results for one model."""
+
+    def __init__(self, tigas: "TIGAS", cache_dir: str | os.PathLike | None = None, model_id: str | None = None):
+        self.tigas = tigas
+        self.model_id = model_id or model_identity(tigas.model, tigas.config)
+        self.path = Path(cache_dir or default_cache_dir()) / "scores.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.spectrum_size = int(tigas.config.spectrum_size)
+        self.radial_bins = int(tigas.config.radial_bins)
+        with self._connect() as db:
+            db.executescript(
+                """
+                CREATE TABLE IF NOT EXISTS files (
+                    path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, digest TEXT);
+                CREATE TABLE IF NOT EXISTS results (
+                    model_id TEXT, digest TEXT, version INTEGER,
+                    score REAL, perceptual REAL, spectral REAL, statistical REAL,
+                    w_perceptual REAL, w_spectral REAL, w_statistical REAL,
+                    verdict TEXT, error TEXT, features BLOB, profile BLOB, spectrum BLOB,
+                    PRIMARY KEY (model_id, digest));
+                """
+            )
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection whose block is one transaction: committed on success, rolled back on error, then closed."""
+        db = sqlite3.connect(self.path, timeout=60)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")  # readers (other dashboard sessions) never block a writer
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    # -- hashing ---------------------------------------------------------------------------
+    def digests(self, paths: Sequence[str]) -> tuple[list[str | None], dict[str, str], int]:
+        """Content hash per path (None where the file cannot be read), errors by path, and how many were read."""
+        with self._connect() as db:
+            known = {
+                row[0]: row[1:]
+                for row in _select_in(db, "SELECT path, size, mtime_ns, digest FROM files WHERE path IN ({})", paths)
+            }
+        result: list[str | None] = []
+        errors: dict[str, str] = {}
+        updates = []
+        for path in paths:
+            try:
+                stat = os.stat(path)
+                cached = known.get(path)
+                if cached and cached[0] == stat.st_size and cached[1] == stat.st_mtime_ns:
+                    result.append(cached[2])
+                    continue
+                digest = file_digest(path)
+            except OSError as exc:
+                errors[path] = str(TIGASInputError(path, exc.strerror or type(exc).__name__))
+                result.append(None)
+                continue
+            updates.append((path, stat.st_size, stat.st_mtime_ns, digest))
+            result.append(digest)
+        if updates:
+            with self._connect() as db:
+                db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)", updates)
+        return result, errors, len(updates)
+
+    # -- scoring ---------------------------------------------------------------------------
+    def score(
+        self,
+        paths: Iterable[str | os.PathLike],
+        batch_size: int = 16,
+        chunk_size: int = 128,
+        progress: ProgressCallback | None = None,
+    ) -> ScoredSet:
+        """Results for ``paths`` in order, scoring only contents this model has not seen.
+
+        ``progress(done, total)`` is called after each chunk of newly scored files. Never raises
+        for a bad file: its row carries the reason in ``error``.
+        """
+        paths = [os.fspath(Path(p).resolve()) for p in paths]
+        digests, read_errors, n_hashed = self.digests(paths)
+        wanted = sorted({d for d in digests if d is not None})
+        stored = self._load(wanted)
+        first_path = {}
+        for path, digest in zip(paths, digests):
+            if digest is not None:
+                first_path.setdefault(digest, path)
+        missing = [d for d in wanted if d not in stored]
+        total = len(missing)
+        if progress:
+            progress(0, total)
+        for start in range(0, total, chunk_size):
+            chunk = missing[start : start + chunk_size]
+            rows = self._score_chunk([first_path[d] for d in chunk], chunk, batch_size)
+            with self._connect() as db:  # one transaction per chunk: interrupted runs keep their work
+                db.executemany(f"INSERT OR REPLACE INTO results VALUES ({', '.join('?' * 15)})", rows)
+            stored.update(self._decode(row) for row in rows)
+            if progress:
+                progress(min(start + chunk_size, total), total)
+        return self._assemble(paths, digests, read_errors, stored, n_scored=total, n_hashed=n_hashed)
+
+    def _score_chunk(self, paths: list[str], digests: list[str], batch_size: int) -> list[tuple]:
+        features, table = self.tigas.features_for_files(paths, batch_size=batch_size)
+        table = table.reset_index(drop=True)
+        ok = (table["error"].fillna("") == "").to_numpy()
+        profiles, spectra, spectral_errors = self._spectra([p for p, good in zip(paths, ok) if good], batch_size)
+        feature_rows = _align(features, ok)
+        rows = []
+        good_index = 0
+        for i, (path, digest) in enumerate(zip(paths, digests)):
+            record = table.iloc[i]
+            error = str(record["error"] or "")
+            profile = spectrum = None
+            if ok[i]:
+                error = spectral_errors.get(good_index, "")
+                profile, spectrum = profiles[good_index], spectra[good_index]
+                good_index += 1
+            values = [float(record[c]) if not error else float("nan") for c in SCORE_COLUMNS]
+            rows.append(
+                (
+                    self.model_id, digest, CACHE_VERSION, *values,
+                    str(record["verdict"]) if not error else "", error,
+                    None if error else feature_rows[i].astype(np.float32).tobytes(),
+                    None if error else profile.astype(np.float32).tobytes(),
+                    None if error else spectrum.astype(np.float16).tobytes(),
+                )
+            )
+        return rows
+
+    @torch.no_grad()
+    def _spectra(self, paths: list[str], batch_size: int) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+        """Radial profile and pooled log spectrum of each file's model view (what TIGAS itself looks at)."""
+        img_size = int(self.tigas.img_size)
+        profiles = np.full((len(paths), self.radial_bins), np.nan, np.float32)
+        spectra = np.full((len(paths), self.spectrum_size, self.spectrum_size), np.nan, np.float32)
+        errors: dict[int, str] = {}
+        for start in range(0, len(paths), batch_size):
+            views, index = [], []
+            for i in range(start, min(start + batch_size, len(paths))):
+                try:
+                    views.append(preprocess(load_image(paths[i]), img_size))
+                    index.append(i)
+                except TIGASInputError as exc:  # changed between scoring and here: keep it out, say why
+                    errors[i] = str(exc)
+            if not views:
+                continue
+            batch = torch.stack(views)
+            profiles[index] = normalise_profile(radial_profile(power_spectrum(batch), self.radial_bins)).numpy()
+            pooled = F.adaptive_avg_pool2d(log_spectrum(batch).unsqueeze(1), self.spectrum_size)[:, 0]
+            spectra[index] = pooled.numpy()
+        return profiles, spectra, errors
+
+    # -- reading ---------------------------------------------------------------------------
+    def _load(self, digests: Sequence[str]) -> dict[str, dict]:
+        with self._connect() as db:
+            rows = _select_in(
+                db,
+                "SELECT * FROM results WHERE model_id = ? AND version = ? AND digest IN ({})",
+                digests,
+                prefix=(self.model_id, CACHE_VERSION),
+            )
+        return dict(self._decode(row) for row in rows)
+
+    def _decode(self, row: tuple) -> tuple[str, dict]:
+        digest = row[1]
+        values = dict(zip(SCORE_COLUMNS, row[3:10]))
+        values.update(verdict=row[10], error=row[11])
+        values["features"] = None if row[12] is None else np.frombuffer(row[12], np.float32)
+        values["profile"] = None if row[13] is None else np.frombuffer(row[13], np.float32)
+        values["spectrum"] = None if row[14] is None else np.frombuffer(row[14], np.float16)
+        return digest, values
+
+    def _assemble(
+        self,
+        paths: list[str],
+        digests: list[str | None],
+        read_errors: dict[str, str],
+        stored: dict[str, dict],
+        n_scored: int,
+        n_hashed: int,
+    ) -> ScoredSet:
+        n = len(paths)
+        feature_dim = next((len(v["features"]) for v in stored.values() if v["features"] is not None), 0)
+        features = np.full((n, feature_dim), np.nan, np.float32)
+        profiles = np.full((n, self.radial_bins), np.nan, np.float32)
+        spectra = np.full((n, self.spectrum_size, self.spectrum_size), np.nan, np.float16)
+        records = []
+        for i, (path, digest) in enumerate(zip(paths, digests)):
+            values = stored.get(digest) if digest else None
+            if values is None:
+                records.append({"path": path, "digest": digest or "", **dict.fromkeys(SCORE_COLUMNS, np.nan),
+                                "verdict": "", "error": read_errors.get(path, "not scored")})
+                continue
+            records.append({"path": path, "digest": digest, **{c: values[c] for c in SCORE_COLUMNS},
+                            "verdict": values["verdict"], "error": values["error"]})
+            if values["features"] is not None:
+                features[i] = values["features"]
+                profiles[i] = values["profile"]
+                spectra[i] = values["spectrum"].reshape(self.spectrum_size, self.spectrum_size)
+        table = pd.DataFrame.from_records(records, columns=["path", "digest", *SCORE_COLUMNS, "verdict", "error"])
+        table[list(SCORE_COLUMNS)] = table[list(SCORE_COLUMNS)].astype(float)
+        return ScoredSet(table, features, profiles, spectra, n_scored=n_scored, n_hashed=n_hashed)
+
+
+def _select_in(db: sqlite3.Connection, sql: str, keys: Sequence[str], prefix: tuple = (), size: int = 900) -> list[tuple]:
+    """Run ``sql`` with an IN (...) list over ``keys`` in slices below SQLite's parameter limit."""
+    rows: list[tuple] = []
+    keys = list(keys)
+    for start in range(0, len(keys), size):
+        part = keys[start : start + size]
+        rows.extend(db.execute(sql.format(", ".join("?" * len(part))), (*prefix, *part)).fetchall())
+    return rows
+
+
+def _align(features: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Feature rows per input file, whether the API returned one row per file or per scored file."""
+    features = np.asarray(features, dtype=np.float32)
+    if len(features) == len(ok):
+        return features
+    aligned = np.full((len(ok), features.shape[1] if features.ndim == 2 else 0), np.nan, np.float32)
+    aligned[ok] = features
+    return aligned
