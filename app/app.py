@@ -35,6 +35,8 @@ TABLE_COLUMNS = ["file", "score", "verdict", *BRANCHES, "message"]
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 DOWNLOAD_MAX_AGE_S = 3600
+# Transparent where the model does not care, opaque red where it looks generated: the photo stays visible.
+SALIENCY_COLORS = [[0.0, "rgba(255,0,0,0)"], [0.3, "rgba(255,160,0,0.15)"], [1.0, "rgba(255,0,0,0.85)"]]
 
 # Clipboard images pasted anywhere on the page join the upload box, so paste goes through the
 # same multi-file path as drag-and-drop and the file picker.
@@ -292,8 +294,8 @@ def saliency_figure(explanation: Explanation) -> go.Figure:
     figure.add_trace(go.Image(z=image, hoverinfo="skip"), row=1, col=1)
     figure.add_trace(go.Image(z=image, hoverinfo="skip"), row=1, col=2)
     figure.add_trace(
-        go.Heatmap(z=np.asarray(explanation.saliency), zmin=0, zmax=1, colorscale="Hot", reversescale=True,
-                   opacity=0.55, colorbar=dict(title="saliency"),
+        go.Heatmap(z=np.asarray(explanation.saliency), zmin=0, zmax=1, colorscale=SALIENCY_COLORS,
+                   colorbar=dict(title="saliency"),
                    hovertemplate="x %{x}<br>y %{y}<br>saliency %{z:.3f}<extra></extra>"),
         row=1, col=2,
     )
@@ -415,7 +417,8 @@ def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[
                                 label="Examples (real photos from skimage.data and images from the project's own generators)")
             with gr.Column(scale=3):
                 table = gr.Dataframe(value=results_table([]), label="Results (sorted by score; click a row to inspect)",
-                                     interactive=False, elem_id="tigas-table", wrap=True)
+                                     interactive=False, elem_id="tigas-table", wrap=True,
+                                     column_widths=["20%", "10%", "14%", "11%", "11%", "11%", "23%"])
                 with gr.Row():
                     csv_button = gr.DownloadButton("Download CSV", interactive=False, elem_id="tigas-csv")
                     json_button = gr.DownloadButton("Download JSON", interactive=False, elem_id="tigas-json")
@@ -493,9 +496,22 @@ def load_tigas(args: argparse.Namespace) -> TIGAS:
 
 def example_files() -> list[str]:
     """Example images the project makes itself, written once per machine into the temp folder."""
-    from tigas_core.demo import example_images
+    dest = Path(tempfile.gettempdir()) / "tigas_app_examples"
+    try:
+        from tigas_core.demo import example_images
+    except ImportError:  # TEMPORARY until tigas_core/demo.py lands: real photos from skimage.data only
+        from skimage import data as skdata
+        from PIL import Image
 
-    return [str(path) for path in example_images(Path(tempfile.gettempdir()) / "tigas_app_examples")]
+        dest.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name in ("astronaut", "coffee", "chelsea", "rocket"):
+            path = dest / f"real_{name}.jpg"
+            if not path.exists():
+                Image.fromarray(getattr(skdata, name)()).save(path, quality=92)
+            paths.append(str(path))
+        return paths
+    return [str(path) for path in example_images(dest)]
 
 
 def launch(args: argparse.Namespace) -> int:

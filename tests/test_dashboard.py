@@ -233,6 +233,7 @@ def test_gallery_click_shows_explanation(app_env):
 def _load_dashboard_module():
     spec = importlib.util.spec_from_file_location("tigas_dashboard_under_test", DASHBOARD)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
     spec.loader.exec_module(module)
     return module
 

@@ -23,6 +23,9 @@ MIN_SIDE = 32
 MAX_PIXELS = 64_000_000
 MAX_FILE_BYTES = 100 * 1024 * 1024
 
+# Leading bytes of common formats: a file that starts like an image but will not open is damaged, not foreign.
+_IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
+
 ImageSource = Union[str, os.PathLike, bytes, Image.Image, np.ndarray, torch.Tensor]
 
 
@@ -100,6 +103,9 @@ def _open_and_decode(stream: io.IOBase, label: str, max_pixels: int) -> torch.Te
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise TIGASInputError(label, f"image too large (decompression-bomb guard: {exc})") from exc
     except UnidentifiedImageError as exc:
+        stream.seek(0)
+        if stream.read(8).startswith(_IMAGE_SIGNATURES):
+            raise TIGASInputError(label, "corrupt or truncated image (header of a known format, unreadable data)") from exc
         raise TIGASInputError(label, "not an image (unrecognised format)") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise TIGASInputError(label, f"corrupt or truncated image ({exc})") from exc

@@ -20,7 +20,11 @@ def to_grayscale(images: torch.Tensor) -> torch.Tensor:
     return (images * weights).sum(dim=1)
 
 
+# Cached constants are built outside inference mode: a tensor first made under
+# torch.inference_mode() (e.g. while scoring files) could never again enter an autograd graph
+# (explain's saliency, TIGAS as a loss).
 @lru_cache(maxsize=16)
+@torch.inference_mode(False)
 def _hann_2d(height: int, width: int) -> torch.Tensor:
     return torch.outer(torch.hann_window(height, periodic=False), torch.hann_window(width, periodic=False))
 
@@ -44,6 +48,7 @@ def log_spectrum(images: torch.Tensor) -> torch.Tensor:
 
 
 @lru_cache(maxsize=16)
+@torch.inference_mode(False)
 def _radius_bins(height: int, width: int, n_bins: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Bin index per frequency (normalised radius 0..1 at Nyquist, corners clipped) and bin counts."""
     fy = (torch.arange(height) - height // 2) / (height / 2)
@@ -83,6 +88,7 @@ def normalise_profile(profile: torch.Tensor) -> torch.Tensor:
 
 
 @lru_cache(maxsize=8)
+@torch.inference_mode(False)
 def _dct_matrix(n: int) -> torch.Tensor:
     """Orthonormal DCT-II matrix of size n x n."""
     k = torch.arange(n, dtype=torch.float64)[:, None]

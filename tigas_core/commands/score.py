@@ -36,7 +36,10 @@ def collect_paths(inputs: list[str], recursive: bool) -> list[Path]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            paths.extend(iter_image_files(path, recursive=recursive))
+            found = list(iter_image_files(path, recursive=recursive))
+            if not found:
+                print(f"warning: {path}: folder contains no image files" + ("" if recursive else " (use --recursive for sub-folders)"), file=sys.stderr)
+            paths.extend(found)
         else:
             paths.append(path)
     return paths

@@ -124,14 +124,14 @@ class DDPM(ZooModel):
         x_t = ab.sqrt() * real + (1 - ab).sqrt() * eps
         eps_hat = unet(x_t, t)
         mse = F.mse_loss(eps_hat, eps)
-        loss, logs = mse, {"loss/mse": float(mse)}
+        loss, logs = mse, {"loss/mse": mse.item()}
         late = t < self.config["tigas_max_t"] * T
         if tigas is not None and late.any():
             x0_hat = ((x_t[late] - (1 - ab[late]).sqrt() * eps_hat[late]) / ab[late].sqrt()).clamp(-1, 1)
             term = tigas(to_unit(x0_hat), step=step)
             loss = loss + term
             if tigas.last_score is not None:
-                logs["tigas/term"], logs["tigas/score"] = float(term), tigas.last_score
+                logs["tigas/term"], logs["tigas/score"] = term.item(), tigas.last_score
         self.optimizers["unet"].zero_grad(set_to_none=True)
         loss.backward()
         logs["grad_norm/unet"] = self.clip(unet)

@@ -84,7 +84,7 @@ class DCGAN(ZooModel):
     name = "dcgan"
     sampler = "generator"
     defaults: dict[str, Any] = {
-        "nz": 100, "ngf": 64, "ndf": 64, "lr": 2e-4, "betas": [0.5, 0.999], "spectral_norm": False,
+        "nz": 100, "ngf": 32, "ndf": 32, "lr": 2e-4, "betas": [0.5, 0.999], "spectral_norm": False,
         "ttur": False, "ema": 0.999, "grad_clip": 10.0,
     }
     critic_norm = "batch"
@@ -114,7 +114,7 @@ class DCGAN(ZooModel):
         d = self.networks["discriminator"]
         d_real, d_fake = d(real, labels), d(fake, labels)
         loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
-        return loss, {"d/real": float(d_real.mean()), "d/fake": float(d_fake.mean())}
+        return loss, {"d/real": d_real.mean().item(), "d/fake": d_fake.mean().item()}
 
     def generator_adversarial(self, fake: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         return F.softplus(-self.networks["discriminator"](fake, labels)).mean()
@@ -133,7 +133,7 @@ class DCGAN(ZooModel):
         d_loss.backward()
         self.clip(d)
         self.optimizers["discriminator"].step()
-        logs["loss/d"] = float(d_loss)
+        logs["loss/d"] = d_loss.item()
 
         if self.generator_turn(step):
             g_step = self.generator_step_index(step)
@@ -144,13 +144,13 @@ class DCGAN(ZooModel):
                 term = tigas(to_unit(fake), step=g_step)
                 g_loss = g_loss + term
                 if tigas.last_score is not None:
-                    logs["tigas/term"], logs["tigas/score"] = float(term), tigas.last_score
+                    logs["tigas/term"], logs["tigas/score"] = term.item(), tigas.last_score
             self.optimizers["generator"].zero_grad(set_to_none=True)
             g_loss.backward()
             d.requires_grad_(True)
             logs["grad_norm/g"] = self.clip(g)
             self.optimizers["generator"].step()
-            logs["loss/g_adv"] = float(adv)
+            logs["loss/g_adv"] = adv.item()
         return logs
 
     def generator_step_index(self, step: int) -> int:
@@ -175,7 +175,7 @@ class WGANGP(DCGAN):
         (grad,) = torch.autograd.grad(d(mixed, labels).sum(), mixed, create_graph=True)
         penalty = ((grad.flatten(1).norm(dim=1) - 1.0) ** 2).mean()
         loss = d_fake.mean() - d_real.mean() + self.config["gp_weight"] * penalty
-        return loss, {"d/wasserstein": float(d_real.mean() - d_fake.mean()), "d/gp": float(penalty)}
+        return loss, {"d/wasserstein": (d_real.mean() - d_fake.mean()).item(), "d/gp": penalty.item()}
 
     def generator_adversarial(self, fake, labels):
         return -self.networks["discriminator"](fake, labels).mean()

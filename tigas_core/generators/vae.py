@@ -35,7 +35,7 @@ class VAE(ZooModel):
     name = "vae"
     sampler = "decoder"
     defaults: dict[str, Any] = {
-        "latent": 128, "width": 64, "lr": 1e-3, "betas": [0.9, 0.999], "sigma": 0.2, "beta": 1.0,
+        "latent": 128, "width": 32, "lr": 1e-3, "betas": [0.9, 0.999], "sigma": 0.2, "beta": 1.0,
         "ema": 0.0, "grad_clip": 10.0,
     }
 
@@ -60,16 +60,16 @@ class VAE(ZooModel):
         rec_loss = ((recon - real) ** 2).flatten(1).sum(1).mean() / (2 * self.config["sigma"] ** 2)
         kl = (0.5 * (mu**2 + logvar.exp() - 1.0 - logvar)).sum(1).mean()
         loss = rec_loss + self.config["beta"] * kl
-        logs = {"loss/recon": float(rec_loss), "loss/kl": float(kl)}
+        logs = {"loss/recon": rec_loss.item(), "loss/kl": kl.item()}
         if tigas is not None:
             # Judge what `generate` emits: decodes of prior samples, not reconstructions.
             term = tigas(to_unit(dec(torch.randn(n, self.config["latent"]))), step=step)
             loss = loss + term
             if tigas.last_score is not None:
-                logs["tigas/term"], logs["tigas/score"] = float(term), tigas.last_score
+                logs["tigas/term"], logs["tigas/score"] = term.item(), tigas.last_score
         self.optimizers["vae"].zero_grad(set_to_none=True)
         loss.backward()
         logs["grad_norm/vae"] = self.clip(dec) + self.clip(enc)
         self.optimizers["vae"].step()
-        logs["loss/total"] = float(loss)
+        logs["loss/total"] = loss.item()
         return logs

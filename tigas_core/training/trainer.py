@@ -220,7 +220,7 @@ class Trainer:
             if self.is_main:
                 self.writer.add_scalar("train/loss", float(loss.detach()), self.state["global_step"])
                 self.writer.add_scalar("train/lr", self.scheduler.get_last_lr()[0], self.state["global_step"])
-                progress.set_postfix(loss=f"{float(loss.detach()):.3f}")
+                progress.set_postfix(loss=f"{float(loss.detach()):.3f}", refresh=False)
                 progress.update()
         progress.close()
         means = {name: value / batches for name, value in totals.items()}

@@ -1,0 +1,74 @@
+"""Shared fixtures: a small but real TIGAS model, its weights folder, and image makers.
+
+Tests never read ../shared/data; they make their own images.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tigas_core.config import TIGASConfig
+from tigas_core.model import TIGASModel, create_tigas_model
+
+SMALL = dict(img_size=64, base_channels=8, feature_dim=32, num_heads=2, num_prototypes=4)
+
+
+@pytest.fixture(scope="session")
+def small_config() -> TIGASConfig:
+    return TIGASConfig(**SMALL)
+
+
+@pytest.fixture(scope="session")
+def small_model(small_config) -> TIGASModel:
+    torch.manual_seed(0)
+    return create_tigas_model(small_config).eval()
+
+
+@pytest.fixture(scope="session")
+def weights_dir(small_model, tmp_path_factory) -> Path:
+    from tigas_core.hub import save_pretrained
+
+    return save_pretrained(small_model, tmp_path_factory.mktemp("weights"), model_card="# test weights\n")
+
+
+@pytest.fixture(scope="session")
+def tigas(small_model):
+    from tigas_core.api import TIGAS
+
+    return TIGAS(model=small_model, device="cpu")
+
+
+def natural_like(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A smooth 1/f-ish colour image (uint8 HxWx3): low-pass filtered noise, like a blurry photo."""
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal((height, width, 3))
+    fy = np.fft.fftfreq(height)[:, None]
+    fx = np.fft.fftfreq(width)[None, :]
+    falloff = 1.0 / np.maximum(np.sqrt(fy**2 + fx**2), 1.0 / max(height, width))
+    field = np.real(np.fft.ifft2(np.fft.fft2(noise, axes=(0, 1)) * falloff[..., None], axes=(0, 1)))
+    field = (field - field.min()) / (field.max() - field.min() + 1e-9)
+    return (field * 255).astype(np.uint8)
+
+
+@pytest.fixture
+def make_image(tmp_path):
+    """Write a test image and return its path: make_image("a.png", size=(w, h), mode="RGB", seed=0)."""
+
+    def make(name: str, size: tuple[int, int] = (96, 80), mode: str = "RGB", seed: int = 0, **save_kwargs) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image = Image.fromarray(natural_like(size[1], size[0], seed))
+        if mode != "RGB":
+            image = image.convert(mode)
+        image.save(path, **save_kwargs)
+        return path
+
+    return make

@@ -1,0 +1,131 @@
+"""The TIGAS scoring API: every input kind, features, folders with bad files, explain, TIGASMetric."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from tigas_core import TIGASMetric
+from tigas_core.api import RESULT_COLUMNS, verdict
+from tigas_core.io import load_image, preprocess
+from tigas_core.model import BRANCHES
+
+
+def direct_score(tigas, path) -> float:
+    with torch.no_grad():
+        return float(tigas.model(preprocess(load_image(path), tigas.img_size).unsqueeze(0))["score"])
+
+
+def test_every_input_kind_gives_the_same_score(tigas, make_image):
+    path = make_image("a.png", size=(120, 90))
+    expected = direct_score(tigas, path)
+    array = np.asarray(Image.open(path))
+    for source in (path, str(path), Image.open(path), array, load_image(path), path.read_bytes()):
+        value = tigas(source)
+        assert isinstance(value, float) and abs(value - expected) < 1e-5
+    batch = tigas(load_image(path).unsqueeze(0))
+    assert batch.shape == (1, 1)
+
+
+def test_lists_and_folders_give_one_row_per_image(tigas, make_image, tmp_path):
+    paths = [make_image(f"d/{i}.png", seed=i) for i in range(3)]
+    scores = tigas(paths)
+    assert scores.shape == (3, 1)
+    assert torch.allclose(tigas(tmp_path / "d"), scores)
+    for i, path in enumerate(paths):
+        assert abs(float(scores[i]) - direct_score(tigas, path)) < 1e-5
+
+
+def test_return_features(tigas, make_image):
+    out = tigas(make_image("a.png"), return_features=True)
+    assert set(out) == {"score", "features", "components", "branch_weights"}
+    assert set(out["features"]) == {*BRANCHES, "fused"}
+    assert set(out["components"]) == set(BRANCHES)
+
+
+def test_file_scoring_keeps_no_graph(tigas, make_image):
+    table = tigas.score_files([make_image("a.png")])
+    assert table.loc[0, "error"] == ""  # scored under inference_mode; a graph would fail here
+    assert not torch.is_inference_mode_enabled()
+
+
+def test_compute_directory_records_a_bad_file_and_goes_on(tigas, make_image, tmp_path):
+    for i in range(5):
+        make_image(f"mix/{i}.png", seed=i)
+    (tmp_path / "mix" / "2b_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 broken jpeg")
+    make_image("mix/sub/deep.jpg", seed=9)
+    table = tigas.compute_directory(tmp_path / "mix", batch_size=2, progress=False)
+    assert list(table.columns) == RESULT_COLUMNS
+    assert len(table) == 7
+    bad = table[table["error"] != ""]
+    assert list(bad["path"].map(lambda p: p.rsplit("/", 1)[-1])) == ["2b_broken.jpg"]
+    assert "corrupt or truncated" in bad.iloc[0]["error"] and math.isnan(bad.iloc[0]["score"])
+    good = table[table["error"] == ""]
+    assert good["score"].between(0, 1).all() and (good["verdict"] != "").all()
+    for _, row in good.iterrows():
+        assert abs(row["score"] - direct_score(tigas, row["path"])) < 1e-5
+        assert abs(row[[f"w_{b}" for b in BRANCHES]].sum() - 1) < 1e-5
+    flat = tigas.compute_directory(tmp_path / "mix", recursive=False, progress=False)
+    assert len(flat) == 6
+
+
+def test_features_for_files_match_the_model(tigas, make_image):
+    paths = [make_image(f"{i}.png", seed=i) for i in range(3)]
+    features, table = tigas.features_for_files(paths + [paths[0].with_name("missing.png")])
+    assert features.shape == (3, tigas.config.feature_dim) and len(table) == 4
+    with torch.no_grad():
+        direct = tigas.model(preprocess(load_image(paths[1]), tigas.img_size).unsqueeze(0))["features"]["fused"][0]
+    assert np.allclose(features[1], direct.numpy(), atol=1e-5)
+
+
+def test_explain_returns_everything_the_views_draw(tigas, make_image):
+    path = make_image("e.png", size=(150, 100))
+    explanation = tigas.explain(path)
+    assert abs(explanation.score - tigas(path)) < 1e-5
+    assert explanation.verdict == verdict(explanation.score, tigas.threshold)
+    size = tigas.img_size
+    assert explanation.spectrum.shape == (size, size) and np.isfinite(explanation.spectrum).all()
+    assert explanation.saliency.shape == (size, size)
+    assert explanation.saliency.min() >= 0 and math.isclose(float(explanation.saliency.max()), 1.0, rel_tol=1e-5)
+    assert explanation.image.shape == (size, size, 3) and explanation.image.dtype == np.uint8
+    bins = tigas.config.radial_bins
+    assert explanation.radial_profile.shape == explanation.reference_profile.shape == explanation.frequencies.shape == (bins,)
+    assert explanation.image_size == (150, 100)
+    data = explanation.to_dict(arrays=True)
+    assert set(data["components"]) == set(BRANCHES) and len(data["radial_profile"]) == bins
+
+
+def test_verdict_bands():
+    assert verdict(0.9) == "likely real" and verdict(0.1) == "likely generated" and verdict(0.55) == "uncertain"
+    assert verdict(0.75, threshold=0.8) == "uncertain" and verdict(float("nan")) == ""
+
+
+def test_tigas_metric_update_compute_reset(tigas):
+    metric = TIGASMetric(tigas)
+    images = torch.rand(6, 3, 64, 64)
+    batch = metric(images[:4], return_components=True)
+    assert set(batch) >= {"score", "perceptual_score", "spectral_score", "statistical_score"}
+    metric.update(images[4:])
+    result = metric.compute()
+    expected = tigas(images).mean()
+    assert torch.allclose(result["score"], expected, atol=1e-5)
+    metric.reset()
+    metric.update(images[:2])
+    assert torch.allclose(metric.compute()["score"], tigas(images[:2]).mean(), atol=1e-5)
+
+
+def test_tigas_metric_on_precomputed_scores():
+    metric = TIGASMetric(use_model=False)
+    metric.update(torch.tensor([0.2, 0.4]))
+    metric.update(pd.Series([0.9]).to_numpy())
+    assert torch.isclose(metric.compute()["score"], torch.tensor(0.5))
+
+
+def test_tigas_metric_is_differentiable(tigas):
+    images = torch.rand(2, 3, 64, 64, requires_grad=True)
+    TIGASMetric(tigas)(images).mean().backward()
+    assert images.grad is not None and images.grad.abs().sum() > 0

@@ -1,0 +1,66 @@
+"""`tigas score` end to end in a subprocess: lines, summary, CSV/JSON/plot, exit codes, resume."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+
+
+def tigas_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tigas_core.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_help_lists_every_command():
+    proc = tigas_cli("--help")
+    assert proc.returncode == 0
+    for command in ("score", "train", "evaluate", "generate", "zoo", "fid", "hub", "app", "dashboard"):
+        assert command in proc.stdout
+
+
+def test_score_folder_writes_csv_json_and_plot(weights_dir, make_image, tmp_path):
+    for i in range(4):
+        make_image(f"imgs/{i}.png", seed=i)
+    make_image("imgs/nested/n.jpg", seed=7)
+    (tmp_path / "imgs" / "bad.png").write_bytes(b"nope")
+    out = tmp_path / "out"
+    proc = tigas_cli("score", str(tmp_path / "imgs"), "--recursive", "--weights", str(weights_dir), "--batch-size", "2",
+                     "--csv", str(out / "s.csv"), "--json", str(out / "s.json"), "--plot", str(out / "s.html"))
+    assert proc.returncode == 0, proc.stderr
+    assert "Scored 5 of 6 images (1 failed)" in proc.stdout
+    assert f"ERROR  {tmp_path / 'imgs' / 'bad.png'}: not an image" in proc.stdout
+    table = pd.read_csv(out / "s.csv", keep_default_na=False)
+    assert len(table) == 6 and (table["error"] != "").sum() == 1
+    payload = json.loads((out / "s.json").read_text())
+    assert payload["summary"]["scored"] == 5 and payload["summary"]["failed"] == 1
+    scored = table[table["error"] == ""]["score"].astype(float)
+    assert abs(payload["summary"]["mean"] - scored.mean()) < 1e-6
+    for _, row in table[table["error"] == ""].iterrows():
+        assert f"{float(row['score']):.4f}" in proc.stdout
+    assert "plotly" in (out / "s.html").read_text().lower()
+    assert not (out / "s.csv.partial").exists()
+
+
+def test_nothing_scored_exits_non_zero(weights_dir, tmp_path):
+    (tmp_path / "x.jpg").write_bytes(b"")
+    proc = tigas_cli("score", str(tmp_path / "x.jpg"), "--weights", str(weights_dir))
+    assert proc.returncode == 1
+    assert "Scored 0 of 1" in proc.stdout and "empty file" in proc.stdout
+    proc = tigas_cli("score", str(tmp_path / "nothing_here"), "--weights", str(weights_dir))
+    assert proc.returncode == 1
+
+
+def test_resume_skips_rows_already_written(weights_dir, make_image, tmp_path):
+    paths = [make_image(f"r/{i}.png", seed=i) for i in range(3)]
+    partial = tmp_path / "res.csv.partial"
+    first = tigas_cli("score", str(paths[0]), "--weights", str(weights_dir), "--csv", str(tmp_path / "first.csv"))
+    assert first.returncode == 0
+    done = pd.read_csv(tmp_path / "first.csv", keep_default_na=False)
+    done.to_csv(partial, index=False)  # what an interrupted run leaves behind
+    proc = tigas_cli("score", str(tmp_path / "r"), "--weights", str(weights_dir), "--csv", str(tmp_path / "res.csv"), "--resume")
+    assert proc.returncode == 0, proc.stderr
+    assert str(paths[0]) not in proc.stdout  # not scored again
+    assert str(paths[1]) in proc.stdout and str(paths[2]) in proc.stdout
+    table = pd.read_csv(tmp_path / "res.csv", keep_default_na=False)
+    assert sorted(table["path"]) == sorted(map(str, paths))

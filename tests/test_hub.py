@@ -1,0 +1,121 @@
+"""Weights: safetensors round trip, the real huggingface_hub code against a local HF cache, resolution order."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tigas_core.hub import CONFIG_NAME, WEIGHTS_NAME, WeightsNotFoundError, load_model, resolve_weights, save_pretrained
+
+REPO_ID = "tigas-test/tiny"
+REVISION = "v0.1.0"
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def outputs(model, images):
+    with torch.no_grad():
+        return model.eval()(images)["score"]
+
+
+def test_save_and_load_round_trip(small_model, tmp_path):
+    folder = save_pretrained(small_model, tmp_path / "w", model_card="# card\n")
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", CONFIG_NAME, WEIGHTS_NAME]
+    assert json.loads((folder / CONFIG_NAME).read_text())["feature_dim"] == small_model.config.feature_dim
+    images = torch.rand(3, 3, 64, 64)
+    assert torch.equal(outputs(load_model(folder), images), outputs(small_model, images))
+    assert torch.equal(outputs(load_model(folder / WEIGHTS_NAME), images), outputs(small_model, images))
+
+
+def test_legacy_pt_loads_only_plain_tensors(small_model, tmp_path):
+    torch.save({"config": small_model.config.to_dict(), "model_state_dict": small_model.state_dict()}, tmp_path / "old.pt")
+    images = torch.rand(2, 3, 64, 64)
+    assert torch.equal(outputs(load_model(tmp_path / "old.pt"), images), outputs(small_model, images))
+    torch.save({"config": small_model.config.to_dict(), "evil": Path("x")}, tmp_path / "pickled.pt")
+    with pytest.raises(Exception, match="(?i)weights_only|unsupported"):
+        load_model(tmp_path / "pickled.pt")
+
+
+def test_mismatched_weights_are_refused(small_model, tmp_path):
+    folder = save_pretrained(small_model, tmp_path / "w")
+    config = json.loads((folder / CONFIG_NAME).read_text())
+    config["feature_dim"] = 48
+    (folder / CONFIG_NAME).write_text(json.dumps(config))
+    with pytest.raises(Exception, match="(?i)size mismatch|do not match"):
+        load_model(folder)
+
+
+def populate_hf_cache(cache: Path, weights: Path) -> Path:
+    """The layout huggingface_hub itself writes: blobs, snapshots/<commit>/, refs/<revision>."""
+    repo = cache / f"models--{REPO_ID.replace('/', '--')}"
+    snapshot = repo / "snapshots" / COMMIT
+    snapshot.mkdir(parents=True)
+    (repo / "blobs").mkdir()
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        blob = repo / "blobs" / f"blob-{name}"
+        shutil.copy(weights / name, blob)
+        os.symlink(os.path.relpath(blob, snapshot), snapshot / name)
+    (repo / "refs").mkdir()
+    (repo / "refs" / REVISION).write_text(COMMIT)
+    return repo
+
+
+RESOLVE_SCRIPT = """
+import logging, sys, torch
+logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
+from tigas_core import TIGAS
+t = TIGAS(auto_download=True, repo_id=sys.argv[1], revision=sys.argv[2], device="cpu")
+torch.manual_seed(0)
+print("SCORE", float(t(torch.rand(3, 64, 64))))
+print("SOURCE", t.weights_source)
+"""
+
+
+def run_offline(cache: Path, assets: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache), "HF_HOME": str(cache.parent / "hf_home"),
+           "TIGAS_ASSETS_DIR": str(assets)}
+    return subprocess.run([sys.executable, "-c", RESOLVE_SCRIPT, *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_auto_download_resolves_through_the_offline_hf_cache(small_model, weights_dir, tmp_path):
+    populate_hf_cache(tmp_path / "hub", weights_dir)
+    proc = run_offline(tmp_path / "hub", tmp_path / "no_assets", REPO_ID, REVISION)
+    assert proc.returncode == 0, proc.stderr
+    assert f"SOURCE hub {REPO_ID}@{REVISION}" in proc.stdout
+    assert "from the Hugging Face cache or Hub" in proc.stdout
+    torch.manual_seed(0)
+    expected = float(outputs(small_model, __import__("tigas_core.io", fromlist=["preprocess"]).preprocess(torch.rand(1, 3, 64, 64), 64)))
+    score = float(proc.stdout.split("SCORE ")[1].split()[0])
+    assert abs(score - expected) < 1e-5
+
+
+def test_hub_miss_falls_back_to_bundled_and_says_why(weights_dir, tmp_path):
+    populate_hf_cache(tmp_path / "hub", weights_dir)
+    proc = run_offline(tmp_path / "hub", weights_dir, REPO_ID, "v9.9.9")  # revision not in the cache
+    assert proc.returncode == 0, proc.stderr
+    assert f"SOURCE bundled {weights_dir}" in proc.stdout
+    assert f"Hub {REPO_ID}@v9.9.9 unavailable" in proc.stdout
+
+
+def test_nothing_found_is_a_clear_error_never_random_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("TIGAS_ASSETS_DIR", str(tmp_path / "empty"))
+    with pytest.raises(WeightsNotFoundError) as info:
+        resolve_weights()
+    message = str(info.value)
+    assert "No TIGAS weights found" in message and "never scores with random weights" in message
+    assert "checkpoint_path" in message
+    proc = run_offline(tmp_path / "hub", tmp_path / "empty", REPO_ID, REVISION)
+    assert proc.returncode != 0 and "WeightsNotFoundError" in proc.stderr and f"Hub {REPO_ID}@{REVISION}" in proc.stderr
+
+
+def test_explicit_checkpoint_wins_over_everything(weights_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("TIGAS_ASSETS_DIR", str(tmp_path / "empty"))
+    model, source = resolve_weights(checkpoint_path=weights_dir, auto_download=True)
+    assert source == f"checkpoint {weights_dir}"
+    with pytest.raises(WeightsNotFoundError, match="no such weights"):
+        resolve_weights(checkpoint_path=tmp_path / "nope")

@@ -1,0 +1,173 @@
+"""Image input: every mode converted correctly, EXIF honoured, and a matrix of bad inputs with clear errors."""
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tigas_core.io import MIN_SIDE, TIGASInputError, iter_image_files, load_image, preprocess
+
+
+def test_rgb_file_loads_as_float_chw(make_image):
+    tensor = load_image(make_image("a.png", size=(96, 80)))
+    assert tensor.shape == (3, 80, 96) and tensor.dtype == torch.float32
+    assert 0.0 <= tensor.min() and tensor.max() <= 1.0
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "P", "RGBA", "CMYK", "I;16", "I", "F", "1"])
+def test_every_mode_becomes_rgb(tmp_path, mode):
+    base = Image.new("RGB", (40, 36), (200, 100, 50))
+    if mode == "I;16":
+        image = Image.fromarray(np.full((36, 40), 65535 // 2, dtype=np.uint16))
+    else:
+        image = base.convert(mode)
+    suffix = ".jpg" if mode == "CMYK" else ".tif" if mode in ("I", "F") else ".png"
+    path = tmp_path / f"img{suffix}"
+    image.save(path)
+    tensor = load_image(path)
+    assert tensor.shape == (3, 36, 40)
+    if mode == "I;16":
+        assert torch.allclose(tensor, torch.full_like(tensor, 0.5), atol=1e-3)
+    if mode in ("RGBA", "P", "CMYK"):
+        assert tensor[0].mean() > tensor[2].mean() + 0.3  # still orange, not grey or inverted
+
+
+def test_transparent_pixels_are_composited_on_white(tmp_path):
+    rgba = np.zeros((40, 40, 4), np.uint8)
+    rgba[..., 0] = 255  # red, but fully transparent
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "t.png")
+    assert torch.allclose(load_image(tmp_path / "t.png"), torch.ones(3, 40, 40))
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    image = Image.new("RGB", (60, 40), (0, 0, 0))
+    image.paste((255, 255, 255), (0, 0, 30, 40))  # left half white
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    image.save(tmp_path / "o.jpg", exif=exif.tobytes(), quality=95)
+    tensor = load_image(tmp_path / "o.jpg")
+    assert tensor.shape == (3, 60, 40)  # portrait after applying the tag
+    assert tensor[:, :25].mean() > 0.9 and tensor[:, 35:].mean() < 0.1  # left half is now the top
+
+
+def test_arrays_pil_bytes_and_tensors_agree(make_image):
+    path = make_image("a.png")
+    from_path = load_image(path)
+    array = np.asarray(Image.open(path))
+    assert torch.allclose(load_image(array), from_path)
+    assert torch.allclose(load_image(Image.open(path)), from_path)
+    assert torch.allclose(load_image(path.read_bytes()), from_path)
+    assert torch.allclose(load_image(from_path), from_path)
+    assert torch.allclose(load_image(array.astype(np.float32) / 255.0), from_path)
+
+
+def test_preprocess_keeps_aspect_ratio_and_never_squashes():
+    wide = torch.zeros(3, 100, 300)
+    wide[:, :, 100:200] = 1.0  # a white square in the middle third
+    out = preprocess(wide, 64)
+    assert out.shape == (3, 64, 64)
+    assert out.mean() > 0.95  # the centre crop is the square, undistorted
+
+
+def _bad_inputs(tmp_path: Path) -> dict[str, tuple[object, str]]:
+    """name -> (input, expected words in the error)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    good = io.BytesIO()
+    Image.fromarray((np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)).save(good, "JPEG")
+    png = io.BytesIO()
+    Image.fromarray((np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)).save(png, "PNG")
+    files = {
+        "zero_byte.jpg": (b"", "empty"),
+        "truncated.jpg": (good.getvalue()[: len(good.getvalue()) // 2], "truncated"),
+        "truncated.png": (png.getvalue()[: len(png.getvalue()) // 3], "truncated"),
+        "text.jpg": (b"this is not an image at all\n" * 10, "not an image"),
+        "page.png": (b"<html><body>hello</body></html>", "not an image"),
+        "random.png": (np.random.default_rng(1).bytes(4096), "not an image"),
+        "header_only.png": (png.getvalue()[:40], "truncated"),
+    }
+    cases: dict[str, tuple[object, str]] = {}
+    for name, (data, reason) in files.items():
+        (tmp_path / name).write_bytes(data)
+        cases[name] = (tmp_path / name, reason)
+    Image.new("RGB", (16, 16)).save(tmp_path / "tiny.png")
+    cases["tiny.png"] = (tmp_path / "tiny.png", "too small")
+    Image.new("RGB", (MIN_SIDE - 1, 400)).save(tmp_path / "thin.png")
+    cases["thin.png"] = (tmp_path / "thin.png", "too small")
+    Image.new("1", (9000, 9000)).save(tmp_path / "bomb.png")  # 81 Mpx in a few KB
+    cases["bomb.png"] = (tmp_path / "bomb.png", "too large")
+    cases["missing.jpg"] = (tmp_path / "missing.jpg", "not found")
+    (tmp_path / "folder.jpg").mkdir()
+    cases["folder.jpg"] = (tmp_path / "folder.jpg", "directory")
+    return cases
+
+
+def test_bad_file_matrix_gives_named_clear_errors(tmp_path):
+    cases = _bad_inputs(tmp_path)
+    assert len(cases) >= 12
+    for name, (source, reason) in cases.items():
+        with pytest.raises(TIGASInputError) as info:
+            load_image(source)
+        assert name in str(info.value), name
+        assert reason in info.value.reason, f"{name}: {info.value.reason}"
+
+
+@pytest.mark.parametrize(
+    "source, reason",
+    [
+        (b"", "empty"),
+        (12345, "unsupported input type"),
+        (torch.full((3, 40, 40), float("nan")), "NaN"),
+        (torch.rand(5, 40, 40), "channels"),
+        (torch.rand(40), "dimensions"),
+        (np.zeros((40, 40, 3), dtype=np.complex64), "dtype"),
+        (np.zeros((10, 10, 3), dtype=np.uint8), "too small"),
+    ],
+)
+def test_bad_in_memory_inputs(source, reason):
+    with pytest.raises(TIGASInputError, match=reason):
+        load_image(source)
+
+
+def test_bad_inputs_through_the_api(tigas, tmp_path):
+    for name, (source, reason) in _bad_inputs(tmp_path).items():
+        expected = "no image files" if name == "folder.jpg" else reason  # a folder is scored as a folder
+        with pytest.raises(TIGASInputError, match=expected):
+            tigas(source)
+    with pytest.raises(TIGASInputError, match="no images"):
+        tigas([])
+    (tmp_path / "empty_dir").mkdir()
+    with pytest.raises(TIGASInputError, match="no image files"):
+        tigas(tmp_path / "empty_dir")
+
+
+def test_bad_inputs_through_the_cli(weights_dir, tmp_path, make_image):
+    cases = _bad_inputs(tmp_path / "bad")
+    good = make_image("ok/good.png", size=(64, 64))
+    paths = [str(source) for source, _ in cases.values()] + [str(good)]
+    out_json = tmp_path / "out.json"
+    proc = subprocess.run([sys.executable, "-m", "tigas_core.cli", "score", *paths, "--weights", str(weights_dir), "--json", str(out_json)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr  # one image scored -> success
+    rows = {Path(r["path"]).name: r for r in json.loads(out_json.read_text())["results"]}
+    assert "folder.jpg: folder contains no image files" in proc.stderr  # a folder is expanded, not scored
+    for name, (_, reason) in cases.items():
+        if name == "folder.jpg":
+            continue
+        assert reason in rows[name]["error"], (name, rows[name]["error"])
+        assert f"ERROR  {cases[name][0]}" in proc.stdout
+    assert rows["good.png"]["error"] == "" and 0 < rows["good.png"]["score"] < 1
+
+
+def test_iter_image_files_is_sorted_filters_and_skips_hidden(tmp_path, make_image):
+    make_image("b.png"), make_image("a.jpg"), make_image("sub/c.PNG"), make_image(".hidden/d.png")
+    (tmp_path / "notes.txt").write_text("x")
+    names = [p.relative_to(tmp_path).as_posix() for p in iter_image_files(tmp_path)]
+    assert names == ["a.jpg", "b.png", "sub/c.PNG"]
+    assert [p.name for p in iter_image_files(tmp_path, recursive=False)] == ["a.jpg", "b.png"]

@@ -1,0 +1,110 @@
+"""The network itself: shapes, ranges, determinism, batch consistency, differentiability, spectra."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+from tigas_core import spectral
+from tigas_core.config import TIGASConfig
+from tigas_core.model import BRANCHES, create_tigas_model
+
+
+@pytest.mark.parametrize("size", [(32, 32), (33, 47), (64, 100), (97, 61)])
+def test_outputs_have_documented_shapes_and_ranges(small_model, size):
+    with torch.no_grad():
+        out = small_model(torch.rand(3, 3, *size))
+    assert out["score"].shape == (3, 1)
+    assert ((out["score"] > 0) & (out["score"] < 1)).all()
+    assert out["logits"].shape == (3, 2)
+    assert torch.allclose(out["score"], torch.sigmoid(out["logit"]))
+    assert set(out["components"]) == set(BRANCHES)
+    for value in out["components"].values():
+        assert value.shape == (3, 1) and ((value > 0) & (value < 1)).all()
+    assert out["branch_weights"].shape == (3, 3)
+    assert torch.allclose(out["branch_weights"].sum(dim=1), torch.ones(3), atol=1e-5)
+    assert set(out["features"]) == {*BRANCHES, "fused"}
+    assert all(f.shape == (3, small_model.config.feature_dim) for f in out["features"].values())
+    assert out["spectral_profile"].shape == (3, small_model.config.radial_bins)
+
+
+def test_default_config_matches_the_readme():
+    config = TIGASConfig()
+    assert (config.img_size, config.base_channels, config.feature_dim) == (256, 32, 256)
+
+
+def test_eval_is_deterministic_and_batch_equals_single_calls(small_model):
+    images = torch.rand(5, 3, 64, 64)
+    with torch.no_grad():
+        batch = small_model(images)["score"]
+        again = small_model(images)["score"]
+        singles = torch.cat([small_model(images[i : i + 1])["score"] for i in range(5)])
+    assert torch.equal(batch, again)
+    assert torch.allclose(batch, singles, atol=1e-5)
+
+
+def test_scores_depend_on_the_image(small_model):
+    with torch.no_grad():
+        scores = small_model(torch.stack([torch.rand(3, 64, 64), torch.zeros(3, 64, 64) + 0.5, torch.rand(3, 64, 64) ** 4]))["score"]
+    assert scores.std() > 1e-4
+
+
+def test_too_small_and_wrong_shape_inputs_are_rejected(small_model):
+    with pytest.raises(ValueError, match="at least 32x32"):
+        small_model(torch.rand(1, 3, 31, 64))
+    with pytest.raises(ValueError, match=r"\[B,3,H,W\]"):
+        small_model(torch.rand(1, 4, 64, 64))
+
+
+def test_calibration_changes_scores_but_not_their_order(small_config):
+    torch.manual_seed(1)
+    model = create_tigas_model(small_config).eval()
+    images = torch.rand(6, 3, 64, 64)
+    with torch.no_grad():
+        before = model(images)["score"].flatten()
+        model.config.calibration_temperature, model.config.calibration_bias = 0.5, 0.2
+        after = model(images)["score"].flatten()
+    assert not torch.allclose(before, after)
+    assert torch.equal(before.argsort(), after.argsort())
+
+
+def test_gradients_reach_a_generator_through_frozen_tigas(tigas):
+    torch.manual_seed(0)
+    generator = nn.Sequential(nn.Linear(8, 3 * 48 * 48), nn.Sigmoid())
+    images = generator(torch.randn(4, 8)).view(4, 3, 48, 48)
+    score = tigas(images)
+    assert score.shape == (4, 1) and score.requires_grad
+    (1 - score.mean()).backward()
+    grads = [p.grad for p in generator.parameters()]
+    assert all(g is not None and g.abs().sum() > 0 for g in grads)
+    assert all(p.grad is None for p in tigas.model.parameters()), "TIGAS must stay frozen"
+
+
+def test_radial_profile_tells_white_noise_from_natural_falloff():
+    white = torch.rand(1, 3, 128, 128)
+    smooth = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 136, 136), 9, stride=1)
+    slope_white = spectral.artefact_features(spectral.power_spectrum(white))[0, 2]
+    slope_smooth = spectral.artefact_features(spectral.power_spectrum(smooth))[0, 2]
+    assert abs(float(slope_white)) < 0.5  # flat spectrum
+    assert float(slope_smooth) < -1.5  # steep fall-off, like photos
+
+
+def test_periodic_upsampling_artefacts_raise_the_peak_feature():
+    torch.manual_seed(0)
+    base = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 72, 72), 9, stride=1)
+    clean = torch.nn.functional.interpolate(base, scale_factor=2, mode="bilinear", align_corners=False)
+    checker = clean.clone()
+    checker[..., ::2, ::2] += 0.05  # the grid a stride-2 transposed convolution leaves behind
+    peak_clean = spectral.artefact_features(spectral.power_spectrum(clean))[0, 3]
+    peak_checker = spectral.artefact_features(spectral.power_spectrum(checker))[0, 3]
+    assert float(peak_checker) > float(peak_clean) + 1.0
+
+
+def test_block_dct_is_orthonormal_and_natural_reference_falls():
+    dct = spectral._dct_matrix(8)
+    assert torch.allclose(dct @ dct.T, torch.eye(8), atol=1e-5)
+    reference = spectral.natural_reference_profile(64)
+    assert reference[0] > reference[32] > reference[-1]
+    assert math.isclose(float(reference[32]), 0.0, abs_tol=1e-6)

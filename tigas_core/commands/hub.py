@@ -1,0 +1,56 @@
+"""Export TIGAS weights as a Hugging Face repo folder (`export DIR`) or upload one (`push REPO_ID`)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    export = actions.add_parser("export", help="write config.json + model.safetensors + README.md to DIR")
+    export.add_argument("directory", type=Path)
+    export.add_argument("--weights", default=None, help="weights to export (default: the bundled assets/)")
+    push = actions.add_parser("push", help="upload an exported folder to a Hub model repo (needs network and a token)")
+    push.add_argument("repo_id")
+    push.add_argument("--folder", type=Path, default=None, help="exported folder (default: export the bundled weights to a temp dir)")
+    push.add_argument("--private", action="store_true")
+
+
+def _export(weights: str | None, directory: Path) -> Path:
+    from tigas_core import hub
+
+    source = Path(weights) if weights else hub.bundled_weights_dir()
+    model = hub.load_model(source)
+    card = source / hub.CARD_NAME if source.is_dir() else None
+    hub.save_pretrained(model, directory, model_card=card.read_text() if card is not None and card.is_file() else None)
+    return directory
+
+
+def run(args: argparse.Namespace) -> int:
+    from tigas_core import hub
+
+    try:
+        if args.action == "export":
+            _export(args.weights, args.directory)
+            print(f"exported to {args.directory}")
+            return 0
+        import tempfile
+
+        folder = args.folder
+        tmp = None
+        if folder is None:
+            tmp = Path(tempfile.mkdtemp(prefix="tigas-hub-"))
+            folder = _export(None, tmp)
+        try:
+            print(hub.push_to_hub(folder, args.repo_id, private=args.private))
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+        return 0
+    except hub.WeightsNotFoundError as exc:
+        log.error("%s", exc)
+        return 1

@@ -1,0 +1,32 @@
+"""Inception Score (Salimans et al. 2016): exp(E_x KL(p(y|x) || p(y))) over ImageNet classes.
+
+Needs Inception-v3 weights in the local torch cache (see ``frechet.load_inception``); it rewards
+confident, diverse ImageNet-class predictions, so on 32 px CIFAR-like images it is a rough signal.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+
+def inception_score_from_probs(probs: np.ndarray, splits: int = 10, eps: float = 1e-12) -> tuple[float, float]:
+    """(mean, std) of the score over ``splits`` equal parts of the class-probability rows."""
+    probs = np.asarray(probs, np.float64)
+    if probs.ndim != 2 or len(probs) < splits:
+        raise ValueError(f"need a [N, classes] array with N >= splits ({splits}), got {probs.shape}")
+    scores = []
+    for part in np.array_split(probs, splits):
+        marginal = part.mean(axis=0, keepdims=True)
+        kl = (part * (np.log(part + eps) - np.log(marginal + eps))).sum(axis=1)
+        scores.append(np.exp(kl.mean()))
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def inception_score_for_files(paths: Sequence[Path], splits: int = 10, batch_size: int = 32, device: str = "cpu") -> tuple[float, float]:
+    """Inception Score of image files; raises InceptionUnavailableError without cached weights."""
+    from tigas_core.metrics.frechet import InceptionFeatures
+
+    probs, _errors = InceptionFeatures("probs", device).features_for_files(list(paths), batch_size)
+    return inception_score_from_probs(probs, min(splits, len(probs)))
