@@ -413,8 +413,9 @@ def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[
                 status = gr.Markdown(status_markdown([]), elem_id="tigas-status")
                 if examples:
                     gr.Examples(examples=[[[path]] for path in examples], inputs=[upload],
-                                example_labels=[Path(path).stem.replace("_", " ") for path in examples],
-                                label="Examples (real photos from skimage.data and images from the project's own generators)")
+                                example_labels=[Path(path).name for path in examples],
+                                label="Examples (real photos from skimage.data and images from the project's own generators)",
+                                elem_id="tigas-examples")
             with gr.Column(scale=3):
                 table = gr.Dataframe(value=results_table([]), label="Results (sorted by score; click a row to inspect)",
                                      interactive=False, elem_id="tigas-table", wrap=True,
@@ -444,11 +445,14 @@ def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[
 
         result_outputs = [records_state, scored_state, table, status, inspect, csv_button, json_button]
         inspect_outputs = [summary, branch_plot, spectrum_plot, profile_plot, saliency_plot]
-        upload.change(on_upload, [upload, threshold], result_outputs, api_visibility="private")
-        threshold.change(on_threshold, [records_state, scored_state, threshold], result_outputs, api_visibility="private",
-                         trigger_mode="always_last")
-        table.select(on_select_row, [table], [inspect], api_visibility="private")
-        inspect.change(on_inspect, [inspect, scored_state, threshold], inspect_outputs, api_visibility="private")
+        inspect_args = dict(fn=on_inspect, inputs=[inspect, scored_state, threshold], outputs=inspect_outputs,
+                            api_visibility="private")
+        # Programmatic dropdown updates do not fire .input, so each path explains exactly once.
+        upload.change(on_upload, [upload, threshold], result_outputs, api_visibility="private").then(**inspect_args)
+        threshold.change(on_threshold, [records_state, scored_state, threshold], result_outputs,
+                         api_visibility="private", trigger_mode="always_last").then(**inspect_args)
+        table.select(on_select_row, [table], [inspect], api_visibility="private").then(**inspect_args)
+        inspect.input(**inspect_args)
         score_button.click(api_score, [api_file, api_threshold], api_output, api_name="score")
         explain_button.click(api_explain, [api_file, api_threshold], api_output, api_name="explain")
     demo.queue(default_concurrency_limit=limits.concurrency, max_size=limits.queue_size)
@@ -495,23 +499,11 @@ def load_tigas(args: argparse.Namespace) -> TIGAS:
 
 
 def example_files() -> list[str]:
-    """Example images the project makes itself, written once per machine into the temp folder."""
-    dest = Path(tempfile.gettempdir()) / "tigas_app_examples"
-    try:
-        from tigas_core.demo import example_images
-    except ImportError:  # TEMPORARY until tigas_core/demo.py lands: real photos from skimage.data only
-        from skimage import data as skdata
-        from PIL import Image
+    """Example images the project makes itself (skimage.data photo crops and generator-zoo samples),
+    written into the temp folder at start-up."""
+    from tigas_core.demo import example_images
 
-        dest.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for name in ("astronaut", "coffee", "chelsea", "rocket"):
-            path = dest / f"real_{name}.jpg"
-            if not path.exists():
-                Image.fromarray(getattr(skdata, name)()).save(path, quality=92)
-            paths.append(str(path))
-        return paths
-    return [str(path) for path in example_images(dest)]
+    return [str(path) for path in example_images(Path(tempfile.gettempdir()) / "tigas_app_examples")]
 
 
 def launch(args: argparse.Namespace) -> int:

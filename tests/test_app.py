@@ -241,16 +241,20 @@ def test_browser_upload_scores_plots_and_bad_files(server, tigas, images, tmp_pa
             expect(table).not_to_contain_text("uncertain")
             expect(table).to_contain_text("likely real")
 
-            # Pasting an image anywhere on the page scores it like an upload.
+            # Pasting an image anywhere on the page adds it to the uploads and scores it.
             page.evaluate(PASTE_SCRIPT, list(images["photo"].read_bytes()))
-            expect(status).to_contain_text("1 of 1 file(s) scored")
+            expect(status).to_contain_text("3 of 6 file(s) scored")
             expect(table).to_contain_text("pasted.png")
             expect(table).to_contain_text(f"{expected['photo']:.4f}".rstrip("0"))
 
             # An example click loads and scores it.
-            page.locator(".gallery-item, button.gallery-item, [data-testid='examples'] button").first.click()
-            expect(status).to_contain_text("1 of 1 file(s) scored")
+            example = page.locator("#tigas-examples button").first
+            example_name = example.inner_text().strip()
+            example.click()
+            expect(status).to_contain_text("of 1 file(s) scored")
             expect(table).not_to_contain_text("pasted.png")
+            expect(page.locator("#tigas-summary")).to_contain_text(example_name)
+            expect(page.locator("#tigas-branches")).to_contain_text("Branch scores and fusion weights")
             page.screenshot(path=str(tmp_path / "app_example.png"), full_page=True)
         finally:
             browser.close()
