@@ -24,9 +24,13 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from tigas_core.api import TIGAS, Explanation, verdict
-from tigas_core.io import TIGASInputError
-from tigas_core.model import BRANCHES
+if __package__ in (None, "") and str(Path(__file__).resolve().parents[1]) not in sys.path:
+    # `python app/app.py` (how a Space starts it) puts app/ on sys.path, not the checkout root.
+    sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+
+from tigas_core.api import TIGAS, Explanation, verdict  # noqa: E402
+from tigas_core.io import TIGASInputError  # noqa: E402
+from tigas_core.model import BRANCHES  # noqa: E402
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # read when gradio is imported
 import gradio as gr  # noqa: E402
@@ -485,6 +489,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-files", type=int, default=AppLimits.max_files, help="files scored per request")
     parser.add_argument("--max-file-mb", type=float, default=AppLimits.max_file_mb, help="size cap per file in MiB")
     parser.add_argument("--concurrency", type=int, default=AppLimits.concurrency, help="requests running at once")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: CPU cores / concurrency, so parallel requests do not oversubscribe)")
     parser.add_argument("--no-examples", action="store_true", help="skip building the example images")
 
 
@@ -508,6 +514,9 @@ def example_files() -> list[str]:
 
 def launch(args: argparse.Namespace) -> int:
     """Load the model once, build the app and serve it until interrupted."""
+    import torch
+
+    torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // max(1, args.concurrency)))
     tigas = load_tigas(args)
     limits = AppLimits(max_files=args.max_files, max_file_mb=args.max_file_mb, concurrency=args.concurrency)
     examples = [] if args.no_examples else example_files()

@@ -11,6 +11,15 @@ from tigas_core.generators.gan import Generator
 from tigas_core.loss import TIGASLoss, TIGASScheduler
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Single-threaded torch: on a shared 2-core machine two threads run many times slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture
 def generator() -> Generator:
     torch.manual_seed(0)

@@ -43,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(argv)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Our own messages (which weights were used, and why) at INFO; third-party chatter only when it matters.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("tigas").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     if not args.command:
         parser.print_help()
         return 2

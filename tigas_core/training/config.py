@@ -87,12 +87,15 @@ class TrainConfig:
         if key not in fields:
             raise ValueError(f"unknown config key {dotted_key!r}")
         current = getattr(section, key)
-        if isinstance(value, str) and not isinstance(current, str):
-            value = [v for v in value.split(",") if v] if isinstance(current, list) else yaml.safe_load(value)
-        if isinstance(current, bool):
-            value = bool(value)
-        elif isinstance(current, float) and isinstance(value, int):
-            value = float(value)
-        elif isinstance(current, list) and not isinstance(value, list):
-            raise ValueError(f"{dotted_key} must be a list")
+        if isinstance(current, list):
+            value = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+            if not isinstance(value, list):
+                raise ValueError(f"{dotted_key} must be a list")
+        elif isinstance(current, bool):
+            value = value.strip().lower() in ("1", "true", "yes", "on") if isinstance(value, str) else bool(value)
+        elif isinstance(current, (int, float)):
+            try:  # YAML reads 1e-4 (no dot) as a string; accept it as a number
+                value = type(current)(float(value) if isinstance(current, float) else int(value))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{dotted_key} must be a number, got {value!r}") from exc
         setattr(section, key, value)

@@ -1,0 +1,129 @@
+"""Datasets, leak-free splits, augmentation and balanced sampling on images the tests make."""
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import natural_like
+from tigas_core.data import (
+    LEVELS, BalancedSampler, ImageDataset, augment, get_level, jpeg_reencode, load_records, random_view,
+    read_csv_index, scan_folder, split_records,
+)
+from tigas_core.io import TIGASInputError
+from tigas_synthetic import make_dataset
+
+
+@pytest.fixture(scope="module")
+def dataset_root(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("data"), n_real=30, fakes={"gan-a": 12, "gan-b": 9, "diff-c": 6}, tiles_per_grid=3)
+
+
+def test_folder_layout_labels_generators_and_manifest_groups(dataset_root):
+    records = scan_folder(dataset_root)
+    by_generator = Counter((r.generator, r.label) for r in records)
+    assert by_generator == {("real", 1): 30, ("gan-a", 0): 12, ("gan-b", 0): 9, ("diff-c", 0): 6}
+    grids = {r.group for r in records if r.generator == "gan-a"}
+    assert len(grids) == 4  # 12 tiles, 3 per grid, grouped through MANIFEST source_path
+
+
+def test_cnndetection_layout_and_nested_fake_folders(tmp_path):
+    for rel in ["progan/cat/0_real/a.png", "progan/cat/1_fake/b.png", "stylegan/0_real/c.png", "stylegan/1_fake/d.png",
+                "zoo/fake/vae/epoch3/e.png", "zoo/real/deep/f.jpg"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(natural_like(32, 32)).save(tmp_path / rel)
+    records = {r.path.split(str(tmp_path) + "/")[1]: (r.generator, r.label) for r in scan_folder(tmp_path)}
+    assert records["progan/cat/0_real/a.png"] == ("progan", 1)
+    assert records["stylegan/1_fake/d.png"] == ("stylegan", 0)
+    nested = {(r.generator, r.label) for r in scan_folder(tmp_path / "zoo")}
+    assert nested == {("vae", 0), ("real", 1)}
+
+
+def test_csv_index_relative_paths_and_bad_label(tmp_path, dataset_root):
+    index = tmp_path / "index.csv"
+    index.write_text(f"path,label,generator\n{dataset_root}/real/class0/000.jpg,real,real\n../x/y.png,fake,gan-z\n")
+    records = read_csv_index(index)
+    assert [(r.label, r.generator) for r in records] == [(1, "real"), (0, "gan-z")]
+    assert records[1].path == str(tmp_path / "../x/y.png")
+    assert len(load_records([dataset_root, index])) == len(scan_folder(dataset_root)) + 2
+    index.write_text("path,label\na.png,maybe\n")
+    with pytest.raises(TIGASInputError, match="index.csv:2.*label"):
+        read_csv_index(index)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TIGASInputError, match="no images"):
+        scan_folder(tmp_path / "empty")
+
+
+def test_splits_are_deterministic_leak_free_grouped_and_hold_out(dataset_root):
+    records = scan_folder(dataset_root)
+    a = split_records(records, seed=3, holdout_generators=["diff-c"])
+    b = split_records(list(reversed(records)), seed=3, holdout_generators=["diff-c"])
+    assert a == b
+    paths = [set(r.path for r in a[name]) for name in ("train", "val", "test")]
+    assert not (paths[0] & paths[1]) and not (paths[0] & paths[2]) and not (paths[1] & paths[2])
+    assert set().union(*paths) == {r.path for r in records}
+    group_split = {}
+    for name in ("train", "val", "test"):
+        for r in a[name]:
+            assert group_split.setdefault(r.group, name) == name, "a tile grid was split across splits"
+    assert all(r.generator != "diff-c" for r in a["train"] + a["val"])
+    assert sum(r.generator == "diff-c" for r in a["test"]) == 6
+    for name in ("train", "val", "test"):  # stratified: every seen generator's reals and fakes reach each split
+        assert any(r.generator == "real" for r in a[name])
+    assert {r.generator for r in a["train"]} == {"real", "gan-a", "gan-b"}
+    other = split_records(records, seed=4, holdout_generators=["diff-c"])
+    assert {r.path for r in other["test"]} != {r.path for r in a["test"]}
+    with pytest.raises(ValueError, match="not in the data"):
+        split_records(records, holdout_generators=["nope"])
+
+
+def test_every_level_above_none_jpeg_reencodes_both_classes():
+    assert LEVELS["none"].jpeg_quality is None
+    for name in ("light", "medium", "strong"):
+        assert get_level(name).jpeg_quality == (30, 100)
+    with pytest.raises(ValueError, match="augment level"):
+        get_level("extreme")
+    image = torch.from_numpy(natural_like(48, 64, seed=1)).permute(2, 0, 1).float() / 255
+    png_like = image.clone()
+    reencoded = jpeg_reencode(png_like, 30)
+    assert reencoded.shape == image.shape and 0.002 < (reencoded - image).abs().mean() < 0.1
+    spec, rng = get_level("strong"), random.Random(0)
+    views = [random_view(augment(image, spec, rng), 40, spec, rng) for _ in range(4)]
+    assert all(v.shape == (3, 40, 40) and 0 <= float(v.min()) and float(v.max()) <= 1 for v in views)
+    assert not torch.equal(views[0], views[1])
+
+
+def test_dataset_views_and_bad_file_skipped(dataset_root, tmp_path, caplog):
+    records = scan_folder(dataset_root)[:5]
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    records = [records[0].__class__(str(broken), 1, "real", "x")] + records
+    train = ImageDataset(records, 32, train=True, augment_level="medium", seed=1)
+    image, label, index = train[0]
+    assert image.shape == (3, 32, 32) and index == 1 and float(label) == records[1].label
+    assert "broken.png" in caplog.text
+    train.set_epoch(1)
+    assert not torch.equal(train[2][0], ImageDataset(records, 32, train=True, augment_level="medium", seed=1)[2][0])
+    evaluation = ImageDataset(records, 32)
+    assert torch.equal(evaluation[3][0], evaluation[3][0])
+
+
+def test_balanced_sampler_balances_classes_and_generators_and_shards(dataset_root):
+    records = scan_folder(dataset_root)
+    sampler = BalancedSampler(records, 6000, seed=0)
+    drawn = Counter((records[i].label, records[i].generator) for i in sampler)
+    real_share = drawn[(1, "real")] / 6000
+    assert 0.46 < real_share < 0.54  # 30 reals vs 27 fakes, but 3 fake generators of 12/9/6 images
+    for generator in ("gan-a", "gan-b", "diff-c"):
+        assert 0.14 < drawn[(0, generator)] / 6000 < 0.19
+    shards = [list(BalancedSampler(records, 100, seed=0, rank=r, world_size=2)) for r in range(2)]
+    assert len(shards[0]) == len(shards[1]) == 50
+    full = list(BalancedSampler(records, 100, seed=0))
+    assert sorted(shards[0] + shards[1]) == sorted(full)
+    sampler.set_epoch(1)
+    assert list(sampler)[:20] != list(BalancedSampler(records, 6000, seed=0))[:20]
+    assert np.isclose(float(sampler.weights.sum()), 1.0)
