@@ -9,6 +9,7 @@ sessions through a queue with a concurrency limit. It is the Hugging Face Space 
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 import os
 import sys
@@ -24,11 +25,12 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-if __package__ in (None, "") and str(Path(__file__).resolve().parents[1]) not in sys.path:
+if str(Path(__file__).resolve().parents[1]) not in sys.path:
     # `python app/app.py` (how a Space starts it) puts app/ on sys.path, not the checkout root.
     sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
 from tigas_core.api import TIGAS, Explanation, verdict  # noqa: E402
+from tigas_core.hub import DEFAULT_REPO_ID, DEFAULT_REVISION, WeightsNotFoundError  # noqa: E402
 from tigas_core.io import TIGASInputError  # noqa: E402
 from tigas_core.model import BRANCHES  # noqa: E402
 
@@ -39,6 +41,8 @@ TABLE_COLUMNS = ["file", "score", "verdict", *BRANCHES, "message"]
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 DOWNLOAD_MAX_AGE_S = 3600
+MAP_KEYS = ("spectrum", "saliency")  # the large 2-D arrays of Explanation.to_dict(arrays=True)
+VERDICT_MARGIN = inspect.signature(verdict).parameters["margin"].default
 # Transparent where the model does not care, opaque red where it looks generated: the photo stays visible.
 SALIENCY_COLORS = [[0.0, "rgba(255,0,0,0)"], [0.3, "rgba(255,160,0,0.15)"], [1.0, "rgba(255,0,0,0.85)"]]
 
@@ -105,13 +109,12 @@ def _scrub(message: str, path: str, name: str) -> str:
     return message
 
 
-def _file_path(item: Any) -> str:
-    """Gradio hands files over as paths (str) or objects with a ``.name``/``path``; normalise."""
-    if isinstance(item, (str, os.PathLike)):
-        return os.fspath(item)
-    if isinstance(item, dict) and "path" in item:
-        return str(item["path"])
-    return str(getattr(item, "path", None) or getattr(item, "name"))
+def _size_error(path: str, limits: AppLimits) -> str:
+    """The per-file size cap, checked before decoding so a huge upload costs no model time."""
+    size = Path(path).stat().st_size if Path(path).is_file() else 0
+    if size > limits.max_file_bytes:
+        return f"file too large ({size / 2**20:.1f} MiB > {limits.max_file_mb:g} MiB per file)"
+    return ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -139,11 +142,9 @@ def score_paths(tigas: TIGAS, paths: Sequence[str], limits: AppLimits, threshold
         if index >= limits.max_files:
             records[name] = _empty_record(name, f"not scored: at most {limits.max_files} files per request")
             continue
-        size = Path(path).stat().st_size if Path(path).is_file() else 0
-        if size > limits.max_file_bytes:
-            records[name] = _empty_record(
-                name, f"file too large ({size / 2**20:.1f} MiB > {limits.max_file_mb:g} MiB per file)"
-            )
+        too_big = _size_error(path, limits)
+        if too_big:
+            records[name] = _empty_record(name, too_big)
             continue
         to_score.append((name, path))
     scored: dict[str, str] = {}
@@ -332,9 +333,8 @@ def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[
     downloads = DownloadWriter()
     default_threshold = float(tigas.threshold)
 
-    def on_upload(files: list[Any] | None, threshold: float):
-        paths = [_file_path(item) for item in files or []]
-        records, scored = score_paths(tigas, paths, limits, threshold)
+    def on_upload(files: list[str] | None, threshold: float):
+        records, scored = score_paths(tigas, [str(path) for path in files or []], limits, threshold)
         return _render_results(records, scored, threshold)
 
     def on_threshold(records: list[dict], scored: dict[str, str], threshold: float):
@@ -358,44 +358,50 @@ def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[
     def on_inspect(name: str | None, scored: dict[str, str], threshold: float):
         if not name or name not in scored:
             return "Select a scored file to see its breakdown.", None, None, None, None
-        explanation = tigas.explain(scored[name])
+        try:
+            explanation = tigas.explain(scored[name])
+        except TIGASInputError as exc:  # e.g. the upload expired from Gradio's cache
+            return f"`{name}` could not be explained: {exc.reason}", None, None, None, None
         return (
             explanation_summary(name, explanation, threshold), branch_figure(explanation),
             spectrum_figure(explanation), profile_figure(explanation), saliency_figure(explanation),
         )
 
-    def api_score(file: Any, threshold: float | None = None) -> dict[str, Any]:
+    def api_score(file: str | None, threshold: float | None = None) -> dict[str, Any]:
         """Score one image: JSON with score, components, branch_weights, verdict."""
         threshold = default_threshold if threshold is None else float(threshold)
         if file is None:
             raise gr.Error("no file given")
-        path = _file_path(file)
-        records, _ = score_paths(tigas, [path], limits, threshold)
+        records, _ = score_paths(tigas, [str(file)], limits, threshold)
         record = records[0]
         if record["error"]:
-            raise gr.Error(f"{record['file']}: {record['error']}")
+                raise gr.Error(f"{record['file']}: {record['error']}")
         return {
             "file": record["file"], "score": record["score"], "verdict": record["verdict"], "threshold": threshold,
             "components": {b: record[b] for b in BRANCHES},
             "branch_weights": {b: record[f"w_{b}"] for b in BRANCHES},
         }
 
-    def api_explain(file: Any, threshold: float | None = None) -> dict[str, Any]:
-        """Explain one image: score, components, branch weights, verdict plus spectrum, radial and
-        reference profiles and saliency (as nested lists)."""
+    def api_explain(file: str | None, threshold: float | None = None, maps: bool = False) -> dict[str, Any]:
+        """Explain one image: score, components, branch weights, verdict, the radial power profile
+        with the natural-image reference; ``maps=True`` adds the 2-D log spectrum and saliency map
+        (nested lists, ~3 MB of JSON at 256 px, so they are opt-in)."""
         threshold = default_threshold if threshold is None else float(threshold)
         if file is None:
             raise gr.Error("no file given")
-        path = _file_path(file)
-        name = _display_names([path])[0]
-        size = Path(path).stat().st_size if Path(path).is_file() else 0
-        if size > limits.max_file_bytes:
-            raise gr.Error(f"{name}: file too large ({size / 2**20:.1f} MiB > {limits.max_file_mb:g} MiB per file)")
+        path = str(file)
+        name = Path(path).name
+        too_big = _size_error(path, limits)
+        if too_big:
+            raise gr.Error(f"{name}: {too_big}")
         try:
             explanation = tigas.explain(path)
         except TIGASInputError as exc:
             raise gr.Error(f"{name}: {exc.reason}") from exc
         payload = explanation.to_dict(arrays=True)
+        if not maps:
+            for key in MAP_KEYS:
+                payload.pop(key)
         payload.update(file=name, threshold=threshold, verdict=verdict(explanation.score, threshold))
         return payload
 
@@ -412,8 +418,8 @@ def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[
             with gr.Column(scale=2):
                 upload = gr.File(label="Images", file_count="multiple", elem_id="tigas-upload", height=180)
                 threshold = gr.Slider(0.0, 1.0, value=default_threshold, step=0.01, label="Decision threshold",
-                                      info="scores above threshold + 0.1 read 'likely real', below threshold - 0.1 "
-                                           "'likely generated', in between 'uncertain'", elem_id="tigas-threshold")
+                                      info=f"within ±{VERDICT_MARGIN:g} of the threshold a score reads 'uncertain'",
+                                      elem_id="tigas-threshold")
                 status = gr.Markdown(status_markdown([]), elem_id="tigas-status")
                 if examples:
                     gr.Examples(examples=[[[path]] for path in examples], inputs=[upload],
@@ -423,11 +429,11 @@ def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[
             with gr.Column(scale=3):
                 table = gr.Dataframe(value=results_table([]), label="Results (sorted by score; click a row to inspect)",
                                      interactive=False, elem_id="tigas-table", wrap=True,
-                                     column_widths=["20%", "10%", "14%", "11%", "11%", "11%", "23%"])
+                                     column_widths=["19%", "10%", "13%", "12%", "12%", "12%", "22%"])
                 with gr.Row():
                     csv_button = gr.DownloadButton("Download CSV", interactive=False, elem_id="tigas-csv")
                     json_button = gr.DownloadButton("Download JSON", interactive=False, elem_id="tigas-json")
-        inspect = gr.Dropdown(choices=[], label="Inspect file", elem_id="tigas-inspect")
+        chosen = gr.Dropdown(choices=[], label="Inspect file", elem_id="tigas-inspect")
         summary = gr.Markdown("Select a scored file to see its breakdown.", elem_id="tigas-summary")
         with gr.Row():
             branch_plot = gr.Plot(label="Branches", elem_id="tigas-branches")
@@ -435,30 +441,33 @@ def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[
         with gr.Row():
             spectrum_plot = gr.Plot(label="Spectrum", elem_id="tigas-spectrum")
             profile_plot = gr.Plot(label="Radial profile", elem_id="tigas-profile")
-        with gr.Accordion("JSON API (one file): the /score and /explain endpoints", open=False):
+        with gr.Accordion("JSON API (one file): the /score and /explain endpoints", open=False, elem_id="tigas-api"):
             gr.Markdown(
                 "Same as `gradio_client`: `Client(url).predict(handle_file(path), api_name=\"/score\")`."
             )
             with gr.Row():
-                api_file = gr.File(label="Image", file_count="single")
+                api_file = gr.File(label="Image", file_count="single", elem_id="tigas-api-file")
                 api_threshold = gr.Number(value=default_threshold, label="threshold", minimum=0, maximum=1)
+                api_maps = gr.Checkbox(value=False, label="maps (explain: add 2-D spectrum and saliency)")
             with gr.Row():
-                score_button = gr.Button("Score (JSON)")
+                score_button = gr.Button("Score (JSON)", elem_id="tigas-api-score")
                 explain_button = gr.Button("Explain (JSON)")
-            api_output = gr.JSON(label="Response")
+            api_output = gr.JSON(label="Response", elem_id="tigas-api-output")
 
-        result_outputs = [records_state, scored_state, table, status, inspect, csv_button, json_button]
+        result_outputs = [records_state, scored_state, table, status, chosen, csv_button, json_button]
         inspect_outputs = [summary, branch_plot, spectrum_plot, profile_plot, saliency_plot]
-        inspect_args = dict(fn=on_inspect, inputs=[inspect, scored_state, threshold], outputs=inspect_outputs,
-                            api_visibility="private")
+        # Every event that runs the model shares one concurrency group, so the limit is per process.
+        uses_model = dict(concurrency_id="tigas", api_visibility="private")
+        inspect_args = dict(fn=on_inspect, inputs=[chosen, scored_state, threshold], outputs=inspect_outputs, **uses_model)
         # Programmatic dropdown updates do not fire .input, so each path explains exactly once.
-        upload.change(on_upload, [upload, threshold], result_outputs, api_visibility="private").then(**inspect_args)
+        upload.change(on_upload, [upload, threshold], result_outputs, **uses_model).then(**inspect_args)
         threshold.change(on_threshold, [records_state, scored_state, threshold], result_outputs,
                          api_visibility="private", trigger_mode="always_last").then(**inspect_args)
-        table.select(on_select_row, [table], [inspect], api_visibility="private").then(**inspect_args)
-        inspect.input(**inspect_args)
-        score_button.click(api_score, [api_file, api_threshold], api_output, api_name="score")
-        explain_button.click(api_explain, [api_file, api_threshold], api_output, api_name="explain")
+        table.select(on_select_row, [table], [chosen], api_visibility="private").then(**inspect_args)
+        chosen.input(**inspect_args)
+        score_button.click(api_score, [api_file, api_threshold], api_output, api_name="score", concurrency_id="tigas")
+        explain_button.click(api_explain, [api_file, api_threshold, api_maps], api_output, api_name="explain",
+                             concurrency_id="tigas")
     demo.queue(default_concurrency_limit=limits.concurrency, max_size=limits.queue_size)
     return demo
 
@@ -481,10 +490,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--weights", metavar="DIR", help="weights folder (config.json + model.safetensors); default: bundled weights")
     source.add_argument("--repo-id", metavar="ID", help="Hugging Face Hub repo to download weights from")
-    parser.add_argument("--revision", default=None, help="Hub revision (with --repo-id)")
+    parser.add_argument("--revision", default=None,
+                        help=f"Hub revision (with --repo-id; default {DEFAULT_REVISION} for {DEFAULT_REPO_ID}, else main)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", DEFAULT_HOST))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", DEFAULT_PORT)))
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", DEFAULT_HOST),
+                        help=f"interface to listen on (default {DEFAULT_HOST}, or $GRADIO_SERVER_NAME as on a Space)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", DEFAULT_PORT)),
+                        help=f"port (default {DEFAULT_PORT}, or $GRADIO_SERVER_PORT)")
     parser.add_argument("--share", type=_bool, default=False, metavar="{true,false}", help="create a public gradio.live link")
     parser.add_argument("--max-files", type=int, default=AppLimits.max_files, help="files scored per request")
     parser.add_argument("--max-file-mb", type=float, default=AppLimits.max_file_mb, help="size cap per file in MiB")
@@ -499,8 +511,9 @@ def load_tigas(args: argparse.Namespace) -> TIGAS:
     if args.weights:
         return TIGAS(checkpoint_path=args.weights, device=args.device)
     if args.repo_id:
-        kwargs = {"revision": args.revision} if args.revision else {}
-        return TIGAS(auto_download=True, repo_id=args.repo_id, device=args.device, **kwargs)
+        # The pinned tag belongs to the default repo; another repo defaults to its main branch.
+        revision = args.revision or (DEFAULT_REVISION if args.repo_id == DEFAULT_REPO_ID else None)
+        return TIGAS(auto_download=True, repo_id=args.repo_id, revision=revision, device=args.device)
     return TIGAS(device=args.device)
 
 
@@ -517,7 +530,11 @@ def launch(args: argparse.Namespace) -> int:
     import torch
 
     torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // max(1, args.concurrency)))
-    tigas = load_tigas(args)
+    try:
+        tigas = load_tigas(args)
+    except WeightsNotFoundError as exc:
+        print(f"tigas app: {exc}", file=sys.stderr)
+        return 2
     limits = AppLimits(max_files=args.max_files, max_file_mb=args.max_file_mb, concurrency=args.concurrency)
     examples = [] if args.no_examples else example_files()
     demo = build_app(tigas, limits, examples)

@@ -84,7 +84,7 @@ def stop_app(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def run_session(url: str, images: dict[int, Path], requests: int, offset: int) -> list[tuple[str, int, float, bool]]:
+def run_session(url: str, images: dict[int, Path], requests: int, offset: int, maps: bool = False) -> list[tuple[str, int, float, bool]]:
     """One client: alternating endpoints, cycling through image sizes. Returns (endpoint, size, s, ok)."""
     from gradio_client import Client, handle_file
 
@@ -96,7 +96,8 @@ def run_session(url: str, images: dict[int, Path], requests: int, offset: int) -
         size = sizes[(i // 2 + offset) % len(sizes)]
         start = time.perf_counter()
         try:
-            response = client.predict(handle_file(str(images[size])), api_name=endpoint)
+            extra = {"maps": True} if maps and endpoint == "/explain" else {}
+            response = client.predict(handle_file(str(images[size])), api_name=endpoint, **extra)
             ok = isinstance(response, dict) and 0.0 <= response["score"] <= 1.0
         except Exception as exc:  # counted, and the first few are shown
             ok = False
@@ -132,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="128,256,512,1024", help="image sizes (px, square)")
     parser.add_argument("--concurrency", type=int, default=2, help="app queue concurrency (when started here)")
     parser.add_argument("--single", type=int, default=20, help="requests per endpoint for the one-client 512 px pass")
+    parser.add_argument("--maps", action="store_true", help="/explain also returns the 2-D spectrum and saliency maps")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="tigas_bench_") as tmp:
@@ -143,15 +145,17 @@ def main(argv: list[str] | None = None) -> int:
         else:
             process, url = start_app(args.weights, args.concurrency, workdir)
         try:
-            print(f"app: {url}  sessions {args.sessions} x {args.requests} requests, sizes {args.sizes}")
-            run_session(url, {512: images[512]}, 2, 0)  # warm-up, not counted
+            print(f"app: {url}  sessions {args.sessions} x {args.requests} requests, sizes {args.sizes}, "
+                  f"explain maps {args.maps}")
+            run_session(url, {512: images[512]}, 2, 0, args.maps)  # warm-up, not counted
             start = time.perf_counter()
-            single = run_session(url, {512: images[512]}, 2 * args.single, 0)
+            single = run_session(url, {512: images[512]}, 2 * args.single, 0, args.maps)
             report("one client, 512 px (idle server)", single, time.perf_counter() - start)
             load_images = {s: images[s] for s in (int(s) for s in args.sizes.split(","))}
             start = time.perf_counter()
             with ThreadPoolExecutor(args.sessions) as pool:
-                futures = [pool.submit(run_session, url, load_images, args.requests, i) for i in range(args.sessions)]
+                futures = [pool.submit(run_session, url, load_images, args.requests, i, args.maps)
+                           for i in range(args.sessions)]
                 results = [row for future in futures for row in future.result()]
             report(f"{args.sessions} concurrent sessions, mixed sizes", results, time.perf_counter() - start)
         finally:

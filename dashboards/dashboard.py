@@ -2,7 +2,7 @@
 
 Thin Streamlit view. Scores come from `TIGAS` through `tigas_core.score_cache` (persistent, keyed by
 file content + model), spectra from `tigas_core.spectral`, explanations from `TIGAS.explain`,
-AUROC/AP from scikit-learn. Run it with `tigas dashboard ROOT` or
+AUROC/AP/ECE from `tigas_core.metrics.evaluation`, Fréchet distances from `tigas_core.metrics.frechet`. Run it with `tigas dashboard ROOT` or
 `streamlit run dashboards/dashboard.py -- ROOT [--weights DIR] [--real-name real]`; the same
 settings can come from the environment (TIGAS_DASHBOARD_ROOT, TIGAS_WEIGHTS, TIGAS_REAL_NAME,
 TIGAS_CACHE_DIR), which is how tests drive it.
@@ -26,16 +26,19 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 from plotly.subplots import make_subplots
-from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score, roc_curve
+from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
-from tigas_core.data.records import REAL, read_csv_index, scan_folder
+from tigas_core.data.records import REAL, REAL_LABEL, read_csv_index, scan_folder
 from tigas_core.io import iter_image_files
+from tigas_core.metrics.evaluation import binary_metrics
+from tigas_core.metrics.frechet import StreamingStats, frechet_distance
+from tigas_core.model import BRANCHES
 from tigas_core.score_cache import ScoreCache, ScoredSet, default_cache_dir
 from tigas_core.spectral import radial_frequencies
 
-BRANCHES = ("perceptual", "spectral", "statistical")
 METRICS = ("score", *BRANCHES)
 TOP_LEVEL = "(top level)"
+MAX_UNZIPPED_BYTES = 8 * 2**30  # an uploaded zip may not unpack to more than this (zip-bomb guard)
 
 
 # --------------------------------------------------------------------------------------------
@@ -107,6 +110,9 @@ def extract_zip(data: bytes, dest_root: Path) -> Path:
         partial = target.with_name(target.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(member.file_size for member in archive.infolist())
+            if unpacked > MAX_UNZIPPED_BYTES:
+                raise ValueError(f"unpacks to {unpacked / 2**30:.1f} GiB (limit {MAX_UNZIPPED_BYTES / 2**30:.0f} GiB)")
             for member in archive.infolist():
                 destination = (partial / member.filename).resolve()
                 if not destination.is_relative_to(partial.resolve()):
@@ -121,61 +127,68 @@ def extract_zip(data: bytes, dest_root: Path) -> Path:
     return target
 
 
-def summary_table(frame: pd.DataFrame, features: np.ndarray, real_name: str, threshold: float) -> pd.DataFrame:
-    """Per generator: n, mean, median, std, share flagged as generated, AUROC/AP against real, FD to real.
+def summary_table(frame: pd.DataFrame, real_name: str, threshold: float, distances: dict[str, float]) -> pd.DataFrame:
+    """Per generator: n, mean, median, std, share flagged as generated, AUROC/AP/ECE against real, FD to real.
 
-    AUROC and AP treat real images as the positive class and the TIGAS score as the decision
-    value: AUROC 0.5 means the generator's images are indistinguishable from the real ones.
+    AUROC, AP (generated images as the positive class), balanced accuracy and ECE come from the
+    project's evaluation code, so the dashboard and `tigas evaluate` agree; AUROC 0.5 means the
+    generator's images are indistinguishable from the real ones by TIGAS.
     """
-    scored = frame[frame["error"] == ""]
-    real_scores = scored.loc[scored["generator"] == real_name, "score"].to_numpy()
-    real_features = features[(frame["error"] == "").to_numpy() & (frame["generator"] == real_name).to_numpy()]
+    ok = frame[frame["error"] == ""]
+    real_scores = ok.loc[ok["generator"] == real_name, "score"].to_numpy()
     rows = []
     for generator, group in frame.groupby("generator", sort=True):
-        ok = group[group["error"] == ""]
-        scores = ok["score"].to_numpy()
+        scores = group.loc[group["error"] == "", "score"].to_numpy()
         row = {
             "generator": generator,
-            "n": len(ok),
-            "failed": len(group) - len(ok),
+            "n": len(scores),
+            "failed": len(group) - len(scores),
             "mean": scores.mean() if len(scores) else np.nan,
             "median": np.median(scores) if len(scores) else np.nan,
             "std": scores.std(ddof=1) if len(scores) > 1 else np.nan,
             "flagged": (scores < threshold).mean() if len(scores) else np.nan,
-            "AUROC": np.nan,
-            "AP": np.nan,
-            "FD to real": np.nan,
+            "AUROC": np.nan, "AP": np.nan, "accuracy": np.nan, "ECE": np.nan,
+            "FD to real": distances.get(generator, np.nan),
         }
         if generator != real_name and len(scores) and len(real_scores):
-            labels = np.r_[np.ones(len(real_scores)), np.zeros(len(scores))]
-            values = np.r_[real_scores, scores]
-            row["AUROC"] = roc_auc_score(labels, values)
-            row["AP"] = average_precision_score(labels, values)
-            row["FD to real"] = frechet_to_real(features[group.index[group["error"] == ""]], real_features)
+            labels = np.r_[np.full(len(real_scores), REAL_LABEL), np.full(len(scores), 1 - REAL_LABEL)]
+            metrics = binary_metrics(np.r_[real_scores, scores], labels, threshold)
+            row.update(AUROC=metrics["auroc"], AP=metrics["ap"], accuracy=metrics["accuracy"], ECE=metrics["ece"])
         rows.append(row)
     table = pd.DataFrame(rows)
     real_first = (table["generator"] != real_name).astype(int)
     return table.assign(_order=real_first).sort_values(["_order", "mean"], ascending=[True, False]).drop(columns="_order").reset_index(drop=True)
 
 
-def frechet_to_real(features: np.ndarray, real_features: np.ndarray) -> float:
-    """Fréchet distance in TIGAS feature space via tigas_core.metrics.frechet (NaN until that module exists)."""
-    try:
-        from tigas_core.metrics.frechet import frechet_distance
-    except ImportError:
-        return float("nan")
-    if len(features) < 2 or len(real_features) < 2:
-        return float("nan")
-    return float(frechet_distance(features, real_features))
+def frechet_to_real(frame: pd.DataFrame, features: np.ndarray, real_name: str) -> dict[str, float]:
+    """Fréchet distance between each generator's fused TIGAS features and the real ones' (>= 2 images each)."""
+    ok = (frame["error"] == "").to_numpy()
+    stats = {}
+    for generator in frame["generator"].unique():
+        rows = features[ok & (frame["generator"] == generator).to_numpy()]
+        if len(rows) >= 2:
+            stats[generator] = StreamingStats(rows.shape[1])
+            stats[generator].update(rows)
+    real = stats.get(real_name)
+    if real is None:
+        return {}
+    return {g: frechet_distance(s.mean, s.cov, real.mean, real.cov) for g, s in stats.items() if g != real_name}
 
 
 # --------------------------------------------------------------------------------------------
 # Figures (each returns a plotly figure; the Export tab offers every one as HTML and PNG)
 # --------------------------------------------------------------------------------------------
+def palette(order: list[str]) -> dict[str, str]:
+    """One colour per generator across every chart; the real reference (first) is always near-black."""
+    colours = px.colors.qualitative.Plotly
+    return {name: "#222222" if i == 0 else colours[(i - 1) % len(colours)] for i, name in enumerate(order)}
+
+
 def distribution_figures(frame: pd.DataFrame, column: str, order: list[str]) -> dict[str, go.Figure]:
     ok = frame[frame["error"] == ""]
     label = {"score": "TIGAS score"}.get(column, f"{column} component")
-    common = dict(color="generator", category_orders={"generator": order}, labels={column: label})
+    common = dict(color="generator", category_orders={"generator": order}, labels={column: label},
+                  color_discrete_map=palette(order))
     violin = px.violin(ok, x="generator", y=column, box=True, points="all" if len(ok) <= 2000 else False, **common)
     violin.update_layout(showlegend=False, title=f"{label} per generator")
     histogram = px.histogram(ok, x=column, barmode="overlay", histnorm="probability density", opacity=0.55, nbins=40, **common)
@@ -192,9 +205,9 @@ def spectral_figures(frame: pd.DataFrame, scored: ScoredSet, order: list[str], r
     profiles = {g: scored.profiles[ok & (frame["generator"] == g).to_numpy()].mean(axis=0) for g in names}
     figures: dict[str, go.Figure] = {}
     heat = px.imshow(spectra, facet_col=0, facet_col_wrap=min(4, len(names)), color_continuous_scale="viridis",
-                     labels={"color": "log(1+power)"}, facet_row_spacing=0.08)
+                     labels={"color": "log10 power"}, facet_row_spacing=0.08)
     _name_facets(heat, names)
-    heat.update_layout(title="Mean 2-D log power spectrum (model view, centred; DC in the middle)", height=260 * ((len(names) + 3) // 4) + 80)
+    heat.update_layout(title="Mean 2-D log10 power spectrum of the model view (DC in the middle, each image's mean level removed)", height=260 * ((len(names) + 3) // 4) + 80)
     heat.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
     figures["spectrum_mean"] = heat
     if real_name in names:
@@ -203,7 +216,7 @@ def spectral_figures(frame: pd.DataFrame, scored: ScoredSet, order: list[str], r
         if others:
             limit = float(np.abs(diff[others]).max()) or 1.0
             delta = px.imshow(diff[others], facet_col=0, facet_col_wrap=min(4, len(others)), color_continuous_scale="RdBu_r",
-                              zmin=-limit, zmax=limit, labels={"color": "Δ log power"}, facet_row_spacing=0.08)
+                              zmin=-limit, zmax=limit, labels={"color": "Δ log10 power"}, facet_row_spacing=0.08)
             _name_facets(delta, [names[i] for i in others])
             delta.update_layout(title=f"Mean log spectrum minus '{real_name}' (red = more energy than real)",
                                 height=260 * ((len(others) + 3) // 4) + 80)
@@ -211,10 +224,9 @@ def spectral_figures(frame: pd.DataFrame, scored: ScoredSet, order: list[str], r
             figures["spectrum_minus_real"] = delta
     frequencies = radial_frequencies(scored.profiles.shape[1]).numpy()
     radial = go.Figure()
+    colours = palette(order)
     for g in names:
-        is_real = g == real_name
-        radial.add_scatter(x=frequencies, y=profiles[g], name=g, mode="lines",
-                           line=dict(width=4 if is_real else 2, color="black" if is_real else None, dash=None))
+        radial.add_scatter(x=frequencies, y=profiles[g], name=g, mode="lines", line=dict(width=4 if g == real_name else 2, color=colours[g]))
     radial.update_layout(title="Mean radial power profile (log10, normalised at mid frequency)",
                          xaxis_title="frequency / Nyquist", yaxis_title="log10 power")
     figures["radial_profile"] = radial
@@ -227,8 +239,9 @@ def _name_facets(figure: go.Figure, names: list[str]) -> None:
         annotation.text = names[index]
 
 
-def roc_figure(frame: pd.DataFrame, real_name: str, threshold: float) -> go.Figure:
+def roc_figure(frame: pd.DataFrame, real_name: str, threshold: float, order: list[str]) -> go.Figure:
     ok = frame[frame["error"] == ""]
+    colours = palette(order)
     real = ok.loc[ok["generator"] == real_name, "score"].to_numpy()
     figure = go.Figure()
     figure.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="grey"), name="chance")
@@ -238,15 +251,16 @@ def roc_figure(frame: pd.DataFrame, real_name: str, threshold: float) -> go.Figu
         fpr, tpr, _ = roc_curve(labels, values)
         # The operating point of the slider: real kept (TPR) vs this generator passed as real (FPR).
         point_tpr, point_fpr = (real >= threshold).mean(), (group["score"].to_numpy() >= threshold).mean()
-        line = figure.add_scatter(x=fpr, y=tpr, mode="lines", name=f"{generator} (AUROC {roc_auc_score(labels, values):.3f})")
-        figure.add_scatter(x=[point_fpr], y=[point_tpr], mode="markers", marker=dict(size=10, color=line.data[-1].line.color),
+        figure.add_scatter(x=fpr, y=tpr, mode="lines", line=dict(color=colours[generator]),
+                           name=f"{generator} (AUROC {roc_auc_score(labels, values):.3f})")
+        figure.add_scatter(x=[point_fpr], y=[point_tpr], mode="markers", marker=dict(size=10, color=colours[generator]),
                            showlegend=False, name=f"{generator} @ {threshold:.2f}")
     figure.update_layout(title=f"ROC per generator against '{real_name}' (dots: threshold {threshold:.2f})",
                          xaxis_title="generated images passed as real (FPR)", yaxis_title="real images kept (TPR)")
     return figure
 
 
-def confusion_figure(frame: pd.DataFrame, real_name: str, threshold: float, generator: str) -> tuple[go.Figure, np.ndarray]:
+def confusion_figure(frame: pd.DataFrame, real_name: str, threshold: float, generator: str) -> go.Figure:
     ok = frame[frame["error"] == ""]
     if generator != "all generated":
         ok = ok[ok["generator"].isin([real_name, generator])]
@@ -256,7 +270,7 @@ def confusion_figure(frame: pd.DataFrame, real_name: str, threshold: float, gene
     figure = px.imshow(matrix, x=["predicted real", "predicted generated"], y=["real", generator], text_auto=True,
                        color_continuous_scale="Blues")
     figure.update_layout(title=f"Confusion matrix at threshold {threshold:.2f}", coloraxis_showscale=False)
-    return figure, matrix
+    return figure
 
 
 def explanation_figures(explanation) -> dict[str, go.Figure]:
@@ -312,6 +326,12 @@ def cached_index(kind: str, source: str, rescan: int) -> pd.DataFrame:
     return index_csv(source) if kind == "csv" else index_folder(source)
 
 
+@st.cache_data(show_spinner="Fréchet distances…", max_entries=16)
+def cached_frechet(_frame: pd.DataFrame, _features: np.ndarray, key: tuple, real_name: str) -> dict[str, float]:
+    """FD per generator, once per scored set and real reference (a matrix square root each)."""
+    return frechet_to_real(_frame, _features, real_name)
+
+
 @st.cache_data(show_spinner=False, max_entries=512)
 def thumbnail(path: str, digest: str, size: int = 192) -> np.ndarray:
     with Image.open(path) as image:
@@ -325,8 +345,8 @@ def cached_explanation(_tigas, model_id: str, digest: str, path: str):
     return _tigas.explain(path)
 
 
-def score_with_progress(cache: ScoreCache, index: pd.DataFrame, batch_size: int, rescan: int) -> tuple[ScoredSet, int]:
-    """Scored set for this index and how many files this call scored (0 when this process already had it).
+def score_with_progress(cache: ScoreCache, index: pd.DataFrame, batch_size: int, rescan: int) -> tuple[ScoredSet, int, tuple]:
+    """Scored set for this index, how many files this call scored (0 when this process already had it), and its key.
 
     Kept in process memory per (model, file list, rescan count); on a miss the persistent cache
     supplies every known file and only new or changed ones are scored, behind a progress bar.
@@ -334,7 +354,7 @@ def score_with_progress(cache: ScoreCache, index: pd.DataFrame, batch_size: int,
     key = (cache.model_id, hashlib.blake2b("\n".join(index["path"]).encode(), digest_size=16).hexdigest(), rescan)
     store = results_store()
     if key in store:
-        return store[key], 0
+        return store[key], 0, key
     bar = st.progress(0.0, text="Checking the score cache…")
 
     def report(done: int, total: int) -> None:
@@ -346,7 +366,7 @@ def score_with_progress(cache: ScoreCache, index: pd.DataFrame, batch_size: int,
     store[key] = scored
     while len(store) > 4:  # keep memory bounded when many folders are opened
         store.pop(next(iter(store)))
-    return scored, scored.n_scored
+    return scored, scored.n_scored, key
 
 
 # --------------------------------------------------------------------------------------------
@@ -360,7 +380,11 @@ def choose_source(settings: Settings) -> tuple[str, str] | None:
         upload = st.sidebar.file_uploader("Zip with one folder per generator", type=["zip"])
         if upload is None:
             return None
-        return "folder", str(extract_zip(upload.getvalue(), Path(settings.cache_dir) / "uploads"))
+        try:
+            return "folder", str(extract_zip(upload.getvalue(), Path(settings.cache_dir) / "uploads"))
+        except (ValueError, zipfile.BadZipFile) as exc:
+            st.sidebar.error(f"{upload.name}: cannot use this zip ({exc})")
+            return None
     if mode == "Upload CSV index":
         upload = st.sidebar.file_uploader("CSV with columns path, generator (absolute paths)", type=["csv"])
         if upload is None:
@@ -424,12 +448,14 @@ def main() -> None:
         st.error(f"Cannot load TIGAS weights ({settings.weights or 'bundled'}): {exc}")
         return
     cache = score_cache(tigas, settings.weights, settings.cache_dir)
-    scored, n_new = score_with_progress(cache, index, settings.batch_size, st.session_state.rescan)
+    scored, n_new, key = score_with_progress(cache, index, settings.batch_size, st.session_state.rescan)
     frame = pd.concat([index.reset_index(drop=True), scored.table.drop(columns="path")], axis=1)
 
     generators = sorted(frame["generator"].unique())
     default_real = generators.index(settings.real_name) if settings.real_name in generators else 0
-    real_name = st.sidebar.selectbox("Real reference", generators, index=default_real, key="real_name")
+    real_name = st.sidebar.selectbox(
+        "Real reference", generators, index=default_real, key="real_name",
+        help=None if settings.real_name in generators else f"No folder is named '{settings.real_name}': pick the real one.")
     threshold = st.sidebar.slider("Threshold (score below = flagged as generated)", 0.0, 1.0,
                                   float(tigas.config.threshold), 0.01, key="threshold")
     st.sidebar.caption(f"Model: {tigas.weights_source} · id {cache.model_id[:12]} · cache {cache.path}")
@@ -446,13 +472,15 @@ def main() -> None:
     figures: dict[str, go.Figure] = {}
     tabs = st.tabs(["Summary", "Distributions", "Spectra", "Gallery", "Threshold & ROC", "Export", f"Unreadable ({n_failed})"])
     with tabs[0]:
-        table = summary_table(frame, scored.features, real_name, threshold)
+        table = summary_table(frame, real_name, threshold, cached_frechet(frame, scored.features, key, real_name))
         st.dataframe(table, hide_index=True, key="summary",
                      column_config={c: st.column_config.NumberColumn(format="%.3f") for c in
-                                    ("mean", "median", "std", "flagged", "AUROC", "AP", "FD to real")})
-        st.caption(f"AUROC/AP: '{real_name}' images as the positive class, scored by TIGAS; 0.5 = indistinguishable "
-                   "from real. flagged: share scored below the threshold. FD: Fréchet distance of fused TIGAS features.")
-        st.download_button("Download summary (CSV)", table.to_csv(index=False), "tigas_summary.csv", "text/csv")
+                                    ("mean", "median", "std", "flagged", "AUROC", "AP", "accuracy", "ECE", "FD to real")})
+        st.caption(f"Each generator against '{real_name}'. AUROC 0.5 = indistinguishable from real; AP with generated "
+                   "images as the positive class; accuracy: class-balanced at the threshold; ECE: calibration error; "
+                   "flagged: share scored below the threshold; FD: Fréchet distance of fused TIGAS features.")
+        st.download_button("Download summary (CSV)", table.to_csv(index=False), "tigas_summary.csv", "text/csv",
+                           on_click="ignore")
     with tabs[1]:
         column = st.radio("Value", METRICS, horizontal=True, key="dist_metric")
         for name, figure in distribution_figures(frame, column, order).items():
@@ -463,12 +491,12 @@ def main() -> None:
             figures[name] = figure
             st.plotly_chart(figure, key=name)
     with tabs[3]:
-        figures.update(gallery(frame, tigas, cache.model_id, generators))
+        figures.update(gallery(frame, tigas, cache.model_id, generators, order[1] if len(order) > 1 else order[0]))
     with tabs[4]:
         if has_real:
-            figures["roc"] = roc_figure(frame, real_name, threshold)
+            figures["roc"] = roc_figure(frame, real_name, threshold, order)
             choice = st.selectbox("Confusion matrix for", ["all generated", *order[1:]], key="cm_generator")
-            figures["confusion"], _ = confusion_figure(frame, real_name, threshold, choice)
+            figures["confusion"] = confusion_figure(frame, real_name, threshold, choice)
             left, right = st.columns([3, 2])
             left.plotly_chart(figures["roc"], key="roc")
             right.plotly_chart(figures["confusion"], key="confusion")
@@ -484,16 +512,24 @@ def main() -> None:
             st.dataframe(failed, hide_index=True, key="failed")
 
 
-def gallery(frame: pd.DataFrame, tigas, model_id: str, generators: list[str]) -> dict[str, go.Figure]:
+def gallery(frame: pd.DataFrame, tigas, model_id: str, generators: list[str], default: str) -> dict[str, go.Figure]:
     """Most and least real-looking images of one generator; a button under each shows its explanation."""
-    generator = st.selectbox("Generator", generators, key="gallery_generator")
+    generator = st.selectbox("Generator", generators, index=generators.index(default), key="gallery_generator")
     count = st.slider("Images per row", 3, 12, 6, key="gallery_count")
     ok = frame[(frame["generator"] == generator) & (frame["error"] == "")].sort_values("score", ascending=False)
-    for title, rows in (("Most real-looking", ok.head(count)), ("Least real-looking", ok.tail(count).iloc[::-1])):
+    top = ok.head(count)
+    bottom = ok.iloc[len(top):].tail(count).iloc[::-1]  # never repeat an image of the top row
+    for title, rows in (("Most real-looking", top), ("Least real-looking", bottom)):
+        if rows.empty:
+            continue
         st.subheader(title)
         columns = st.columns(count)
         for column, (_, row) in zip(columns, rows.iterrows()):
-            column.image(thumbnail(row["path"], row["digest"]), caption=f"{row['score']:.3f} · {Path(row['path']).name}")
+            caption = f"{row['score']:.3f} · {Path(row['path']).name}"
+            try:
+                column.image(thumbnail(row["path"], row["digest"]), caption=caption)
+            except OSError as exc:  # moved or deleted since it was scored
+                column.caption(f"{caption}: {exc}")
             if column.button("Explain", key=f"explain-{title}-{row['digest']}"):
                 st.session_state.explain = (row["path"], row["digest"])
     selected = st.session_state.get("explain")
@@ -517,17 +553,24 @@ def export(frame: pd.DataFrame, figures: dict[str, go.Figure]) -> None:
     """All scores as CSV/Parquet; every plot of this page as HTML and PNG, built only when clicked."""
     st.subheader("Scores")
     left, right = st.columns(2)
-    left.download_button("All scores (CSV)", lambda: frame.to_csv(index=False), "tigas_scores.csv", "text/csv", key="export_csv")
+    left.download_button("All scores (CSV)", lambda: frame.to_csv(index=False), "tigas_scores.csv", "text/csv", key="export_csv",
+                         on_click="ignore")
     right.download_button("All scores (Parquet)", lambda: frame.to_parquet(index=False), "tigas_scores.parquet",
-                          "application/octet-stream", key="export_parquet")
+                          "application/octet-stream", key="export_parquet", on_click="ignore")
     st.subheader("Plots")
     st.caption("PNG export renders with kaleido, which needs a Chrome/Chromium (BROWSER_PATH); HTML always works.")
     for name, figure in figures.items():
         row = st.columns([3, 1, 1])
         row[0].write(figure.layout.title.text or name)
-        row[1].download_button("HTML", lambda f=figure: f.to_html(include_plotlyjs=True), f"{name}.html", "text/html", key=f"html-{name}")
-        row[2].download_button("PNG", lambda f=figure: f.to_image(format="png", width=1200, height=700), f"{name}.png",
-                               "image/png", key=f"png-{name}")
+        row[1].download_button("HTML", lambda f=figure: for_export(f).to_html(include_plotlyjs=True), f"{name}.html",
+                               "text/html", key=f"html-{name}", on_click="ignore")
+        row[2].download_button("PNG", lambda f=figure: for_export(f).to_image(format="png", width=1200, height=700),
+                               f"{name}.png", "image/png", key=f"png-{name}", on_click="ignore")
+
+
+def for_export(figure: go.Figure) -> go.Figure:
+    """A copy with an explicit light theme: Streamlit's chart theme is applied in the browser only."""
+    return go.Figure(figure).update_layout(template="plotly_white")
 
 
 if __name__ == "__main__":

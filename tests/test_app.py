@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -149,7 +150,7 @@ def test_score_endpoint_threshold_moves_verdict(client, images):
 
 
 def test_explain_endpoint_matches_tigas(client, tigas, images):
-    result = client.predict(handle_file(str(images["photo"])), api_name="/explain")
+    result = client.predict(handle_file(str(images["photo"])), 0.5, True, api_name="/explain")
     direct = tigas.explain(str(images["photo"]))
     assert result["file"] == "astronaut.png"
     assert result["score"] == pytest.approx(direct.score, abs=1e-5)
@@ -161,6 +162,10 @@ def test_explain_endpoint_matches_tigas(client, tigas, images):
     assert np.allclose(np.asarray(result["radial_profile"]), direct.radial_profile, atol=1e-4)
     saliency = np.asarray(result["saliency"])
     assert saliency.shape == direct.saliency.shape and 0.0 <= saliency.min() <= saliency.max() <= 1.0
+
+    summary = client.predict(handle_file(str(images["photo"])), api_name="/explain")  # maps are opt-in
+    assert "spectrum" not in summary and "saliency" not in summary
+    assert summary["score"] == result["score"] and len(summary["reference_profile"]) == len(direct.reference_profile)
 
 
 @pytest.mark.parametrize(
@@ -177,6 +182,21 @@ def test_bad_file_gets_clear_error_without_server_paths(client, images, key, rea
 def test_only_score_and_explain_are_public(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert sorted(endpoints) == ["/explain", "/score"]
+
+
+def test_file_cap_and_duplicate_names(tigas, images):
+    """Files beyond the per-request cap get a message; same-named uploads stay apart."""
+    from tigas_core.commands.app import _load_app_module
+
+    app = _load_app_module()
+    paths = [str(images["photo"]), str(images["smooth"]), str(images["photo"])]
+    records, scored = app.score_paths(tigas, paths, app.AppLimits(max_files=2), threshold=0.5)
+    assert [r["file"] for r in records] == ["astronaut.png", "gradient.png", "astronaut.png (2)"]
+    assert records[0]["score"] == pytest.approx(float(tigas(paths[0])), abs=1e-5)
+    assert records[2]["score"] is None and "at most 2 files" in records[2]["error"]
+    assert set(scored) == {"astronaut.png", "gradient.png"}
+    table = app.results_table(records)
+    assert list(table["file"][:2]) == sorted(scored, key=lambda n: -next(r["score"] for r in records if r["file"] == n))
 
 
 def test_app_script_help_runs():
@@ -233,6 +253,23 @@ def test_browser_upload_scores_plots_and_bad_files(server, tigas, images, tmp_pa
 
             page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
             assert (tmp_path / "app.png").stat().st_size > 10_000
+
+            with page.expect_download() as download:
+                page.locator("#tigas-csv").click()
+            results = pd.read_csv(download.value.path()).set_index("file")
+            assert list(results.index[:2]) == [images[k].name for k in sorted(expected, key=expected.get, reverse=True)]
+            assert len(results) == 5
+            for key, score in expected.items():
+                assert results.loc[images[key].name, "score"] == pytest.approx(score, abs=1e-5)
+            assert "too large" in results.loc["huge_noise.png", "error"] and np.isnan(results.loc["broken.png", "score"])
+
+            # The JSON panel runs the same /score endpoint as gradio_client.
+            page.locator("#tigas-api").get_by_text("JSON API").click()
+            page.locator("#tigas-api-file input[type=file]").set_input_files(str(images["smooth"]))
+            page.locator("#tigas-api-score").click()
+            output = page.locator("#tigas-api-output")
+            expect(output).to_contain_text("branch_weights")
+            expect(output).to_contain_text(f"{expected['smooth']:.4f}"[:-1])
 
             # Moving the threshold re-labels the scored files without scoring them again.
             threshold = page.locator("#tigas-threshold input[type=number]")

@@ -7,6 +7,7 @@ saved with save_pretrained, so everything runs in seconds on a CPU.
 """
 from __future__ import annotations
 
+import base64
 import importlib.util
 import os
 import socket
@@ -71,15 +72,23 @@ def dataset(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
+def weights(tmp_path_factory, dataset) -> Path:
+    """A small real TIGAS, calibrated on this data so its scores spread over [0, 1] (an untrained
+    network's raw scores all sit near one value, which would make threshold checks vacuous)."""
     import torch
 
+    from tigas_core.api import TIGAS
     from tigas_core.hub import save_pretrained
     from tigas_core.model import create_tigas_model
 
     torch.manual_seed(0)
+    model = create_tigas_model(img_size=64, base_channels=8, feature_dim=32)
+    scores = TIGAS(model=model, device="cpu").score_files(sorted(dataset.rglob("*.png")))["score"].dropna().to_numpy()
+    logits = np.log(scores / (1 - scores))
+    model.config.calibration_bias = float(np.median(logits))
+    model.config.calibration_temperature = float(logits.std())
     folder = tmp_path_factory.mktemp("weights")
-    save_pretrained(create_tigas_model(img_size=64, base_channels=8, feature_dim=32), folder)
+    save_pretrained(model, folder)
     return folder
 
 
@@ -122,13 +131,30 @@ def _expected_summary(tigas, root: Path) -> pd.DataFrame:
         if generator != "real":
             labels = np.r_[np.ones(len(ok["real"])), np.zeros(len(scores))]
             values = np.r_[ok["real"], scores]
-            row["AUROC"], row["AP"] = roc_auc_score(labels, values), average_precision_score(labels, values)
+            row["AUROC"] = roc_auc_score(labels, values)
+            row["AP"] = average_precision_score(1 - labels, 1 - values)  # generated = positive class
         rows.append(row)
     return pd.DataFrame(rows).set_index("generator")
 
 
 def _metric(at, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
+
+
+def _chart(at, title_start: str):
+    """The plotly figure on the page whose title starts with ``title_start``."""
+    import plotly.io as pio
+
+    figures = [pio.from_json(chart.proto.spec) for chart in at.get("plotly_chart")]
+    return next(f for f in figures if (f.layout.title.text or "").startswith(title_start))
+
+
+def _array(value) -> np.ndarray:
+    """Plotly JSON stores arrays as base64 typed buffers."""
+    if isinstance(value, dict):
+        shape = [int(n) for n in str(value["shape"]).split(",")]
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"])).reshape(shape)
+    return np.asarray(value)
 
 
 def test_summary_table_matches_independent_computation(app_env, dataset, tigas):
@@ -151,6 +177,17 @@ def test_summary_table_matches_independent_computation(app_env, dataset, tigas):
     threshold = at.slider(key="threshold").value
     real = tigas.compute_directory(dataset / "real", progress=False)["score"]
     assert table.loc["real", "flagged"] == pytest.approx((real < threshold).mean())
+
+    # FD in TIGAS feature space: the cached features equal features_for_files' (stats by numpy here).
+    from tigas_core.metrics.frechet import frechet_distance
+
+    def moments(folder: Path):
+        features, _ = tigas.features_for_files(sorted(folder.rglob("*.png")))
+        return features.mean(axis=0), np.cov(features, rowvar=False)
+
+    expected_fd = frechet_distance(*moments(dataset / "checker"), *moments(dataset / "real"))
+    assert table.loc["checker", "FD to real"] == pytest.approx(expected_fd, rel=1e-4)
+    assert np.isnan(table.loc["real", "FD to real"])
 
     # The corrupt file is listed with its reason, and everything else was scored.
     failed = at.dataframe[-1].value
@@ -220,6 +257,22 @@ def test_score_cache_keys_on_content_and_model(tmp_path, dataset, tigas, weights
     assert ScoreCache(other, tmp_path / "cache").score(copies).n_scored == 1
 
 
+def test_spectral_fingerprints_show_the_known_differences(tmp_path, dataset, tigas):
+    """Smoothing removes high frequencies; the checkerboard puts a peak at the Nyquist corner."""
+    from tigas_core.score_cache import ScoreCache
+
+    cache = ScoreCache(tigas, tmp_path / "cache")
+    mean = {}
+    for generator in GENERATORS:
+        scored = cache.score(sorted((dataset / generator).rglob("*.png")))
+        # nanmean: the corrupt file has NaN rows
+        mean[generator] = (np.nanmean(scored.profiles, axis=0), np.nanmean(scored.spectra.astype(np.float32), axis=0))
+    high = slice(3 * tigas.config.radial_bins // 4, None)  # outer quarter of the radial profile
+    assert mean["smooth"][0][high].mean() < mean["real"][0][high].mean() - 0.5  # > 3x less power
+    corner = (0, 0)  # fftshift puts the (Nyquist, Nyquist) frequency at the top-left corner
+    assert mean["checker"][1][corner] > mean["real"][1][corner] + 1.0
+
+
 def test_gallery_click_shows_explanation(app_env):
     at = _app().run()
     buttons = [b for b in at.button if b.key and b.key.startswith("explain-Most")]
@@ -228,6 +281,35 @@ def test_gallery_click_shows_explanation(app_env):
     assert not at.exception, at.exception
     assert any(s.value.startswith("Explanation: ") for s in at.subheader)
     assert not at.error, [e.value for e in at.error]
+
+
+def test_threshold_slider_drives_flagged_share_and_confusion_matrix(app_env, dataset, tigas):
+    at = _app().run()
+    scores = {g: tigas.compute_directory(dataset / g, progress=False)["score"].dropna().to_numpy() for g in GENERATORS}
+    assert 0.05 < np.concatenate(list(scores.values())).std()  # the calibrated test model spreads its scores
+    for threshold in (0.3, 0.62):
+        at.slider(key="threshold").set_value(threshold).run()
+        assert not at.exception, at.exception
+        table = at.dataframe[0].value.set_index("generator")
+        for generator, values in scores.items():
+            assert table.loc[generator, "flagged"] == pytest.approx((values < threshold).mean()), (generator, threshold)
+        fake = np.concatenate([scores["smooth"], scores["checker"]])
+        expected = [[(scores["real"] >= threshold).sum(), (scores["real"] < threshold).sum()],
+                    [(fake >= threshold).sum(), (fake < threshold).sum()]]
+        matrix = _array(_chart(at, "Confusion matrix").data[0].z)
+        np.testing.assert_array_equal(matrix, expected)
+
+
+def test_without_a_folder_it_opens_on_the_demo_set(app_env, monkeypatch):
+    monkeypatch.delenv("TIGAS_DASHBOARD_ROOT")
+    at = _app().run()
+    assert not at.exception, at.exception
+    demo = app_env / "demo"
+    assert at.sidebar.text_input(key="root").value == str(demo)
+    table = at.dataframe[0].value.set_index("generator")
+    folders = sorted(p.name for p in demo.iterdir() if p.is_dir())
+    assert sorted(table.index) == folders and "real" in folders
+    assert table["n"].sum() == len(list(demo.rglob("*.png")))
 
 
 def _load_dashboard_module():
@@ -309,6 +391,17 @@ def test_browser_renders_charts(tmp_path, dataset, weights):
             page.screenshot(path=str(shot), full_page=True)
             assert page.locator(".js-plotly-plot").count() >= 3
             assert "Traceback" not in page.content()
+
+            # Export: all scores as CSV, and a plot as PNG (kaleido drives the same chromium).
+            page.get_by_role("tab", name="Export").click()
+            with page.expect_download(timeout=60_000) as download:
+                page.get_by_role("button", name="All scores (CSV)").click()
+            exported = pd.read_csv(download.value.path(), keep_default_na=False)
+            assert len(exported) == sum(GENERATORS.values()) + 1
+            assert set(exported["generator"]) == set(GENERATORS)
+            with page.expect_download(timeout=120_000) as download:
+                page.get_by_role("button", name="PNG").first.click()
+            assert Path(download.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
             browser.close()
         assert shot.stat().st_size > 10_000
     finally:

@@ -69,6 +69,9 @@ def test_each_generator_trains_and_samples(name, image_folder, tmp_path):
     _, meta = load_checkpoint(tmp_path)
     if name == "cgan":
         assert meta["config"]["n_classes"] == 2 and meta["class_names"] == ["cats", "ships"]
+    if name == "ddpm":  # fewer DDIM steps: still valid images, different ones
+        files = generate_images(tmp_path, tmp_path / "fake", n=2, seed=1, sample_steps=2)
+        assert len(files) == 2 and Image.open(files[0]).size == (16, 16)
 
 
 def test_resume_continues_exactly(image_folder, tmp_path):
@@ -117,6 +120,7 @@ def test_export_then_generate_cli(image_folder, tmp_path):
     assert [f.name for f in files] == [f"cgan_{i:05d}.png" for i in range(7)]
     assert Image.open(files[0]).size == (16, 16)
     assert cli_main(["generate", "--model", "vae", "--checkpoint", str(stem), "--n", "1", "--out", str(out)]) == 2
+    assert cli_main(["generate", "--checkpoint", str(stem), "--n", "1", "--sample-steps", "3", "--out", str(out)]) == 2
 
 
 def test_generate_is_reproducible(image_folder, tmp_path):

@@ -108,3 +108,8 @@ def test_block_dct_is_orthonormal_and_natural_reference_falls():
     reference = spectral.natural_reference_profile(64)
     assert reference[0] > reference[32] > reference[-1]
     assert math.isclose(float(reference[32]), 0.0, abs_tol=1e-6)
+
+
+def test_radial_profile_has_no_empty_bins_on_small_images():
+    profile = spectral.radial_profile(spectral.power_spectrum(torch.rand(2, 3, 32, 32)), 64)
+    assert profile.shape == (2, 64) and (profile > -9).all()  # an empty bin would read log10(1e-10)

@@ -24,6 +24,15 @@ TINY_MODEL = dict(img_size=32, base_channels=8, feature_dim=32, num_heads=2, num
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine more threads spin against each other."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="module")
 def dataset_root(tmp_path_factory):
     return make_dataset(tmp_path_factory.mktemp("train-data"), n_real=30, fakes={"gan-a": 14, "gan-b": 10})
@@ -99,7 +108,7 @@ def test_trainer_checkpoints_resume_and_final_weights(dataset_root, tmp_path):
     assert pointer["epoch"] == 2
     state = json.loads((out / "checkpoints" / pointer["folder"] / "trainer_state.json").read_text())
     assert state["global_step"] == 4 and len(state["history"]) == 2
-    assert {"val_auroc", "train_total", "img_per_s"} <= set(state["history"][0])
+    assert {"val_auroc", "train_total", "train_img_per_s"} <= set(state["history"][0])
     assert list((out / "logs").glob("events.out.tfevents.*"))
 
     resumed = Trainer(tiny_config(out, dataset_root, num_epochs=3))
@@ -113,6 +122,13 @@ def test_trainer_checkpoints_resume_and_final_weights(dataset_root, tmp_path):
     assert tigas.config.img_size == 32 and summary["reference_images"] > 0
     assert not torch.allclose(tigas.model.reference_profile, create_tigas_model(**TINY_MODEL).reference_profile)
     assert 0.0 <= tigas(str(next(dataset_root.glob("real/*/*.jpg")))) <= 1.0
+
+    from tigas_core.cli import main
+
+    (out / "final" / "README.md").write_text("# card\n")
+    assert main(["hub", "export", str(tmp_path / "hf"), "--weights", str(out / "final")]) == 0
+    assert sorted(p.name for p in (tmp_path / "hf").iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert main(["hub", "export", str(tmp_path / "hf2"), "--weights", str(tmp_path / "missing")]) == 1
 
 
 def test_sigkill_mid_epoch_resumes_from_last_checkpoint(dataset_root, tmp_path):

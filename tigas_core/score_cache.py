@@ -2,7 +2,7 @@
 
 The dashboard reopens thousands of images many times while only a few change between visits.
 Scoring is the expensive part, so every result (score, branch scores, fused features, radial
-profile, a small 2-D log spectrum) is stored once per (model, file content) in SQLite and only
+profile, a small 2-D log10 power spectrum) is stored once per (model, file content) in SQLite and only
 new or changed files are scored again. Keys are content hashes, not paths: renaming or copying a
 file costs nothing, and editing it in place (same path) is noticed. A second table remembers
 (path, size, mtime) -> hash so unchanged files are not even re-read.
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from tigas_core.io import TIGASInputError, load_image, preprocess
-from tigas_core.spectral import log_spectrum, normalise_profile, power_spectrum, radial_profile
+from tigas_core.spectral import normalise_profile, power_spectrum, radial_profile
 
 if TYPE_CHECKING:  # the API module pulls in the model; annotations only
     from tigas_core.api import TIGAS
@@ -74,7 +74,7 @@ class ScoredSet:
     table: pd.DataFrame  # path, digest, score, branch scores, branch weights, verdict, error
     features: np.ndarray  # [N, feature_dim] fused TIGAS features (for the Frechet distance)
     profiles: np.ndarray  # [N, radial_bins] normalised log10 radial power profile of the model view
-    spectra: np.ndarray  # [N, S, S] float16 log spectrum of the model view, average-pooled to S = spectrum_size
+    spectra: np.ndarray  # [N, S, S] float16 mean-removed log10 power spectrum of the model view, pooled to S = spectrum_size
     n_scored: int  # files that had to be scored in this call (not found in the cache)
     n_hashed: int  # files whose content had to be read to find their hash
 
@@ -134,7 +134,7 @@ class ScoreCache:
                     continue
                 digest = file_digest(path)
             except OSError as exc:
-                errors[path] = str(TIGASInputError(path, exc.strerror or type(exc).__name__))
+                errors[path] = exc.strerror or type(exc).__name__  # like the API's errors: the reason, not the path
                 result.append(None)
                 continue
             updates.append((path, stat.st_size, stat.st_mtime_ns, digest))
@@ -149,7 +149,7 @@ class ScoreCache:
         self,
         paths: Iterable[str | os.PathLike],
         batch_size: int = 16,
-        chunk_size: int = 128,
+        chunk_size: int = 64,
         progress: ProgressCallback | None = None,
     ) -> ScoredSet:
         """Results for ``paths`` in order, scoring only contents this model has not seen.
@@ -157,7 +157,7 @@ class ScoreCache:
         ``progress(done, total)`` is called after each chunk of newly scored files. Never raises
         for a bad file: its row carries the reason in ``error``.
         """
-        paths = [os.fspath(Path(p).resolve()) for p in paths]
+        paths = [os.path.abspath(p) for p in paths]
         digests, read_errors, n_hashed = self.digests(paths)
         wanted = sorted({d for d in digests if d is not None})
         stored = self._load(wanted)
@@ -171,41 +171,38 @@ class ScoreCache:
             progress(0, total)
         for start in range(0, total, chunk_size):
             chunk = missing[start : start + chunk_size]
-            rows = self._score_chunk([first_path[d] for d in chunk], chunk, batch_size)
+            rows, transient = self._score_chunk([first_path[d] for d in chunk], chunk, batch_size)
             with self._connect() as db:  # one transaction per chunk: interrupted runs keep their work
                 db.executemany(f"INSERT OR REPLACE INTO results VALUES ({', '.join('?' * 15)})", rows)
-            stored.update(self._decode(row) for row in rows)
+            stored.update(self._decode(row) for row in rows + transient)
             if progress:
                 progress(min(start + chunk_size, total), total)
         return self._assemble(paths, digests, read_errors, stored, n_scored=total, n_hashed=n_hashed)
 
-    def _score_chunk(self, paths: list[str], digests: list[str], batch_size: int) -> list[tuple]:
+    def _score_chunk(self, paths: list[str], digests: list[str], batch_size: int) -> tuple[list[tuple], list[tuple]]:
+        """Result rows for one chunk: (rows to store, rows to show only).
+
+        A file that scored but could not be re-read for its spectrum changed in between: its row
+        is shown with the reason but not stored, so the next run scores the new content.
+        """
         features, table = self.tigas.features_for_files(paths, batch_size=batch_size)
-        table = table.reset_index(drop=True)
         ok = (table["error"].fillna("") == "").to_numpy()
         profiles, spectra, spectral_errors = self._spectra([p for p, good in zip(paths, ok) if good], batch_size)
-        feature_rows = _align(features, ok)
-        rows = []
-        good_index = 0
-        for i, (path, digest) in enumerate(zip(paths, digests)):
+        stored, transient = [], []
+        good = 0  # features, profiles and spectra hold one row per readable file, in order
+        for i, digest in enumerate(digests):
             record = table.iloc[i]
-            error = str(record["error"] or "")
-            profile = spectrum = None
-            if ok[i]:
-                error = spectral_errors.get(good_index, "")
-                profile, spectrum = profiles[good_index], spectra[good_index]
-                good_index += 1
-            values = [float(record[c]) if not error else float("nan") for c in SCORE_COLUMNS]
-            rows.append(
-                (
-                    self.model_id, digest, CACHE_VERSION, *values,
-                    str(record["verdict"]) if not error else "", error,
-                    None if error else feature_rows[i].astype(np.float32).tobytes(),
-                    None if error else profile.astype(np.float32).tobytes(),
-                    None if error else spectrum.astype(np.float16).tobytes(),
-                )
-            )
-        return rows
+            if ok[i] and good not in spectral_errors:
+                values = [float(record[c]) for c in SCORE_COLUMNS]
+                blobs = (features[good].astype(np.float32).tobytes(), profiles[good].tobytes(),
+                         spectra[good].astype(np.float16).tobytes())
+                stored.append((self.model_id, digest, CACHE_VERSION, *values, str(record["verdict"]), "", *blobs))
+            else:
+                error = spectral_errors[good] if ok[i] else str(record["error"])
+                row = (self.model_id, digest, CACHE_VERSION, *[float("nan")] * len(SCORE_COLUMNS), "", error, None, None, None)
+                (transient if ok[i] else stored).append(row)
+            good += int(ok[i])
+        return stored, transient
 
     @torch.no_grad()
     def _spectra(self, paths: list[str], batch_size: int) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
@@ -220,14 +217,17 @@ class ScoreCache:
                 try:
                     views.append(preprocess(load_image(paths[i]), img_size))
                     index.append(i)
-                except TIGASInputError as exc:  # changed between scoring and here: keep it out, say why
-                    errors[i] = str(exc)
+                except TIGASInputError as exc:  # changed since it was scored a moment ago
+                    errors[i] = f"changed while being scored ({exc.reason})"
             if not views:
                 continue
-            batch = torch.stack(views)
-            profiles[index] = normalise_profile(radial_profile(power_spectrum(batch), self.radial_bins)).numpy()
-            pooled = F.adaptive_avg_pool2d(log_spectrum(batch).unsqueeze(1), self.spectrum_size)[:, 0]
-            spectra[index] = pooled.numpy()
+            power = power_spectrum(torch.stack(views))
+            profiles[index] = normalise_profile(radial_profile(power, self.radial_bins)).numpy()
+            # log10 power with the image's mean level removed, pooled: the grid the spectral branch
+            # reads, where faint periodic peaks stay visible (log1p would flatten them to ~0).
+            log_power = torch.log10(power + 1e-10)
+            log_power = log_power - log_power.mean(dim=(-2, -1), keepdim=True)
+            spectra[index] = F.adaptive_avg_pool2d(log_power.unsqueeze(1), self.spectrum_size)[:, 0].numpy()
         return profiles, spectra, errors
 
     # -- reading ---------------------------------------------------------------------------
@@ -291,12 +291,3 @@ def _select_in(db: sqlite3.Connection, sql: str, keys: Sequence[str], prefix: tu
         rows.extend(db.execute(sql.format(", ".join("?" * len(part))), (*prefix, *part)).fetchall())
     return rows
 
-
-def _align(features: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    """Feature rows per input file, whether the API returned one row per file or per scored file."""
-    features = np.asarray(features, dtype=np.float32)
-    if len(features) == len(ok):
-        return features
-    aligned = np.full((len(ok), features.shape[1] if features.ndim == 2 else 0), np.nan, np.float32)
-    aligned[ok] = features
-    return aligned

@@ -42,30 +42,42 @@ def power_spectrum(images: torch.Tensor) -> torch.Tensor:
     return spectrum.real.square() + spectrum.imag.square()
 
 
+def centred_log_power(power: torch.Tensor) -> torch.Tensor:
+    """log10 power with each image's mean level removed: [..., H, W] -> same shape.
+
+    log10 (not log1p: powers are ~1e-9..1, where log1p is flat) keeps faint periodic peaks visible.
+    """
+    log_power = torch.log10(power + 1e-10)
+    return log_power - log_power.mean(dim=(-2, -1), keepdim=True)
+
+
 def log_spectrum(images: torch.Tensor) -> torch.Tensor:
-    """log(1 + power) of `power_spectrum`: the 2-D picture users see. [B,3,H,W] -> [B,H,W]."""
-    return torch.log1p(power_spectrum(images))
+    """`centred_log_power` of `power_spectrum`: the 2-D picture the model and users see. [B,3,H,W] -> [B,H,W]."""
+    return centred_log_power(power_spectrum(images))
 
 
 @lru_cache(maxsize=16)
 @torch.inference_mode(False)
-def _radius_bins(height: int, width: int, n_bins: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Bin index per frequency (normalised radius 0..1 at Nyquist, corners clipped) and bin counts."""
+def _radius_bins(height: int, width: int, n_bins: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Bin index per frequency (normalised radius 0..1 at Nyquist, corners clipped), bin counts,
+    and for each bin the nearest non-empty bin (small images have fewer radii than bins)."""
     fy = (torch.arange(height) - height // 2) / (height / 2)
     fx = (torch.arange(width) - width // 2) / (width / 2)
     radius = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2).clamp(max=1.0)
     index = (radius * n_bins).long().clamp(max=n_bins - 1).flatten()
-    counts = torch.bincount(index, minlength=n_bins).clamp(min=1).float()
-    return index, counts
+    counts = torch.bincount(index, minlength=n_bins)
+    filled = counts.nonzero().flatten()
+    nearest = filled[(torch.arange(n_bins)[:, None] - filled[None, :]).abs().argmin(dim=1)]
+    return index, counts.clamp(min=1).float(), nearest
 
 
 def radial_profile(power: torch.Tensor, n_bins: int = 64) -> torch.Tensor:
     """Azimuthal average of log10 power per radius bin: [B,H,W] -> [B,n_bins], DC first."""
-    index, counts = _radius_bins(power.shape[-2], power.shape[-1], n_bins)
+    index, counts, nearest = _radius_bins(power.shape[-2], power.shape[-1], n_bins)
     index, counts = index.to(power.device), counts.to(power.device)
     sums = torch.zeros(power.shape[0], n_bins, device=power.device, dtype=power.dtype)
     sums = sums.index_add(1, index, power.flatten(1))
-    return torch.log10(sums / counts + 1e-10)
+    return torch.log10(sums / counts + 1e-10)[:, nearest.to(power.device)]
 
 
 def radial_frequencies(n_bins: int) -> torch.Tensor:
@@ -121,7 +133,7 @@ def artefact_features(power: torch.Tensor, n_bins: int = 64) -> torch.Tensor:
     energy that transposed convolutions with stride 2 leave behind.
     """
     height, width = power.shape[-2:]
-    index, _ = _radius_bins(height, width, n_bins)
+    index, _, _ = _radius_bins(height, width, n_bins)
     index = index.to(power.device)
     radius = index.float().view(height, width) / n_bins
     total = power.sum(dim=(-2, -1)) + 1e-10

@@ -33,6 +33,7 @@ def streamlit_command(args: argparse.Namespace) -> list[str]:
         sys.executable, "-m", "streamlit", "run", str(DASHBOARD_FILE),
         "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "viewer",
         "--server.port", str(args.port),
         "--server.address", args.address,
         "--",

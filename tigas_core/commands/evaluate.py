@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("tigas.evaluate")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,22 +19,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-split", type=float, default=0.8)
     parser.add_argument("--val-split", type=float, default=0.1)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-per-generator", type=int, default=0,
+                        help="score at most this many test images per generator and class (seeded; 0 = all)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default; 1 on a busy shared CPU)")
     parser.add_argument("--no-progress", action="store_true")
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from tigas_core.api import TIGAS
     from tigas_core.data import describe_split, load_records, split_records
     from tigas_core.metrics.evaluation import evaluate, render_markdown, write_report
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     holdout = [g for g in args.holdout_generators.split(",") if g]
     splits = split_records(load_records(args.data), seed=args.seed, train_split=args.train_split,
                            val_split=args.val_split, holdout_generators=holdout)
     log.info("split\n%s", describe_split(splits))
     tigas = TIGAS(checkpoint_path=args.weights, device=args.device)
     report = evaluate(tigas, splits, holdout_generators=holdout, batch_size=args.batch_size, seed=args.seed,
-                      progress=not args.no_progress)
+                      max_per_generator=args.max_per_generator, progress=not args.no_progress)
     command = "tigas " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if Path(sys.argv[0]).name == "tigas" else None
     markdown = render_markdown(report, command)
     write_report(report, args.out, markdown)

@@ -39,7 +39,7 @@ def _files(folder: Path, limit: int | None) -> list[Path]:
 def compare_folders(dir_a: Path, dir_b: Path, features: str = "tigas", tigas=None, max_images: int | None = None,
                     batch_size: int = 32, kid_subset_size: int = 1000, kid_subsets: int = 100, device: str = "cpu",
                     progress: bool = False) -> dict[str, Any]:
-    """FD, KID (mean, std) and image counts for two folders; unreadable files are skipped and listed."""
+    """FD, KID (mean, std), image counts, skipped files and the extractor used (to reuse its network)."""
     from tigas_core.metrics.frechet import folder_features, frechet_between, make_extractor
     from tigas_core.metrics.kid import kernel_inception_distance
 
@@ -57,6 +57,7 @@ def compare_folders(dir_a: Path, dir_b: Path, features: str = "tigas", tigas=Non
     return {
         "features": extractor.name, "fd": frechet_between(*sets), "kid_mean": kid_mean, "kid_std": kid_std,
         "n_a": sets[0].stats.count, "n_b": sets[1].stats.count, "errors": sets[0].errors + sets[1].errors,
+        "extractor": extractor,
     }
 
 
@@ -85,9 +86,11 @@ def run(args: argparse.Namespace) -> int:
         from tigas_core.metrics.inception_score import inception_score_for_files
 
         for folder in (args.dir_a, args.dir_b):
-            mean, std = inception_score_for_files(_files(folder, args.max_images), batch_size=args.batch_size, device=args.device)
+            mean, std = inception_score_for_files(_files(folder, args.max_images), batch_size=args.batch_size,
+                                                  device=args.device, model=result["extractor"].model)
             result[f"is_{folder.name}"] = [mean, std]
             print(f"IS {folder}: {mean:.3f} ± {std:.3f}")
     if args.json:
+        result.pop("extractor")
         atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
     return 0

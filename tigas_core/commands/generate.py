@@ -20,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=250)
     parser.add_argument("--label", type=int, default=None, help="class label for a conditional model (default: all classes in turn)")
     parser.add_argument("--prefix", default=None, help="file name prefix (default: the model name)")
+    parser.add_argument("--sample-steps", type=int, default=None, help="DDIM steps for a diffusion model (default: its config)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
 
@@ -31,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     from tigas_core.generators.sampling import generate_images
 
     try:
-        written = generate_images(args.checkpoint, args.out, args.n, args.seed, args.batch_size, args.label, args.model, args.prefix, progress=True)
+        written = generate_images(args.checkpoint, args.out, args.n, args.seed, args.batch_size, args.label, args.model, args.prefix,
+                                  progress=True, sample_steps=args.sample_steps)
     except (ValueError, FileNotFoundError) as exc:
         log.error("%s", exc)
         return 2

@@ -6,7 +6,7 @@ import logging
 import shutil
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("tigas.hub")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -5,7 +5,7 @@ import argparse
 import logging
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("tigas.train")
 
 # flag -> dotted config key; the flag's value replaces the YAML's
 OVERRIDES = {

@@ -82,11 +82,13 @@ def _run_train(args: argparse.Namespace) -> int:
 
 def _run_export(args: argparse.Namespace) -> int:
     from tigas_core.generators import load_for_sampling
-    from tigas_core.generators.common import save_checkpoint
+    from tigas_core.generators.common import resolve_checkpoint, save_checkpoint
 
     model = load_for_sampling(args.checkpoint)
+    trained = json.loads(resolve_checkpoint(args.checkpoint).with_suffix(".json").read_text())
     tensors = model.sampler_tensors(half=True)
-    save_checkpoint(args.out, tensors, {"model": model.name, "config": model.config, "exported_from": str(args.checkpoint)})
+    meta = {"model": model.name, "config": model.config, "progress": trained.get("progress"), "tigas_weight": trained.get("tigas_weight")}
+    save_checkpoint(args.out, tensors, meta)
     size = Path(args.out).with_suffix(".safetensors").stat().st_size
     print(f"wrote {Path(args.out).with_suffix('.safetensors')} ({size / 2**20:.2f} MiB) and {Path(args.out).with_suffix('.json')}")
     return 0

@@ -6,6 +6,7 @@ cropped; evaluation views use `tigas_core.io.preprocess` (centre crop) exactly a
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections import Counter
 
@@ -16,7 +17,7 @@ from tigas_core.data.augment import AugmentSpec, augment, get_level, random_view
 from tigas_core.data.records import ImageRecord
 from tigas_core.io import TIGASInputError, load_image, preprocess, resize_shorter_side
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("tigas.data")
 
 
 class ImageDataset(Dataset):
@@ -91,19 +92,23 @@ class ImageDataset(Dataset):
 
 
 class BalancedSampler(Sampler[int]):
-    """Draw reals and fakes equally often, and every generator equally often within its class.
+    """Draw reals and fakes equally often; within a class, a generator's share grows as sqrt(its size).
 
     With ~50x more real photos than generated images, uniform sampling would teach the model to
-    say "real" and let the biggest generator dominate the fake half. Under DDP every rank draws
-    the same seeded sequence for the epoch and keeps its own slice ``rank::world_size``, which is
-    what DistributedSampler does for unweighted data.
+    say "real". Giving every generator the same share would instead replay a one-image generator
+    thousands of times; the square root is the compromise. Under DDP every rank draws the same
+    seeded sequence for the epoch and keeps its own slice ``rank::world_size``, which is what
+    DistributedSampler does for unweighted data.
     """
 
     def __init__(self, records: list[ImageRecord], num_samples: int, *, seed: int = 0, rank: int = 0, world_size: int = 1):
         counts = Counter((r.label, r.generator) for r in records)
-        generators_per_label = Counter(label for label, _ in counts)
+        class_mass = Counter()
+        for (label, _), n in counts.items():
+            class_mass[label] += math.sqrt(n)
+        # P(record) = 1/n_classes * sqrt(n_g) / sum_g' sqrt(n_g') * 1/n_g
         self.weights = torch.tensor(
-            [1.0 / (len(generators_per_label) * generators_per_label[r.label] * counts[(r.label, r.generator)]) for r in records],
+            [math.sqrt(counts[(r.label, r.generator)]) / (len(class_mass) * class_mass[r.label] * counts[(r.label, r.generator)]) for r in records],
             dtype=torch.double,
         )
         self.num_samples = -(-num_samples // world_size)  # per rank, rounded up so ranks stay in step

@@ -62,7 +62,7 @@ class ZooModel:
         net = self.sampling_network()
         was_training = net.training
         net.eval()
-        noise = torch.Generator().manual_seed(seed if seed is not None else torch.seed() % 2**31)
+        noise = torch.Generator().manual_seed(seed if seed is not None else int(torch.randint(2**31, ())))
         if self.conditional and labels is None:
             labels = torch.arange(n) % max(1, self.config["n_classes"])
         try:

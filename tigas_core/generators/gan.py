@@ -126,7 +126,9 @@ class DCGAN(ZooModel):
         g, d = self.networks["generator"], self.networks["discriminator"]
         cond = self._labels(labels)
         z = torch.randn(len(real), self.config["nz"])
-        fake = g(z, cond)
+        g_turn = self.generator_turn(step)
+        with torch.set_grad_enabled(g_turn):  # no generator graph on critic-only steps
+            fake = g(z, cond)
 
         d_loss, logs = self.discriminator_loss(real, fake.detach(), cond)
         self.optimizers["discriminator"].zero_grad(set_to_none=True)
@@ -135,7 +137,7 @@ class DCGAN(ZooModel):
         self.optimizers["discriminator"].step()
         logs["loss/d"] = d_loss.item()
 
-        if self.generator_turn(step):
+        if g_turn:
             g_step = self.generator_step_index(step)
             d.requires_grad_(False)  # the generator step must not leave gradients in D
             adv = self.generator_adversarial(fake, cond)

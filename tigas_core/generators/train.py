@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from tigas_core.generators import build_model
+from tigas_core.generators import MODELS, build_model
 from tigas_core.generators.base import ZooModel
 from tigas_core.generators.common import ImageFolderTensors, load_checkpoint, save_checkpoint, save_grid
 
@@ -94,7 +94,7 @@ def train_zoo_model(options: ZooTrainOptions) -> dict[str, Any]:
     if data.skipped:
         log.warning("%d unreadable images skipped, e.g. %s", len(data.skipped), data.skipped[0])
     config = {**options.overrides, "img_size": options.img_size}
-    if build_model(options.model, config, for_training=False).conditional:
+    if options.model in MODELS and MODELS[options.model].conditional:
         config["n_classes"] = len(data.class_names)
     torch.manual_seed(options.seed)
     model = build_model(options.model, config)

@@ -11,7 +11,6 @@ D x D matrix, not N x D.
 """
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Iterable, Protocol, Sequence
@@ -22,8 +21,6 @@ import torch
 import torch.nn.functional as F
 
 from tigas_core.io import TIGASInputError, load_image
-
-log = logging.getLogger(__name__)
 
 
 class StreamingStats:
@@ -130,19 +127,27 @@ def load_inception(device: str | torch.device = "cpu") -> torch.nn.Module:
 class InceptionFeatures:
     """Inception-v3 pool3 (2048-d) features, or class probabilities with ``output='probs'`` (IS)."""
 
-    def __init__(self, output: str = "pool3", device: str | torch.device = "cpu"):
+    def __init__(self, output: str = "pool3", device: str | torch.device = "cpu", model: torch.nn.Module | None = None):
+        """``model``: an already loaded Inception-v3 to share (FD and IS from one network)."""
         if output not in ("pool3", "probs"):
             raise ValueError(f"output must be 'pool3' or 'probs', got {output!r}")
         self.device = torch.device(device)
-        self.model = load_inception(self.device)
+        self.model = model if model is not None else load_inception(self.device)
         self.output = output
         self.name = "inception" if output == "pool3" else "inception-probs"
         self.dim = 2048 if output == "pool3" else 1000
 
+    @staticmethod
+    def resize(images: torch.Tensor) -> torch.Tensor:
+        """The whole image to 299 x 299, as the FID reference code does (no crop)."""
+        if images.shape[-2:] == (299, 299):
+            return images
+        return F.interpolate(images, size=(299, 299), mode="bilinear", align_corners=False)
+
     @torch.inference_mode()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """[B,3,H,W] in [0,1] -> [B, dim]. The Google weights expect 299 px inputs in [-1, 1]."""
-        x = F.interpolate(images.to(self.device), size=(299, 299), mode="bilinear", align_corners=False) * 2.0 - 1.0
+        x = self.resize(images.to(self.device)) * 2.0 - 1.0
         m = self.model
         pooled = None
 
@@ -161,11 +166,11 @@ class InceptionFeatures:
         chunks, errors, batch = [], [], []
         for i, path in enumerate(paths):
             try:
-                batch.append(load_image(path))
+                batch.append(self.resize(load_image(path).unsqueeze(0))[0])
             except TIGASInputError as exc:
                 errors.append(str(exc))
             if batch and (len(batch) == batch_size or i == len(paths) - 1):
-                chunks.append(torch.cat([self.embed(img.unsqueeze(0)) for img in batch]).numpy())
+                chunks.append(self.embed(torch.stack(batch)).numpy())
                 batch = []
         features = np.concatenate(chunks).astype(np.float64) if chunks else np.zeros((0, self.dim))
         return features, errors

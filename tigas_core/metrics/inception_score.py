@@ -24,9 +24,11 @@ def inception_score_from_probs(probs: np.ndarray, splits: int = 10, eps: float =
     return float(np.mean(scores)), float(np.std(scores))
 
 
-def inception_score_for_files(paths: Sequence[Path], splits: int = 10, batch_size: int = 32, device: str = "cpu") -> tuple[float, float]:
-    """Inception Score of image files; raises InceptionUnavailableError without cached weights."""
+def inception_score_for_files(paths: Sequence[Path], splits: int = 10, batch_size: int = 32, device: str = "cpu",
+                              model=None) -> tuple[float, float]:
+    """Inception Score of image files; raises InceptionUnavailableError without cached weights.
+    ``model``: an Inception-v3 already loaded by ``frechet.load_inception`` to reuse."""
     from tigas_core.metrics.frechet import InceptionFeatures
 
-    probs, _errors = InceptionFeatures("probs", device).features_for_files(list(paths), batch_size)
+    probs, _errors = InceptionFeatures("probs", device, model).features_for_files(list(paths), batch_size)
     return inception_score_from_probs(probs, min(splits, len(probs)))

@@ -41,9 +41,7 @@ class SpectralBranch(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (tokens [B, 19, D], normalised radial profile [B, radial_bins])."""
         power = spectral.power_spectrum(x)
-        log_power = torch.log10(power + 1e-10).unsqueeze(1)
-        log_power = log_power - log_power.mean(dim=(2, 3), keepdim=True)
-        grid = F.adaptive_avg_pool2d(log_power, self.spectrum_size)
+        grid = F.adaptive_avg_pool2d(spectral.centred_log_power(power).unsqueeze(1), self.spectrum_size)
         maps = F.adaptive_avg_pool2d(self.spectrum_cnn(grid), self.grid).flatten(2).transpose(1, 2)
         map_tokens = self.spectrum_proj(maps) + self.position
 

@@ -38,7 +38,7 @@ from tigas_core.training.calibration import apply_calibration, fit_platt, set_re
 from tigas_core.training.config import TrainConfig
 from tigas_core.training.losses import tigas_training_loss
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("tigas.train")
 REFERENCE_IMAGES = 512  # real training images averaged into the reference spectrum
 
 
@@ -280,6 +280,7 @@ class Trainer:
             epoch = self.state["epoch"] + 1
             tick = time.monotonic()
             train_metrics = self.train_epoch(epoch)
+            train_seconds = time.monotonic() - tick
             val_metrics = self.validate()
             elapsed = time.monotonic() - tick
             self.state["epoch"] = epoch
@@ -289,7 +290,7 @@ class Trainer:
                 self.state.update(best=key, best_epoch=epoch, stale_epochs=0)
             else:
                 self.state["stale_epochs"] += 1
-            record = {"epoch": epoch, "seconds": round(elapsed, 1), "img_per_s": round(self.steps_per_epoch * t.grad_accumulation * t.batch_size * self.world_size / elapsed, 1),
+            record = {"epoch": epoch, "seconds": round(elapsed, 1), "train_img_per_s": round(self.steps_per_epoch * t.grad_accumulation * t.batch_size * self.world_size / train_seconds, 1),
                       **{f"train_{k}": round(v, 5) for k, v in train_metrics.items()}, **{f"val_{k}": round(v, 5) for k, v in val_metrics.items()}}
             self.state["history"].append(record)
             if self.is_main:
