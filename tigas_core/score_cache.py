@@ -26,8 +26,9 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from tigas_core.config import TIGASConfig
 from tigas_core.io import TIGASInputError, load_image, preprocess
-from tigas_core.spectral import normalise_profile, power_spectrum, radial_profile
+from tigas_core.spectral import centred_log_power, normalise_profile, power_spectrum, radial_profile
 
 if TYPE_CHECKING:  # the API module pulls in the model; annotations only
     from tigas_core.api import TIGAS
@@ -52,12 +53,18 @@ def file_digest(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def model_identity(model: torch.nn.Module, config: object) -> str:
-    """Hash of a model's config and every parameter/buffer: equal iff the scores would be equal."""
+def model_identity(model: torch.nn.Module, config: TIGASConfig) -> str:
+    """Hash of the config, every parameter/buffer and the code that turns pixels into scores.
+
+    Equal identities mean equal scores: new weights, a recalibration or an edit to the model,
+    spectra or preprocessing code all start a fresh set of cache entries.
+    """
     digest = hashlib.blake2b(digest_size=16)
-    config_dict = config.to_dict() if hasattr(config, "to_dict") else dict(vars(config))
-    digest.update(json.dumps(config_dict, sort_keys=True, default=str).encode())
+    digest.update(json.dumps(config.to_dict(), sort_keys=True, default=str).encode())
     digest.update(f"cache-v{CACHE_VERSION}".encode())
+    package = Path(__file__).resolve().parent
+    for source in sorted([*package.glob("model/*.py"), package / "spectral.py", package / "io.py", package / "api.py"]):
+        digest.update(source.read_bytes())
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
@@ -223,11 +230,8 @@ class ScoreCache:
                 continue
             power = power_spectrum(torch.stack(views))
             profiles[index] = normalise_profile(radial_profile(power, self.radial_bins)).numpy()
-            # log10 power with the image's mean level removed, pooled: the grid the spectral branch
-            # reads, where faint periodic peaks stay visible (log1p would flatten them to ~0).
-            log_power = torch.log10(power + 1e-10)
-            log_power = log_power - log_power.mean(dim=(-2, -1), keepdim=True)
-            spectra[index] = F.adaptive_avg_pool2d(log_power.unsqueeze(1), self.spectrum_size)[:, 0].numpy()
+            # pooled like the spectral branch's input grid, so views show what the model reads
+            spectra[index] = F.adaptive_avg_pool2d(centred_log_power(power).unsqueeze(1), self.spectrum_size)[:, 0].numpy()
         return profiles, spectra, errors
 
     # -- reading ---------------------------------------------------------------------------

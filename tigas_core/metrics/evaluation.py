@@ -307,8 +307,10 @@ def render_markdown(report: dict, command: str | None = None) -> str:
               + (f" (at most {report['max_per_generator']} per generator and class)" if report["max_per_generator"] else "") + ".", "",
               "AUROC and AP compare the pooled real test images with each generator's test images (AP treats "
               "generated as the positive class); accuracy is class-balanced at the calibrated threshold; ECE is "
-              "class-balanced with 15 bins. Robustness columns are TIGAS AUROC after the perturbation; "
-              "common format = every image re-encoded as JPEG q90.", ""]
+              "class-balanced with 15 bins. Robustness columns are TIGAS AUROC after the perturbation, applied to "
+              "the original file before the model's resize: JPEG re-encoding, a 0.5x resize (never below 32 px, so "
+              "32 px images are unchanged) and a Gaussian blur of sigma 1 px; common format = every image re-encoded "
+              "as JPEG q90. Baselines are fitted on the training split.", ""]
     for group in ("seen", "held-out", "unseen"):
         rows = [r for r in report["generators"] if r["group"] == group]
         if not rows:
