@@ -13,6 +13,7 @@ calls real; they are not an independent judge of image quality.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import shutil
@@ -29,6 +30,7 @@ from tigas_core.generators import load_for_sampling
 from tigas_core.generators.common import resolve_checkpoint, save_grid
 from tigas_core.generators.sampling import write_samples
 from tigas_core.generators.train import ZooTrainOptions, train_zoo_model
+from tigas_core.hub import bundled_weights_dir
 from tigas_core.io import iter_image_files
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -76,6 +78,8 @@ def main() -> int:
     command = "python benchmarks/zoo_demo.py " + " ".join(sys.argv[1:])
 
     tigas = TIGAS(checkpoint_path=args.tigas_checkpoint, device="cpu")
+    weights_dir = Path(args.tigas_checkpoint) if args.tigas_checkpoint else bundled_weights_dir()
+    weights_sha = hashlib.sha256((weights_dir / "model.safetensors").read_bytes()).hexdigest()
     real = real_subset(args.data, args.n_real, args.work)
     rows, grids = [], []
     with_label = f"with TIGAS (weight {args.tigas_weight}, every {args.tigas_every} step(s))"
@@ -111,8 +115,13 @@ def main() -> int:
          "RNG state) and continue " if args.init else "Both runs start from scratch; ") +
         f"with the same seed ({args.seed}) for the same {args.steps} generator steps, batch 64, CIFAR-10 32 px reals "
         f"({len(list(iter_image_files(args.data)))} images); {args.n} samples per run scored against "
-        f"{args.n_real} real images. TIGAS weights: {tigas.weights_source}. CPU, {args.threads} thread(s), "
-        f"{platform.processor() or platform.machine()}.",
+        f"{args.n_real} real images. TIGAS weights: {tigas.weights_source} (model.safetensors sha256 "
+        f"{weights_sha[:12]}…). CPU, {args.threads} thread(s), {platform.processor() or platform.machine()}.",
+        *([
+            "",
+            f"The starting run was made with `tigas zoo train --model dcgan --data {args.data} --minutes 24 "
+            f"--out {args.init} --threads 1` (stopped by its time box at step {first_step}).",
+        ] if args.init else []),
         "",
         "| run | steps | wall time incl. data loading (s) | mean TIGAS score of samples | FD-TIGAS to real | KID (TIGAS features) |",
         "|---|---|---|---|---|---|",
