@@ -66,7 +66,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=600, help="generator steps per run (after --init's)")
     parser.add_argument("--init", type=Path, default=None,
                         help="start both runs from this DCGAN run folder (same weights, optimizer and RNG state)")
-    parser.add_argument("--tigas-weight", type=float, default=0.1)
+    parser.add_argument("--tigas-weight", type=float, nargs="+", default=[0.1], help="one run per weight")
     parser.add_argument("--tigas-every", type=int, default=1)
     parser.add_argument("--tigas-checkpoint", default=None, help="TIGAS weights (default: bundled)")
     parser.add_argument("--seed", type=int, default=0)
@@ -82,9 +82,9 @@ def main() -> int:
     weights_sha = hashlib.sha256((weights_dir / "model.safetensors").read_bytes()).hexdigest()
     real = real_subset(args.data, args.n_real, args.work)
     rows, grids = [], []
-    with_label = f"with TIGAS (weight {args.tigas_weight}, every {args.tigas_every} step(s))"
-    for label, weight in (("without TIGAS", 0.0), (with_label, args.tigas_weight)):
-        run = args.work / ("tigas" if weight else "plain")
+    runs = [("without TIGAS", 0.0)] + [(f"with TIGAS (weight {w}, every {args.tigas_every} step(s))", w) for w in args.tigas_weight]
+    for label, weight in runs:
+        run = args.work / (f"tigas_{weight}" if weight else "plain")
         first_step = start_from(args.init, run) if args.init else 0
         start = time.monotonic()
         summary = train_zoo_model(ZooTrainOptions(
@@ -102,10 +102,10 @@ def main() -> int:
                      "kid": metrics["kid_mean"], "kid_std": metrics["kid_std"]})
         print(json.dumps(rows[-1]), flush=True)
 
-    # Side by side: 8 rows x 4 columns per run, a white gap between them.
-    left, right = (g.view(8, 4, 3, 32, 32) for g in grids)
+    # Side by side: 8 rows x 4 columns per run, white gaps between runs.
     gap = torch.ones(8, 1, 3, 32, 32)
-    save_grid(torch.cat([left, gap, right], dim=1).flatten(0, 1), RESULTS / "zoo_demo_grid.png", nrow=9)
+    blocks = [part for g in grids for part in (g.view(8, 4, 3, 32, 32), gap)][:-1]
+    save_grid(torch.cat(blocks, dim=1).flatten(0, 1), RESULTS / "zoo_demo_grid.png", nrow=5 * len(grids) - 1)
 
     real_score = float(tigas.compute_directory(real, progress=False)["score"].mean())
     lines = [
@@ -134,7 +134,7 @@ def main() -> int:
         "generator moved towards what TIGAS calls real, not image quality judged independently "
         "(no Inception weights were available offline for an FID).",
         "",
-        "![left: without TIGAS, right: with TIGAS, same noise](zoo_demo_grid.png)",
+        "![same noise; columns of 4 per run, in the table's order (left: without TIGAS)](zoo_demo_grid.png)",
         "",
         "Reproduce:",
         "",
