@@ -18,6 +18,16 @@ from PIL import Image
 from tigas_core.config import TIGASConfig
 from tigas_core.model import TIGASModel, create_tigas_model
 
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """One intra-op thread for the whole suite: on a 2-core machine that also runs the app, the
+    dashboard and subprocesses under test, more threads spin against each other (10x slower seen)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 SMALL = dict(img_size=64, base_channels=8, feature_dim=32, num_heads=2, num_prototypes=4)
 
 

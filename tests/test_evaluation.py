@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from tigas_core.data import scan_folder, split_records
@@ -14,12 +13,6 @@ from tigas_core.metrics.evaluation import CONDITIONS, binary_metrics, evaluate, 
 from tigas_synthetic import make_dataset
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_binary_metrics_match_sklearn_and_hand_computation():

@@ -18,13 +18,6 @@ from tigas_core.generators.sampling import generate_images
 from tigas_core.generators.train import ZooTrainOptions, train_zoo_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Single-threaded torch: on a shared 2-core machine two threads run many times slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 # Tiny networks at 16 px so each model trains in well under a second per step.
 TINY = {

@@ -11,13 +11,6 @@ from tigas_core.generators.gan import Generator
 from tigas_core.loss import TIGASLoss, TIGASScheduler
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Single-threaded torch: on a shared 2-core machine two threads run many times slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture

@@ -19,12 +19,6 @@ from tigas_core.metrics.inception_score import inception_score_from_probs
 from tigas_core.metrics.kid import kernel_inception_distance, mmd2_unbiased, polynomial_kernel
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def random_spd(dim: int, seed: int) -> np.ndarray:

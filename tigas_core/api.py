@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from tigas_core import spectral
 from tigas_core.hub import DEFAULT_REPO_ID, DEFAULT_REVISION, resolve_weights
