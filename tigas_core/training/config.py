@@ -8,18 +8,21 @@ from typing import Any
 
 import yaml
 
+from tigas_core.config import TIGASConfig
 from tigas_core.training.losses import LossWeights
 
 
 @dataclasses.dataclass
 class ModelSection:
-    img_size: int = 256
-    base_channels: int = 32
-    feature_dim: int = 256
-    num_heads: int = 4
-    num_prototypes: int = 16
-    radial_bins: int = 64
-    dropout: float = 0.1
+    """The architecture knobs a training config may set; defaults come from TIGASConfig (one home)."""
+
+    img_size: int = TIGASConfig.img_size
+    base_channels: int = TIGASConfig.base_channels
+    feature_dim: int = TIGASConfig.feature_dim
+    num_heads: int = TIGASConfig.num_heads
+    num_prototypes: int = TIGASConfig.num_prototypes
+    radial_bins: int = TIGASConfig.radial_bins
+    dropout: float = TIGASConfig.dropout
 
 
 @dataclasses.dataclass
