@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torchmetrics import Metric
 
@@ -32,7 +33,8 @@ class TIGASMetric(Metric):
 
     def _batch_scores(self, images: Any) -> dict[str, torch.Tensor]:
         if not self.use_model:
-            return {"score": torch.as_tensor(images, dtype=torch.float32).reshape(-1)}
+            scores = images if isinstance(images, torch.Tensor) else torch.tensor(np.asarray(images, dtype=np.float32))
+            return {"score": scores.float().reshape(-1)}
         out = self.tigas(images, return_features=True)
         result = {"score": out["score"].reshape(-1)}
         result.update({f"{b}_score": out["components"][b].reshape(-1) for b in BRANCHES})
