@@ -86,9 +86,12 @@ def test_resume_refuses_other_model(image_folder, tmp_path):
         train_zoo_model(options("vae", image_folder, tmp_path, steps=1))
 
 
-def test_tigas_term_in_training_loop(image_folder, tmp_path, weights_dir):
-    summary = train_zoo_model(options("dcgan", image_folder, tmp_path, steps=2, tigas_weight=0.5,
-                                      tigas_checkpoint=str(weights_dir), tigas_warmup=4))
+@pytest.mark.parametrize("model", ["dcgan", "vae", "ddpm"])
+def test_tigas_term_in_training_loop(model, image_folder, tmp_path, weights_dir):
+    run = options(model, image_folder, tmp_path, steps=2, tigas_weight=0.5, tigas_checkpoint=str(weights_dir), tigas_warmup=4)
+    if model == "ddpm":
+        run.overrides = {**run.overrides, "tigas_max_t": 1.0}  # every timestep counts as late: the term always runs
+    summary = train_zoo_model(run)
     assert 0.0 <= summary["last"]["tigas/score"] <= 1.0
     assert summary["last"]["tigas/term"] > 0.0
     assert (tmp_path / "samples" / "quality_sorted.png").is_file()

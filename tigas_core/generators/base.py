@@ -123,6 +123,14 @@ class ZooModel:
         lr = float(self.config["lr"])
         return (lr / 2.0, lr * 2.0) if self.config.get("ttur") else (lr, lr)
 
+    @staticmethod
+    def with_tigas_term(loss: torch.Tensor, tigas: Any, images: torch.Tensor, step: int, logs: dict) -> torch.Tensor:
+        """``loss`` plus the TIGAS term on ``images`` ([-1, 1]); logs the term and score when computed."""
+        term = tigas(to_unit(images), step=step)
+        if tigas.last_score is not None:
+            logs["tigas/term"], logs["tigas/score"] = term.item(), tigas.last_score
+        return loss + term
+
     def clip(self, module: nn.Module) -> float:
         """Clip gradients (TIGAS gradients through a frozen network can spike) and return the norm."""
         limit = float(self.config.get("grad_clip", 0.0))

@@ -10,7 +10,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from tigas_core.generators.base import ZooModel
-from tigas_core.generators.common import to_unit
 
 
 def cosine_alpha_bar(timesteps: int, s: float = 0.008) -> torch.Tensor:
@@ -128,10 +127,7 @@ class DDPM(ZooModel):
         late = t < self.config["tigas_max_t"] * T
         if tigas is not None and late.any():
             x0_hat = ((x_t[late] - (1 - ab[late]).sqrt() * eps_hat[late]) / ab[late].sqrt()).clamp(-1, 1)
-            term = tigas(to_unit(x0_hat), step=step)
-            loss = loss + term
-            if tigas.last_score is not None:
-                logs["tigas/term"], logs["tigas/score"] = term.item(), tigas.last_score
+            loss = self.with_tigas_term(loss, tigas, x0_hat, step, logs)
         self.optimizers["unet"].zero_grad(set_to_none=True)
         loss.backward()
         logs["grad_norm/unet"] = self.clip(unet)

@@ -16,7 +16,6 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from tigas_core.generators.base import ZooModel
-from tigas_core.generators.common import to_unit
 
 
 def _levels(img_size: int) -> int:
@@ -143,10 +142,7 @@ class DCGAN(ZooModel):
             adv = self.generator_adversarial(fake, cond)
             g_loss = adv
             if tigas is not None:
-                term = tigas(to_unit(fake), step=g_step)
-                g_loss = g_loss + term
-                if tigas.last_score is not None:
-                    logs["tigas/term"], logs["tigas/score"] = term.item(), tigas.last_score
+                g_loss = self.with_tigas_term(g_loss, tigas, fake, g_step, logs)
             self.optimizers["generator"].zero_grad(set_to_none=True)
             g_loss.backward()
             d.requires_grad_(True)

@@ -8,7 +8,6 @@ import torch
 from torch import nn
 
 from tigas_core.generators.base import ZooModel
-from tigas_core.generators.common import to_unit
 from tigas_core.generators.gan import Discriminator, Generator
 
 
@@ -63,10 +62,7 @@ class VAE(ZooModel):
         logs = {"loss/recon": rec_loss.item(), "loss/kl": kl.item()}
         if tigas is not None:
             # Judge what `generate` emits: decodes of prior samples, not reconstructions.
-            term = tigas(to_unit(dec(torch.randn(n, self.config["latent"]))), step=step)
-            loss = loss + term
-            if tigas.last_score is not None:
-                logs["tigas/term"], logs["tigas/score"] = term.item(), tigas.last_score
+            loss = self.with_tigas_term(loss, tigas, dec(torch.randn(n, self.config["latent"])), step, logs)
         self.optimizers["vae"].zero_grad(set_to_none=True)
         loss.backward()
         logs["grad_norm/vae"] = self.clip(dec) + self.clip(enc)
