@@ -113,3 +113,12 @@ def test_block_dct_is_orthonormal_and_natural_reference_falls():
 def test_radial_profile_has_no_empty_bins_on_small_images():
     profile = spectral.radial_profile(spectral.power_spectrum(torch.rand(2, 3, 32, 32)), 64)
     assert profile.shape == (2, 64) and (profile > -9).all()  # an empty bin would read log10(1e-10)
+
+
+def test_spectrum_grid_is_the_shared_log_spectrum_pooled(small_model):
+    images = torch.rand(2, 3, 64, 80)
+    with torch.no_grad():
+        grid = small_model(images)["spectrum_grid"]
+    size = small_model.config.spectrum_size
+    expected = torch.nn.functional.adaptive_avg_pool2d(spectral.log_spectrum(images).unsqueeze(1), size)[:, 0]
+    assert grid.shape == (2, size, size) and torch.allclose(grid, expected, atol=1e-5)

@@ -148,6 +148,9 @@ class TIGAS:
                           with_features: bool = False) -> Iterator[dict]:
         """One result row per path, in order, decoding the next batch while the model runs.
 
+        With ``with_features`` a scored row also carries ``features`` (fused [D]),
+        ``spectral_profile`` [bins] and ``spectrum_grid`` [S,S] from the same forward pass.
+
         Unreadable files yield a row with NaN scores and the reason in ``error``; nothing aborts.
         Memory stays constant: one batch is decoded ahead at most.
         """
@@ -177,6 +180,8 @@ class TIGAS:
                 result.update({f"w_{b}": float(out["branch_weights"][row, j]) for j, b in enumerate(BRANCHES)})
                 if with_features:
                     result["features"] = out["features"]["fused"][row].float().cpu().numpy()
+                    result["spectral_profile"] = out["spectral_profile"][row].float().cpu().numpy()
+                    result["spectrum_grid"] = out["spectrum_grid"][row].float().cpu().numpy()
                 outputs[i] = result
         for i, path in enumerate(chunk):
             row = {"path": os.fspath(path), **{c: math.nan for c in RESULT_COLUMNS[1:-2]}, "error": loaded[i][1]}

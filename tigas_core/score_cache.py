@@ -24,11 +24,8 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from tigas_core.config import TIGASConfig
-from tigas_core.io import TIGASInputError, load_image, preprocess
-from tigas_core.spectral import centred_log_power, normalise_profile, power_spectrum, radial_profile
 
 if TYPE_CHECKING:  # the API module pulls in the model; annotations only
     from tigas_core.api import TIGAS
@@ -178,61 +175,28 @@ class ScoreCache:
             progress(0, total)
         for start in range(0, total, chunk_size):
             chunk = missing[start : start + chunk_size]
-            rows, transient = self._score_chunk([first_path[d] for d in chunk], chunk, batch_size)
+            rows = self._score_chunk([first_path[d] for d in chunk], chunk, batch_size)
             with self._connect() as db:  # one transaction per chunk: interrupted runs keep their work
                 db.executemany(f"INSERT OR REPLACE INTO results VALUES ({', '.join('?' * 15)})", rows)
-            stored.update(self._decode(row) for row in rows + transient)
+            stored.update(self._decode(row) for row in rows)
             if progress:
                 progress(min(start + chunk_size, total), total)
         return self._assemble(paths, digests, read_errors, stored, n_scored=total, n_hashed=n_hashed)
 
-    def _score_chunk(self, paths: list[str], digests: list[str], batch_size: int) -> tuple[list[tuple], list[tuple]]:
-        """Result rows for one chunk: (rows to store, rows to show only).
-
-        A file that scored but could not be re-read for its spectrum changed in between: its row
-        is shown with the reason but not stored, so the next run scores the new content.
-        """
-        features, table = self.tigas.features_for_files(paths, batch_size=batch_size)
-        ok = (table["error"].fillna("") == "").to_numpy()
-        profiles, spectra, spectral_errors = self._spectra([p for p, good in zip(paths, ok) if good], batch_size)
-        stored, transient = [], []
-        good = 0  # features, profiles and spectra hold one row per readable file, in order
-        for i, digest in enumerate(digests):
-            record = table.iloc[i]
-            if ok[i] and good not in spectral_errors:
-                values = [float(record[c]) for c in SCORE_COLUMNS]
-                blobs = (features[good].astype(np.float32).tobytes(), profiles[good].tobytes(),
-                         spectra[good].astype(np.float16).tobytes())
-                stored.append((self.model_id, digest, CACHE_VERSION, *values, str(record["verdict"]), "", *blobs))
-            else:
-                error = spectral_errors[good] if ok[i] else str(record["error"])
-                row = (self.model_id, digest, CACHE_VERSION, *[float("nan")] * len(SCORE_COLUMNS), "", error, None, None, None)
-                (transient if ok[i] else stored).append(row)
-            good += int(ok[i])
-        return stored, transient
-
-    @torch.no_grad()
-    def _spectra(self, paths: list[str], batch_size: int) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
-        """Radial profile and pooled log spectrum of each file's model view (what TIGAS itself looks at)."""
-        img_size = int(self.tigas.img_size)
-        profiles = np.full((len(paths), self.radial_bins), np.nan, np.float32)
-        spectra = np.full((len(paths), self.spectrum_size, self.spectrum_size), np.nan, np.float32)
-        errors: dict[int, str] = {}
-        for start in range(0, len(paths), batch_size):
-            views, index = [], []
-            for i in range(start, min(start + batch_size, len(paths))):
-                try:
-                    views.append(preprocess(load_image(paths[i]), img_size))
-                    index.append(i)
-                except TIGASInputError as exc:  # changed since it was scored a moment ago
-                    errors[i] = f"changed while being scored ({exc.reason})"
-            if not views:
+    def _score_chunk(self, paths: list[str], digests: list[str], batch_size: int) -> list[tuple]:
+        """Rows to store for one chunk: scores, fused features, radial profile and pooled spectrum
+        all come from one decode and one forward pass (`TIGAS.iter_file_results`)."""
+        rows = []
+        for digest, record in zip(digests, self.tigas.iter_file_results(paths, batch_size, with_features=True)):
+            if record["error"]:
+                rows.append((self.model_id, digest, CACHE_VERSION, *[float("nan")] * len(SCORE_COLUMNS), "",
+                             record["error"], None, None, None))
                 continue
-            power = power_spectrum(torch.stack(views))
-            profiles[index] = normalise_profile(radial_profile(power, self.radial_bins)).numpy()
-            # pooled like the spectral branch's input grid, so views show what the model reads
-            spectra[index] = F.adaptive_avg_pool2d(centred_log_power(power).unsqueeze(1), self.spectrum_size)[:, 0].numpy()
-        return profiles, spectra, errors
+            blobs = (record["features"].astype(np.float32).tobytes(), record["spectral_profile"].astype(np.float32).tobytes(),
+                     record["spectrum_grid"].astype(np.float16).tobytes())
+            rows.append((self.model_id, digest, CACHE_VERSION, *[float(record[c]) for c in SCORE_COLUMNS],
+                         str(record["verdict"]), "", *blobs))
+        return rows
 
     # -- reading ---------------------------------------------------------------------------
     def _load(self, digests: Sequence[str]) -> dict[str, dict]:

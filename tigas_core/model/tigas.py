@@ -43,13 +43,14 @@ class TIGASModel(nn.Module):
         Returns score [B,1] (calibrated), logit [B,1] (calibrated, score = sigmoid(logit)),
         raw_logit [B,1] (before calibration, what training optimises), logits [B,2] (auxiliary
         real/fake head, index 1 = real), components {branch: [B,1]}, branch_weights [B,3],
-        features {perceptual, spectral, statistical, fused: [B,D]}, spectral_profile [B,bins].
+        features {perceptual, spectral, statistical, fused: [B,D]}, spectral_profile [B,bins],
+        spectrum_grid [B,S,S] (the pooled centred log10 spectrum the spectral branch read).
         """
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected images of shape [B,3,H,W], got {tuple(x.shape)}")
         if min(x.shape[-2:]) < MIN_SIDE:
             raise ValueError(f"images must be at least {MIN_SIDE}x{MIN_SIDE} px, got {tuple(x.shape[-2:])}")
-        spectral_tokens, profile = self.spectral(x)
+        spectral_tokens, profile, spectrum_grid = self.spectral(x)
         tokens = [self.perceptual(x), spectral_tokens, self.statistical(x)]
         branch_features = {name: t.mean(dim=1) for name, t in zip(BRANCHES, tokens)}
         fused, weights, _ = self.fusion(tokens)
@@ -66,6 +67,7 @@ class TIGASModel(nn.Module):
             "branch_weights": weights,
             "features": {**branch_features, "fused": fused},
             "spectral_profile": profile,
+            "spectrum_grid": spectrum_grid,
         }
 
 
