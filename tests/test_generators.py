@@ -13,7 +13,8 @@ from conftest import natural_like
 from tigas_core.cli import main as cli_main
 from tigas_core.generators import MODELS, build_model, load_for_sampling
 from tigas_core.generators.common import load_checkpoint
-from tigas_core.generators.ddpm import cosine_alpha_bar
+from tigas_core.generators.ddpm import cosine_alpha_bar, min_snr_weight
+from tigas_core.generators.gan import diff_augment
 from tigas_core.generators.sampling import generate_images
 from tigas_core.generators.train import ZooTrainOptions, train_zoo_model
 
@@ -99,7 +100,7 @@ def test_tigas_term_in_training_loop(model, image_folder, tmp_path, weights_dir)
 
 def test_export_then_generate_cli(image_folder, tmp_path):
     run = tmp_path / "run"
-    assert cli_main(["zoo", "train", "--model", "cgan", "--data", str(image_folder), "--out", str(run), "--steps", "2",
+    assert cli_main(["zoo", "train", "--model", "cgan", "--data", str(image_folder), "--out", str(run), "--steps", "2", "--device", "cpu",
                      "--batch-size", "4", "--img-size", "16", "--set", "nz=8", "--set", "ngf=8", "--set", "ndf=8"]) == 0
     stem = tmp_path / "small" / "cgan"
     assert cli_main(["zoo", "export", "--checkpoint", str(run), "--out", str(stem)]) == 0
@@ -111,7 +112,8 @@ def test_export_then_generate_cli(image_folder, tmp_path):
     assert torch.allclose(full.sample(3, labels, seed=3), small.sample(3, labels, seed=3), atol=0.02)  # fp16 export
 
     out = tmp_path / "fake" / "cgan"
-    assert cli_main(["generate", "--model", "cgan", "--checkpoint", str(stem), "--n", "7", "--batch-size", "3", "--out", str(out)]) == 0
+    assert cli_main(["generate", "--model", "cgan", "--checkpoint", str(stem), "--n", "7", "--batch-size", "3", "--out", str(out),
+                     "--device", "cpu"]) == 0
     files = sorted(out.glob("*.png"))
     assert [f.name for f in files] == [f"cgan_{i:05d}.png" for i in range(7)]
     assert Image.open(files[0]).size == (16, 16)
@@ -135,6 +137,43 @@ def test_model_options_change_the_networks():
     assert build_model("dcgan", {**TINY["dcgan"], "ema": 0.0}).ema is None
     with pytest.raises(ValueError, match="unknown config keys"):
         build_model("vae", {"ngf": 3})
+
+
+def test_diff_augment_cuts_out_and_keeps_gradients():
+    torch.manual_seed(0)
+    images = torch.full((6, 3, 32, 32), 0.5, requires_grad=True)
+    out = diff_augment(images)
+    assert out.shape == images.shape
+    # The cutout square has half the side, so even clipped at a corner it blanks 8x8 pixels.
+    blank = (out == 0).all(dim=1).flatten(1).sum(1)
+    assert (blank >= 64).all() and (blank < 32 * 32).all()
+    assert not torch.equal(out[0], out[1])  # drawn per image
+    out.sum().backward()
+    assert images.grad.abs().sum() > 0
+
+
+def test_critic_sees_augmented_images_only_with_diffaug():
+    torch.manual_seed(0)
+    real = torch.rand(4, 3, 16, 16) * 2 - 1
+    for diffaug in (True, False):
+        gan = build_model("dcgan", {**TINY["dcgan"], "img_size": 16, "diffaug": diffaug})
+        gan.networks["discriminator"].eval()
+        a, b = gan.critic(real, None), gan.critic(real, None)
+        assert torch.equal(a, b) is (not diffaug)
+
+
+def test_min_snr_weights_only_low_noise_steps():
+    alpha_bar = torch.tensor([0.01, 0.5, 5 / 6, 0.9, 0.99])  # SNR 0.0101, 1, 5, 9, 99
+    assert torch.allclose(min_snr_weight(alpha_bar, 5.0), torch.tensor([1.0, 1.0, 1.0, 5 / 9, 5 / 99]), atol=1e-5)
+    torch.manual_seed(0)
+    real = torch.rand(64, 3, 16, 16) * 2 - 1
+    losses = {}
+    for gamma in (0.0, 5.0):
+        torch.manual_seed(1)
+        ddpm = build_model("ddpm", {**TINY["ddpm"], "img_size": 16, "min_snr": gamma, "timesteps": 1000})
+        torch.manual_seed(2)
+        losses[gamma] = ddpm.train_step(real, torch.zeros(64, dtype=torch.long), 0)["loss/mse"]
+    assert losses[5.0] < losses[0.0]  # the same draws and network, low-noise steps weighted down
 
 
 def test_cosine_schedule():

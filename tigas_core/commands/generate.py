@@ -22,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefix", default=None, help="file name prefix (default: the model name)")
     parser.add_argument("--sample-steps", type=int, default=None, help="DDIM steps for a diffusion model (default: its config)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         written = generate_images(args.checkpoint, args.out, args.n, args.seed, args.batch_size, args.label, args.model, args.prefix,
-                                  progress=True, sample_steps=args.sample_steps)
+                                  progress=True, sample_steps=args.sample_steps, device=args.device)
     except (ValueError, FileNotFoundError) as exc:
         log.error("%s", exc)
         return 2

@@ -33,6 +33,7 @@ class ZooModel:
             raise ValueError(f"img_size must be a power of two >= 8, got {self.config['img_size']}")
         self.networks: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.device = torch.device("cpu")
         self.build(for_training)
         decay = float(self.config.get("ema", 0.0))
         self.ema = EMA(self.networks[self.sampler], decay) if (for_training and decay > 0) else None
@@ -52,6 +53,21 @@ class ZooModel:
         raise NotImplementedError
 
     # --- shared ---------------------------------------------------------------------------------
+    def to(self, device: str | torch.device) -> "ZooModel":
+        """Move every network (and the EMA copy) to ``device``; call before training or sampling.
+        Optimizer state follows its parameters when it is created or restored afterwards."""
+        self.device = torch.device(device)
+        for net in self.networks.values():
+            net.to(self.device)
+        if self.ema is not None:
+            self.ema.module.to(self.device)
+        return self
+
+    def noise(self, *shape: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Standard normal noise on the model's device; a seeded (CPU) ``generator`` gives the
+        same samples on every device."""
+        return torch.randn(*shape, generator=generator).to(self.device)
+
     def sampling_network(self) -> nn.Module:
         return self.ema.module if self.ema is not None else self.networks[self.sampler]
 
@@ -65,11 +81,13 @@ class ZooModel:
         noise = torch.Generator().manual_seed(seed if seed is not None else int(torch.randint(2**31, ())))
         if self.conditional and labels is None:
             labels = torch.arange(n) % max(1, self.config["n_classes"])
+        if labels is not None:
+            labels = labels.to(self.device)
         try:
             out = self._sample(net, n, labels, noise)
         finally:
             net.train(was_training)
-        return to_unit(out).float()
+        return to_unit(out).float().cpu()
 
     def after_step(self, step: int) -> None:
         if self.ema is not None:

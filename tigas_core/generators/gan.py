@@ -18,6 +18,37 @@ from torch.nn.utils.parametrizations import spectral_norm
 from tigas_core.generators.base import ZooModel
 
 
+def diff_augment(images: torch.Tensor) -> torch.Tensor:
+    """Differentiable colour jitter, translation (up to 1/8 of the side) and cutout (a square of
+    half the side), drawn per image: DiffAugment (Zhao et al. 2020). Applied to everything the
+    critic sees, real and generated, so a critic trained on 10k CIFAR images cannot memorise
+    them, and the generator still gets gradients through the augmentation."""
+    n, _, h, w = images.shape
+    device = images.device
+
+    def per_image(scale: float, offset: float) -> torch.Tensor:
+        return torch.rand(n, 1, 1, 1, device=device) * scale + offset
+
+    x = images + per_image(1.0, -0.5)  # brightness
+    grey = x.mean(dim=1, keepdim=True)
+    x = (x - grey) * per_image(2.0, 0.0) + grey  # saturation
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * per_image(1.0, 0.5) + mean  # contrast
+    # Integer shifts with zero fill: an affine grid of pure translations, sampled at the nearest pixel.
+    shift = torch.randint(-(h // 8), h // 8 + 1, (n, 2), device=device).float()
+    theta = torch.zeros(n, 2, 3, device=device)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+    theta[:, 0, 2], theta[:, 1, 2] = 2 * shift[:, 0] / w, 2 * shift[:, 1] / h
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    centre_y = torch.randint(0, h, (n, 1, 1), device=device)
+    centre_x = torch.randint(0, w, (n, 1, 1), device=device)
+    rows = torch.arange(h, device=device).view(1, h, 1)
+    cols = torch.arange(w, device=device).view(1, 1, w)
+    hole = ((rows - centre_y).abs() < h // 4) & ((cols - centre_x).abs() < w // 4)
+    return x * (~hole).unsqueeze(1).to(x.dtype)
+
+
 def _levels(img_size: int) -> int:
     """Number of 2x up/down-samplings between 4x4 and img_size."""
     return int(math.log2(img_size // 4))
@@ -78,13 +109,14 @@ class Discriminator(nn.Module):
 
 
 class DCGAN(ZooModel):
-    """Radford et al. 2016 with the non-saturating loss; options: spectral norm in D, TTUR, EMA."""
+    """Radford et al. 2016 with the non-saturating loss; options: spectral norm in D, TTUR, EMA,
+    DiffAugment (on by default: without it the critic memorises a 10k-image set within minutes)."""
 
     name = "dcgan"
     sampler = "generator"
     defaults: dict[str, Any] = {
         "nz": 100, "ngf": 32, "ndf": 32, "lr": 2e-4, "betas": [0.5, 0.999], "spectral_norm": False,
-        "ttur": False, "ema": 0.999, "grad_clip": 10.0,
+        "ttur": False, "ema": 0.999, "grad_clip": 10.0, "diffaug": True,
     }
     critic_norm = "batch"
 
@@ -106,17 +138,20 @@ class DCGAN(ZooModel):
         return labels if self.conditional else None
 
     def _sample(self, net: nn.Module, n: int, labels: torch.Tensor | None, noise: torch.Generator) -> torch.Tensor:
-        z = torch.randn(n, self.config["nz"], generator=noise)
+        z = self.noise(n, self.config["nz"], generator=noise)
         return net(z, labels if self.conditional else None)
 
+    def critic(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """The discriminator's output on (augmented, when ``diffaug``) images."""
+        return self.networks["discriminator"](diff_augment(images) if self.config["diffaug"] else images, labels)
+
     def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float]]:
-        d = self.networks["discriminator"]
-        d_real, d_fake = d(real, labels), d(fake, labels)
+        d_real, d_fake = self.critic(real, labels), self.critic(fake, labels)
         loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
         return loss, {"d/real": d_real.mean().item(), "d/fake": d_fake.mean().item()}
 
     def generator_adversarial(self, fake: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        return F.softplus(-self.networks["discriminator"](fake, labels)).mean()
+        return F.softplus(-self.critic(fake, labels)).mean()
 
     def generator_turn(self, step: int) -> bool:
         return True
@@ -124,7 +159,7 @@ class DCGAN(ZooModel):
     def train_step(self, real: torch.Tensor, labels: torch.Tensor, step: int, tigas=None) -> dict[str, float]:
         g, d = self.networks["generator"], self.networks["discriminator"]
         cond = self._labels(labels)
-        z = torch.randn(len(real), self.config["nz"])
+        z = self.noise(len(real), self.config["nz"])
         g_turn = self.generator_turn(step)
         with torch.set_grad_enabled(g_turn):  # no generator graph on critic-only steps
             fake = g(z, cond)
@@ -167,8 +202,10 @@ class WGANGP(DCGAN):
 
     def discriminator_loss(self, real, fake, labels):
         d = self.networks["discriminator"]
+        if self.config["diffaug"]:  # the penalty then holds between augmented images, which D sees
+            real, fake = diff_augment(real), diff_augment(fake)
         d_real, d_fake = d(real, labels), d(fake, labels)
-        alpha = torch.rand(len(real), 1, 1, 1)
+        alpha = torch.rand(len(real), 1, 1, 1, device=real.device)
         mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
         (grad,) = torch.autograd.grad(d(mixed, labels).sum(), mixed, create_graph=True)
         penalty = ((grad.flatten(1).norm(dim=1) - 1.0) ** 2).mean()
@@ -176,7 +213,7 @@ class WGANGP(DCGAN):
         return loss, {"d/wasserstein": (d_real.mean() - d_fake.mean()).item(), "d/gp": penalty.item()}
 
     def generator_adversarial(self, fake, labels):
-        return -self.networks["discriminator"](fake, labels).mean()
+        return -self.critic(fake, labels).mean()
 
     def generator_turn(self, step: int) -> bool:
         return step % int(self.config["n_critic"]) == int(self.config["n_critic"]) - 1

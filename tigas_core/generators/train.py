@@ -45,6 +45,7 @@ class ZooTrainOptions:
     grid_size: int = 64
     log_every: int = 10
     fresh: bool = False
+    device: str = "auto"
 
 
 def _build_tigas(options: ZooTrainOptions):
@@ -54,7 +55,7 @@ def _build_tigas(options: ZooTrainOptions):
     from tigas_core.api import TIGAS
     from tigas_core.loss import TIGASLoss, TIGASScheduler
 
-    scorer = TIGAS(checkpoint_path=options.tigas_checkpoint, device="cpu")
+    scorer = TIGAS(checkpoint_path=options.tigas_checkpoint, device=options.device)
     log.info("TIGAS weights: %s", scorer.weights_source)
     loss = TIGASLoss(scorer, weight=options.tigas_weight, every_n_steps=options.tigas_every, multi_scale=options.tigas_multi_scale)
     scheduler = TIGASScheduler(loss, options.tigas_weight, options.tigas_warmup, options.tigas_warmup_mode) if options.tigas_warmup > 0 else None
@@ -97,7 +98,10 @@ def train_zoo_model(options: ZooTrainOptions) -> dict[str, Any]:
     if options.model in MODELS and MODELS[options.model].conditional:
         config["n_classes"] = len(data.class_names)
     torch.manual_seed(options.seed)
-    model = build_model(options.model, config)
+    from tigas_core.api import resolve_device
+
+    device = resolve_device(options.device)
+    model = build_model(options.model, config).to(device)
     progress = {"step": 0, "epoch": 0, "step_in_epoch": 0, "seconds": 0.0}
     if ckpt.with_suffix(".json").exists() and not options.fresh:
         progress = _restore(model, ckpt, options)
@@ -107,7 +111,7 @@ def train_zoo_model(options: ZooTrainOptions) -> dict[str, Any]:
     writer = SummaryWriter(str(out / "tb"))
     samples_dir = out / "samples"
     per_epoch = data.batches_per_epoch(options.batch_size)
-    log.info("%s: %d images, %d classes, %d batches/epoch", model.name, len(data), len(data.class_names), per_epoch)
+    log.info("%s on %s: %d images, %d classes, %d batches/epoch", model.name, device, len(data), len(data.class_names), per_epoch)
 
     start, last_ckpt, logs = time.monotonic(), time.monotonic(), {}
     budget = options.minutes * 60.0
@@ -122,7 +126,7 @@ def train_zoo_model(options: ZooTrainOptions) -> dict[str, Any]:
             step = progress["step"]
             if scheduler is not None:
                 scheduler.step(step)
-            logs = model.train_step(real, labels, step, train_term)
+            logs = model.train_step(real.to(device), labels.to(device), step, train_term)
             model.after_step(step)
             progress["step"] += 1
             progress["step_in_epoch"] += 1

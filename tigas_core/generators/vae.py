@@ -48,7 +48,7 @@ class VAE(ZooModel):
         self.optimizers["vae"] = self.adam(params, c["lr"], c["betas"])
 
     def _sample(self, net: nn.Module, n: int, labels: torch.Tensor | None, noise: torch.Generator) -> torch.Tensor:
-        return net(torch.randn(n, self.config["latent"], generator=noise))
+        return net(self.noise(n, self.config["latent"], generator=noise))
 
     def train_step(self, real: torch.Tensor, labels: torch.Tensor, step: int, tigas=None) -> dict[str, float]:
         enc, dec = self.networks["encoder"], self.networks["decoder"]
@@ -62,7 +62,7 @@ class VAE(ZooModel):
         logs = {"loss/recon": rec_loss.item(), "loss/kl": kl.item()}
         if tigas is not None:
             # Judge what `generate` emits: decodes of prior samples, not reconstructions.
-            loss = self.with_tigas_term(loss, tigas, dec(torch.randn(n, self.config["latent"])), step, logs)
+            loss = self.with_tigas_term(loss, tigas, dec(self.noise(n, self.config["latent"])), step, logs)
         self.optimizers["vae"].zero_grad(set_to_none=True)
         loss.backward()
         logs["grad_norm/vae"] = self.clip(dec) + self.clip(enc)
