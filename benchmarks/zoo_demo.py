@@ -32,6 +32,7 @@ from tigas_core.generators.sampling import write_samples
 from tigas_core.generators.train import ZooTrainOptions, train_zoo_model
 from tigas_core.hub import bundled_weights_dir
 from tigas_core.io import iter_image_files
+from zoo_recognisability import DEFAULT_WORK, judge, load_classifier
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -73,6 +74,8 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=1000, help="generated images per run")
     parser.add_argument("--n-real", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--classifier-work", type=Path, default=DEFAULT_WORK,
+                        help="cache of the CIFAR-10 classifier of zoo_recognisability.py (trained here if missing)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     command = "python benchmarks/zoo_demo.py " + " ".join(sys.argv[1:])
@@ -81,6 +84,8 @@ def main() -> int:
     weights_dir = Path(args.tigas_checkpoint) if args.tigas_checkpoint else bundled_weights_dir()
     weights_sha = hashlib.sha256((weights_dir / "model.safetensors").read_bytes()).hexdigest()
     real = real_subset(args.data, args.n_real, args.work)
+    classifier = load_classifier(args.data, args.classifier_work)
+    init_seconds = json.loads(resolve_checkpoint(args.init).with_suffix(".json").read_text())["progress"]["seconds"] if args.init else 0.0
     rows, grids = [], []
     runs = [("without TIGAS", 0.0)] + [(f"with TIGAS (weight {w}, every {args.tigas_every} step(s))", w) for w in args.tigas_weight]
     for label, weight in runs:
@@ -97,9 +102,10 @@ def main() -> int:
         scores = tigas.compute_directory(fakes, progress=False)["score"]
         metrics = compare_folders(real, fakes, "tigas", tigas, kid_subset_size=1000, kid_subsets=50)
         grids.append(model.sample(32, seed=7))
+        independent = judge(classifier, model.sample(args.n, seed=1000))
         rows.append({"run": label, "steps": summary["step"] - first_step, "train_s": round(train_s, 1),
                      "mean_tigas": float(scores.mean()), "fd_tigas": metrics["fd"],
-                     "kid": metrics["kid_mean"], "kid_std": metrics["kid_std"]})
+                     "kid": metrics["kid_mean"], "kid_std": metrics["kid_std"], **independent})
         print(json.dumps(rows[-1]), flush=True)
 
     # Side by side: 8 rows x 4 columns per run, white gaps between runs.
@@ -119,20 +125,24 @@ def main() -> int:
         f"{weights_sha[:12]}…). CPU, {args.threads} thread(s), {platform.processor() or platform.machine()}.",
         *([
             "",
-            f"The starting run was made with `tigas zoo train --model dcgan --data {args.data} --minutes 24 "
-            f"--out {args.init} --threads 1` (stopped by its time box at step {first_step}).",
+            f"The starting run was made with `tigas zoo train --model dcgan --data {args.data} --out {args.init}` "
+            f"and had trained for {init_seconds / 60:.1f} minutes (step {first_step}).",
         ] if args.init else []),
         "",
-        "| run | steps | wall time incl. data loading (s) | mean TIGAS score of samples | FD-TIGAS to real | KID (TIGAS features) |",
-        "|---|---|---|---|---|---|",
+        "| run | steps | wall time incl. data loading (s) | mean TIGAS score of samples | FD-TIGAS to real | KID (TIGAS features) "
+        "| classifier score (independent) | confident |",
+        "|---|---|---|---|---|---|---|---|",
         *(f"| {r['run']} | {r['steps']} | {r['train_s']} | {r['mean_tigas']:.3f} | {r['fd_tigas']:.4f} | "
-          f"{r['kid']:.4f} ± {r['kid_std']:.4f} |" for r in rows),
+          f"{r['kid']:.4f} ± {r['kid_std']:.4f} | {r['classifier_score']:.2f} | {r['confident']:.3f} |" for r in rows),
         "",
         f"Mean TIGAS score of the {args.n_real} real images themselves: {real_score:.3f}.",
         "",
-        "All three numbers use the TIGAS network that was also the loss, so they measure how far the "
-        "generator moved towards what TIGAS calls real, not image quality judged independently "
-        "(no Inception weights were available offline for an FID).",
+        "The TIGAS score, FD-TIGAS and KID use the TIGAS network that was also the loss, so they measure how "
+        "far the generator moved towards what TIGAS calls real. The last two columns are an independent "
+        "judge (no Inception weights are available offline for an FID): the CIFAR-10 classifier of "
+        "`benchmarks/zoo_recognisability.py`, trained on real images only; its score is the Inception Score "
+        "with that classifier (1 = nothing recognised; held-out real images: see zoo_recognisability.md), "
+        "'confident' the share of samples whose top class has p >= 0.5.",
         "",
         "![same noise; columns of 4 per run, in the table's order (left: without TIGAS)](zoo_demo_grid.png)",
         "",

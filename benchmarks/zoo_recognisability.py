@@ -39,6 +39,8 @@ from tigas_core.generators.common import ImageFolderTensors, resolve_checkpoint,
 from tigas_core.metrics.inception_score import inception_score_from_probs
 
 RESULTS = Path(__file__).resolve().parent / "results"
+DEFAULT_WORK = Path("/tmp/tigas_zoo_recognisability")
+CLASSIFIER_EPOCHS = 15
 
 
 def classifier() -> nn.Module:
@@ -103,6 +105,16 @@ def probabilities(net: nn.Module, images01: torch.Tensor) -> np.ndarray:
     return torch.cat([F.softmax(net(chunk * 2 - 1), dim=1) for chunk in images01.split(250)]).numpy()
 
 
+def load_classifier(data_dir: Path, work: Path = DEFAULT_WORK, epochs: int = CLASSIFIER_EPOCHS) -> nn.Module:
+    """The classifier cached in ``work``, trained on ``data_dir``'s real images when missing."""
+    return train_classifier(ImageFolderTensors(data_dir, 32), epochs, work / f"classifier_{epochs}ep.safetensors")
+
+
+def judge(net: nn.Module, images01: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, float]:
+    """Classifier score, confident share (and label accuracy) of images in [0, 1]."""
+    return summarise(probabilities(net, images01), None if labels is None else labels.numpy())
+
+
 def summarise(probs: np.ndarray, labels: np.ndarray | None = None) -> dict[str, float]:
     score, score_std = inception_score_from_probs(probs, splits=5)
     row = {"classifier_score": round(score, 2), "classifier_score_std": round(score_std, 2),
@@ -117,8 +129,8 @@ def main() -> int:
     parser.add_argument("--data", type=Path, required=True, help="real CIFAR-10 folder (class sub-folders)")
     parser.add_argument("--checkpoints", nargs="+", required=True, help="zoo run folders or exported stems")
     parser.add_argument("--n", type=int, default=1000, help="samples per generator")
-    parser.add_argument("--epochs", type=int, default=15, help="classifier training epochs")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/tigas_zoo_recognisability"))
+    parser.add_argument("--epochs", type=int, default=CLASSIFIER_EPOCHS, help="classifier training epochs")
+    parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="classifier cache")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -131,10 +143,9 @@ def main() -> int:
     train_seconds = time.monotonic() - start
     _, held_idx = split(data)
     held = data.images[held_idx].float() / 255.0
-    held_probs = probabilities(net, held)
-    rows = {"real (held out)": {**summarise(held_probs), "label_accuracy": round(float((held_probs.argmax(1) == data.labels[held_idx].numpy()).mean()), 3)}}
+    rows = {"real (held out)": judge(net, held, data.labels[held_idx])}
     noise = torch.Generator().manual_seed(0)
-    rows["noise (floor)"] = summarise(probabilities(net, torch.rand(args.n, 3, 32, 32, generator=noise)))
+    rows["noise (floor)"] = judge(net, torch.rand(args.n, 3, 32, 32, generator=noise))
 
     grids, details = [held[: 16]], {}
     for checkpoint in args.checkpoints:
@@ -144,7 +155,7 @@ def main() -> int:
         samples = torch.cat([model.sample(len(chunk), labels=None if labels is None else labels[chunk], seed=i)
                              for i, chunk in enumerate(chunks)])
         name = model.name
-        rows[name] = summarise(probabilities(net, samples), labels.numpy() if labels is not None else None)
+        rows[name] = judge(net, samples, labels)
         trained = json.loads(resolve_checkpoint(checkpoint).with_suffix(".json").read_text())
         details[name] = {"checkpoint": str(checkpoint), "progress": trained.get("progress")}
         grids.append(samples[:16])

@@ -22,7 +22,7 @@ from tigas_core.generators.train import ZooTrainOptions, train_zoo_model
 
 # Tiny networks at 16 px so each model trains in well under a second per step.
 TINY = {
-    "dcgan": {"nz": 8, "ngf": 8, "ndf": 8},
+    "dcgan": {"nz": 8, "ngf": 8, "ndf": 8, "ema": 0.999},
     "wgan_gp": {"nz": 8, "ngf": 8, "ndf": 8, "n_critic": 2},
     "cgan": {"nz": 8, "ngf": 8, "ndf": 8},
     "vae": {"latent": 8, "width": 8},
@@ -98,12 +98,18 @@ def test_tigas_term_in_training_loop(model, image_folder, tmp_path, weights_dir)
     assert (tmp_path / "samples" / "quality_sorted.png").is_file()
 
 
-def test_export_then_generate_cli(image_folder, tmp_path):
+def test_export_then_generate_cli(image_folder, tmp_path, caplog):
+    caplog.set_level("INFO", logger="tigas")
     run = tmp_path / "run"
     assert cli_main(["zoo", "train", "--model", "cgan", "--data", str(image_folder), "--out", str(run), "--steps", "2", "--device", "cpu",
-                     "--batch-size", "4", "--img-size", "16", "--set", "nz=8", "--set", "ngf=8", "--set", "ndf=8"]) == 0
+                     "--batch-size", "4", "--img-size", "16", "--set", "nz=8", "--set", "ngf=8", "--set", "ndf=8", "--ema", "0.9"]) == 0
+    assert "cgan on cpu: 12 images, 2 classes" in caplog.text  # progress reaches the terminal
     stem = tmp_path / "small" / "cgan"
     assert cli_main(["zoo", "export", "--checkpoint", str(run), "--out", str(stem)]) == 0
+    last = tmp_path / "small" / "cgan_last"
+    assert cli_main(["zoo", "export", "--checkpoint", str(run), "--out", str(last), "--no-ema"]) == 0
+    assert json.loads(last.with_suffix(".json").read_text())["weights"] == "last"
+    assert not torch.equal(load_checkpoint(stem)[0]["generator.net.0.weight"], load_checkpoint(last)[0]["generator.net.0.weight"])
     exported = stem.with_suffix(".safetensors")
     assert exported.stat().st_size < 5 * 2**20
     assert all(k.startswith("generator.") for k in load_checkpoint(stem)[0])

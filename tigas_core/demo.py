@@ -16,7 +16,7 @@ from tigas_core.config import atomic_write_bytes
 from tigas_core.generators.common import png_bytes
 from tigas_core.io import crop, load_image, resize_shorter_side
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("tigas.demo")
 
 # skimage.data photographs available without a download (colour first, then greyscale).
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry",

@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("tigas.fid")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

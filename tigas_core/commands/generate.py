@@ -8,7 +8,7 @@ import argparse
 import logging
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("tigas.generate")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample-steps", type=int, default=None, help="DDIM steps for a diffusion model (default: its config)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
+    parser.add_argument("--no-ema", action="store_true", help="sample from the last generator weights, not their moving average")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         written = generate_images(args.checkpoint, args.out, args.n, args.seed, args.batch_size, args.label, args.model, args.prefix,
-                                  progress=True, sample_steps=args.sample_steps, device=args.device)
+                                  progress=True, sample_steps=args.sample_steps, device=args.device,
+                                  use_ema=not args.no_ema)
     except (ValueError, FileNotFoundError) as exc:
         log.error("%s", exc)
         return 2

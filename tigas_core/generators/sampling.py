@@ -38,13 +38,14 @@ def write_samples(model: ZooModel, out: Path, n: int, seed: int = 0, batch_size:
 
 def generate_images(checkpoint: str | Path, out: Path, n: int, seed: int = 0, batch_size: int = 250,
                     label: int | None = None, expected_model: str | None = None, prefix: str | None = None,
-                    progress: bool = False, sample_steps: int | None = None, device: str = "auto") -> list[Path]:
+                    progress: bool = False, sample_steps: int | None = None, device: str = "auto",
+                    use_ema: bool = True) -> list[Path]:
     """Load a checkpoint's sampling network and write ``n`` PNGs (see `write_samples`).
     ``sample_steps`` overrides a diffusion model's number of DDIM steps (speed vs. quality).
     The same seed writes the same images on every device (the noise is drawn on the CPU)."""
     from tigas_core.api import resolve_device
 
-    model = load_for_sampling(str(checkpoint), expected_model).to(resolve_device(device))
+    model = load_for_sampling(str(checkpoint), expected_model, use_ema).to(resolve_device(device))
     if sample_steps is not None:
         if "sample_steps" not in model.config:
             raise ValueError(f"{checkpoint}: --sample-steps applies to diffusion models, not {model.name!r}")

@@ -19,7 +19,7 @@ from tigas_core.generators import MODELS, build_model
 from tigas_core.generators.base import ZooModel
 from tigas_core.generators.common import ImageFolderTensors, load_checkpoint, save_checkpoint, save_grid
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("tigas.zoo")
 
 
 @dataclasses.dataclass
