@@ -122,3 +122,22 @@ def test_explicit_checkpoint_wins_over_everything(weights_dir, tmp_path, monkeyp
     assert source == f"checkpoint {weights_dir}"
     with pytest.raises(WeightsNotFoundError, match="no such weights"):
         resolve_weights(checkpoint_path=tmp_path / "nope")
+
+
+def test_space_folder_installs_without_the_checkout_and_runs_its_own_copy(tmp_path):
+    """A Space installs requirements.txt alone, then starts app/app.py from the folder."""
+    from tigas_core.cli import main as cli_main
+
+    space = tmp_path / "space"
+    assert cli_main(["hub", "space", str(space)]) == 0
+    requirements = (space / "requirements.txt").read_text().splitlines()
+    assert "torch==2.14.1" in requirements and "gradio==6.31.0" in requirements
+    assert not any(line.startswith("-e") or line.startswith("pytest") for line in requirements)
+    readme = (space / "README.md").read_text()
+    assert readme.startswith("---\n") and "app_file: app/app.py" in readme and "sdk: gradio" in readme
+    assert (space / "assets" / WEIGHTS_NAME).is_file() and not list(space.rglob("__pycache__"))
+    probe = "import runpy, sys; runpy.run_path('app/app.py', run_name='space_app'); print(sys.modules['tigas_core'].__file__)"
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", probe], cwd=space, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()).resolve().is_relative_to(space.resolve())  # the Space's copy, not the checkout's

@@ -20,7 +20,7 @@ COMMANDS = {
     "generate": "Sample images from a trained generator-zoo checkpoint.",
     "zoo": "Train the generator zoo (DCGAN, WGAN-GP, cGAN, VAE, DDPM).",
     "fid": "Frechet distance (and KID) between two image folders.",
-    "hub": "Export TIGAS weights as a Hugging Face repo folder or push them to the Hub.",
+    "hub": "Export TIGAS weights as a Hugging Face repo folder or push them; build the Gradio Space folder.",
     "app": "Launch the Gradio app.",
     "dashboard": "Launch the Streamlit dashboard.",
 }

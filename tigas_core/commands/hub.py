@@ -1,4 +1,5 @@
-"""Export TIGAS weights as a Hugging Face repo folder (`export DIR`) or upload one (`push REPO_ID`)."""
+"""Export TIGAS weights as a Hugging Face repo folder (`export DIR`), upload one (`push REPO_ID`),
+or build (and upload) the Gradio app as a self-contained Space folder (`space DIR [--push REPO_ID]`)."""
 from __future__ import annotations
 
 import argparse
@@ -18,6 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     push.add_argument("repo_id")
     push.add_argument("--folder", type=Path, default=None, help="exported folder (default: export the bundled weights to a temp dir)")
     push.add_argument("--private", action="store_true")
+    space = actions.add_parser("space", help="write a self-contained Hugging Face Space folder for the Gradio app")
+    space.add_argument("directory", type=Path)
+    space.add_argument("--push", metavar="REPO_ID", default=None, help="then upload it to this Space (needs network and a token)")
+    space.add_argument("--private", action="store_true")
 
 
 def _export(weights: str | None, directory: Path) -> Path:
@@ -38,6 +43,14 @@ def run(args: argparse.Namespace) -> int:
             _export(args.weights, args.directory)
             print(f"exported to {args.directory}")
             return 0
+        if args.action == "space":
+            from tigas_core.space import build_space, push_space
+
+            folder = build_space(args.directory)
+            print(f"Space folder written to {folder}")
+            if args.push:
+                print(push_space(folder, args.push, private=args.private))
+            return 0
         import tempfile
 
         folder = args.folder
@@ -51,6 +64,6 @@ def run(args: argparse.Namespace) -> int:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
         return 0
-    except hub.WeightsNotFoundError as exc:
+    except (hub.WeightsNotFoundError, FileNotFoundError, ValueError) as exc:
         log.error("%s", exc)
         return 1
