@@ -16,7 +16,7 @@ same numbers for held-out real images (ceiling) and for noise images (floor):
   were generated for.
 
 Writes benchmarks/results/zoo_recognisability.{md,json} and zoo_samples.png (one row of samples
-per generator). The classifier (a small CNN, seeded) is cached in --work.
+per generator; no real image goes into it). The classifier (a small CNN, seeded) is cached in --work.
 """
 from __future__ import annotations
 
@@ -147,7 +147,7 @@ def main() -> int:
     noise = torch.Generator().manual_seed(0)
     rows["noise (floor)"] = judge(net, torch.rand(args.n, 3, 32, 32, generator=noise))
 
-    grids, details = [held[: 16]], {}
+    grids, details = [], {}  # generated images only: the real data never goes into the project
     for checkpoint in args.checkpoints:
         model = load_for_sampling(checkpoint)
         labels = torch.arange(args.n) % model.config["n_classes"] if model.conditional else None
@@ -170,7 +170,7 @@ def main() -> int:
     atomic_write_text(args.out / "zoo_recognisability.json", json.dumps(report, indent=2) + "\n")
     lines = ["# Zoo recognisability", "", f"`{command}`", "",
              f"A CIFAR-10 classifier trained on 8,000 real images ({args.epochs} epochs) judges {args.n} samples per generator.",
-             "First row of zoo_samples.png: held-out real images; then one row per generator, in the order below.", "",
+             "zoo_samples.png: one row of 16 samples per generator, in the order below (cGAN: classes 0-9, 0-5).", "",
              "| images | classifier score (1-10) | confident (p >= 0.5) | label accuracy |", "|---|---|---|---|"]
     for name, row in rows.items():
         accuracy = f"{row['label_accuracy']:.3f}" if "label_accuracy" in row else ""
