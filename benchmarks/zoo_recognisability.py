@@ -13,7 +13,9 @@ same numbers for held-out real images (ceiling) and for noise images (floor):
   all classes equally often);
 - confident: the share of samples whose top class has probability >= 0.5;
 - label accuracy (class-conditional models): the share of samples classified as the class they
-  were generated for.
+  were generated for;
+- and, for TIGAS itself (bundled weights): the mean TIGAS score and the AUROC of TIGAS separating
+  the held-out real images from the samples (how well TIGAS catches each generator).
 
 Writes benchmarks/results/zoo_recognisability.{md,json} and zoo_samples.png (one row of samples
 per generator; no real image goes into it). The classifier (a small CNN, seeded) is cached in --work.
@@ -33,6 +35,9 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from sklearn.metrics import roc_auc_score
+
+from tigas_core.api import TIGAS
 from tigas_core.config import atomic_write_text
 from tigas_core.generators import load_for_sampling
 from tigas_core.generators.common import ImageFolderTensors, resolve_checkpoint, save_grid
@@ -143,7 +148,14 @@ def main() -> int:
     train_seconds = time.monotonic() - start
     _, held_idx = split(data)
     held = data.images[held_idx].float() / 255.0
-    rows = {"real (held out)": judge(net, held, data.labels[held_idx])}
+    tigas = TIGAS(device="cpu")
+
+    @torch.no_grad()
+    def tigas_scores(images01: torch.Tensor) -> np.ndarray:
+        return torch.cat([tigas(chunk).flatten() for chunk in images01.split(250)]).numpy()
+
+    real_scores = tigas_scores(held)
+    rows = {"real (held out)": {**judge(net, held, data.labels[held_idx]), "tigas_mean": round(float(real_scores.mean()), 3)}}
     noise = torch.Generator().manual_seed(0)
     rows["noise (floor)"] = judge(net, torch.rand(args.n, 3, 32, 32, generator=noise))
 
@@ -155,7 +167,10 @@ def main() -> int:
         samples = torch.cat([model.sample(len(chunk), labels=None if labels is None else labels[chunk], seed=i)
                              for i, chunk in enumerate(chunks)])
         name = model.name
-        rows[name] = judge(net, samples, labels)
+        fake_scores = tigas_scores(samples)
+        is_real = np.r_[np.ones_like(real_scores), np.zeros_like(fake_scores)]
+        rows[name] = {**judge(net, samples, labels), "tigas_mean": round(float(fake_scores.mean()), 3),
+                      "tigas_auroc": round(float(roc_auc_score(is_real, np.r_[real_scores, fake_scores])), 3)}
         trained = json.loads(resolve_checkpoint(checkpoint).with_suffix(".json").read_text())
         details[name] = {"checkpoint": str(checkpoint), "progress": trained.get("progress")}
         grids.append(samples[:16])
@@ -171,10 +186,12 @@ def main() -> int:
     lines = ["# Zoo recognisability", "", f"`{command}`", "",
              f"A CIFAR-10 classifier trained on 8,000 real images ({args.epochs} epochs) judges {args.n} samples per generator.",
              "zoo_samples.png: one row of 16 samples per generator, in the order below (cGAN: classes 0-9, 0-5).", "",
-             "| images | classifier score (1-10) | confident (p >= 0.5) | label accuracy |", "|---|---|---|---|"]
+             "| images | classifier score (1-10) | confident (p >= 0.5) | label accuracy | mean TIGAS score | TIGAS AUROC vs real |",
+             "|---|---|---|---|---|---|"]
     for name, row in rows.items():
         accuracy = f"{row['label_accuracy']:.3f}" if "label_accuracy" in row else ""
-        lines.append(f"| {name} | {row['classifier_score']:.2f} ± {row['classifier_score_std']:.2f} | {row['confident']:.3f} | {accuracy} |")
+        lines.append(f"| {name} | {row['classifier_score']:.2f} ± {row['classifier_score_std']:.2f} | {row['confident']:.3f} | {accuracy} "
+                     f"| {row.get('tigas_mean', '')} | {row.get('tigas_auroc', '')} |")
     lines += ["", "Training of each generator (steps, seconds):", ""]
     lines += [f"- {name}: {info['progress']}" for name, info in details.items()]
     atomic_write_text(args.out / "zoo_recognisability.md", "\n".join(lines) + "\n")
