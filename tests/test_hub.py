@@ -132,7 +132,8 @@ def test_space_folder_installs_without_the_checkout_and_runs_its_own_copy(tmp_pa
     assert cli_main(["hub", "space", str(space)]) == 0
     requirements = (space / "requirements.txt").read_text().splitlines()
     assert "torch==2.14.1" in requirements and "gradio==6.31.0" in requirements
-    assert not any(line.startswith("-e") or line.startswith("pytest") for line in requirements)
+    assert not any(line.startswith(("-e", "pytest", "playwright")) for line in requirements)
+    assert requirements[0].startswith("#") and not any(line.startswith("#") for line in requirements[1:])
     readme = (space / "README.md").read_text()
     assert readme.startswith("---\n") and "app_file: app/app.py" in readme and "sdk: gradio" in readme
     assert (space / "assets" / WEIGHTS_NAME).is_file() and not list(space.rglob("__pycache__"))

@@ -21,15 +21,15 @@ COPIED = ("app", "tigas_core", "assets", "LICENSE")
 
 
 def space_requirements(requirements: str) -> str:
-    """The checkout's pins without ``-e`` lines and test-only packages."""
-    kept = []
+    """The checkout's pins without comments, ``-e`` lines and test-only packages."""
+    kept = ["# The pins of TIGAS's requirements.txt, without the editable install and the test tools."]
     for line in requirements.splitlines():
         stripped = line.strip()
         name = re.split(r"[=<>!~\[ ;]", stripped, maxsplit=1)[0].lower()
-        if stripped.startswith("-e") or name in TEST_ONLY:
+        if not stripped or stripped.startswith(("#", "-e")) or name in TEST_ONLY:
             continue
-        kept.append(line)
-    return "\n".join(kept).strip() + "\n"
+        kept.append(stripped)
+    return "\n".join(kept) + "\n"
 
 
 def space_readme(readme: str) -> str:
