@@ -146,9 +146,13 @@ class DCGAN(ZooModel):
         z = self.noise(n, self.config["nz"], generator=noise)
         return net(z, labels if self.conditional else None)
 
+    def augment(self, images: torch.Tensor) -> torch.Tensor:
+        """``images`` as the critic sees them: through DiffAugment when ``diffaug`` is on."""
+        return diff_augment(images) if self.config["diffaug"] else images
+
     def critic(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """The discriminator's output on (augmented, when ``diffaug``) images."""
-        return self.networks["discriminator"](diff_augment(images) if self.config["diffaug"] else images, labels)
+        """The discriminator's output on (augmented) images."""
+        return self.networks["discriminator"](self.augment(images), labels)
 
     def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float]]:
         d_real, d_fake = self.critic(real, labels), self.critic(fake, labels)
@@ -207,8 +211,7 @@ class WGANGP(DCGAN):
 
     def discriminator_loss(self, real, fake, labels):
         d = self.networks["discriminator"]
-        if self.config["diffaug"]:  # the penalty then holds between augmented images, which D sees
-            real, fake = diff_augment(real), diff_augment(fake)
+        real, fake = self.augment(real), self.augment(fake)  # the penalty holds between the images D sees
         d_real, d_fake = d(real, labels), d(fake, labels)
         alpha = torch.rand(len(real), 1, 1, 1, device=real.device)
         mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
