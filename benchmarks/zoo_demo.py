@@ -6,9 +6,10 @@ the TIGAS term, then compared on its outputs.
 
 Writes benchmarks/results/zoo_demo.md (numbers + this command) and zoo_demo_grid.png (left:
 without TIGAS, right: with; same noise). Reported per run: mean TIGAS score of --n samples,
-FD-TIGAS and KID (TIGAS features) against --n-real real images. All three are measured with the
-TIGAS that also served as the loss, so they show that the generator moved towards what TIGAS
-calls real; they are not an independent judge of image quality.
+FD-TIGAS and KID (TIGAS features) against --n-real real images, all three measured with the
+TIGAS that also served as the loss (they show that the generator moved towards what TIGAS calls
+real), and, as an independent judge of the same files, the score of the real-image CIFAR-10
+classifier of zoo_recognisability.py.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from tigas_core.api import TIGAS
 from tigas_core.commands.fid import compare_folders
 from tigas_core.config import atomic_write_text
 from tigas_core.generators import load_for_sampling
-from tigas_core.generators.common import resolve_checkpoint, save_grid
+from tigas_core.generators.common import ImageFolderTensors, resolve_checkpoint, save_grid
 from tigas_core.generators.sampling import write_samples
 from tigas_core.generators.train import ZooTrainOptions, train_zoo_model
 from tigas_core.hub import bundled_weights_dir
@@ -84,7 +85,7 @@ def main() -> int:
     weights_dir = Path(args.tigas_checkpoint) if args.tigas_checkpoint else bundled_weights_dir()
     weights_sha = hashlib.sha256((weights_dir / "model.safetensors").read_bytes()).hexdigest()
     real = real_subset(args.data, args.n_real, args.work)
-    classifier = load_classifier(args.data, args.classifier_work)
+    classifier = load_classifier(ImageFolderTensors(args.data, 32), args.classifier_work)
     init_seconds = json.loads(resolve_checkpoint(args.init).with_suffix(".json").read_text())["progress"]["seconds"] if args.init else 0.0
     rows, grids = [], []
     runs = [("without TIGAS", 0.0)] + [(f"with TIGAS (weight {w}, every {args.tigas_every} step(s))", w) for w in args.tigas_weight]
@@ -102,7 +103,7 @@ def main() -> int:
         scores = tigas.compute_directory(fakes, progress=False)["score"]
         metrics = compare_folders(real, fakes, "tigas", tigas, kid_subset_size=1000, kid_subsets=50)
         grids.append(model.sample(32, seed=7))
-        independent = judge(classifier, model.sample(args.n, seed=1000))
+        independent = judge(classifier, ImageFolderTensors(fakes, 32).images.float() / 255.0)  # the files TIGAS scored
         rows.append({"run": label, "steps": summary["step"] - first_step, "train_s": round(train_s, 1),
                      "mean_tigas": float(scores.mean()), "fd_tigas": metrics["fd"],
                      "kid": metrics["kid_mean"], "kid_std": metrics["kid_std"], **independent})

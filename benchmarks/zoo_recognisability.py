@@ -76,11 +76,9 @@ def split(data: ImageFolderTensors) -> tuple[torch.Tensor, torch.Tensor]:
     return index[index % 5 != 0], index[index % 5 == 0]
 
 
-def train_classifier(data: ImageFolderTensors, epochs: int, cache: Path) -> nn.Module:
+def train_classifier(data: ImageFolderTensors, epochs: int) -> nn.Module:
+    """The classifier, trained (seeded) on ``data`` minus the held-out fifth."""
     net = classifier()
-    if cache.is_file():
-        net.load_state_dict(load_file(str(cache)))
-        return net.eval()
     torch.manual_seed(0)
     train_idx, _ = split(data)
     images = data.images[train_idx].float() / 127.5 - 1.0
@@ -99,8 +97,6 @@ def train_classifier(data: ImageFolderTensors, epochs: int, cache: Path) -> nn.M
             opt.step()
             sched.step()
         print(f"classifier epoch {epoch + 1}/{epochs}: loss {loss.item():.3f}", flush=True)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    save_file(net.state_dict(), str(cache))
     return net.eval()
 
 
@@ -110,9 +106,17 @@ def probabilities(net: nn.Module, images01: torch.Tensor) -> np.ndarray:
     return torch.cat([F.softmax(net(chunk * 2 - 1), dim=1) for chunk in images01.split(250)]).numpy()
 
 
-def load_classifier(data_dir: Path, work: Path = DEFAULT_WORK, epochs: int = CLASSIFIER_EPOCHS) -> nn.Module:
-    """The classifier cached in ``work``, trained on ``data_dir``'s real images when missing."""
-    return train_classifier(ImageFolderTensors(data_dir, 32), epochs, work / f"classifier_{epochs}ep.safetensors")
+def load_classifier(data: ImageFolderTensors, work: Path = DEFAULT_WORK, epochs: int = CLASSIFIER_EPOCHS) -> nn.Module:
+    """The classifier cached in ``work``; trained on ``data`` and cached there when missing."""
+    cache = work / f"classifier_{epochs}ep.safetensors"
+    if cache.is_file():
+        net = classifier()
+        net.load_state_dict(load_file(str(cache)))
+        return net.eval()
+    net = train_classifier(data, epochs)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    save_file(net.state_dict(), str(cache))
+    return net
 
 
 def judge(net: nn.Module, images01: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, float]:
@@ -144,7 +148,7 @@ def main() -> int:
 
     data = ImageFolderTensors(args.data, 32)
     start = time.monotonic()
-    net = train_classifier(data, args.epochs, args.work / f"classifier_{args.epochs}ep.safetensors")
+    net = load_classifier(data, args.work, args.epochs)
     train_seconds = time.monotonic() - start
     _, held_idx = split(data)
     held = data.images[held_idx].float() / 255.0
