@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from tigas_core.local_server import LocalServer, free_port
 
 APP_FILE = Path(__file__).resolve().parents[1] / "app" / "app.py"
 ENDPOINTS = ("/score", "/explain")
@@ -45,7 +43,7 @@ def make_images(folder: Path, sizes: list[int]) -> dict[int, Path]:
     return images
 
 
-def start_app(weights: str | None, concurrency: int, workdir: Path) -> tuple[subprocess.Popen, str]:
+def start_app(weights: str | None, concurrency: int, workdir: Path) -> tuple[LocalServer, str]:
     """Launch app/app.py on a free port and wait until it answers."""
     if weights == "random":
         from tigas_core.hub import save_pretrained
@@ -53,35 +51,12 @@ def start_app(weights: str | None, concurrency: int, workdir: Path) -> tuple[sub
 
         weights = str(workdir / "random_weights")
         save_pretrained(create_tigas_model(), weights)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     command = [sys.executable, str(APP_FILE), "--port", str(port), "--no-examples", "--concurrency", str(concurrency)]
     command += ["--weights", weights] if weights else []
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    log = open(workdir / "app.log", "w")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"app exited ({process.returncode}):\n{(workdir / 'app.log').read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url + "config", timeout=2):
-                return process, url
-        except OSError:
-            time.sleep(0.5)
-    stop_app(process)
-    raise SystemExit("app did not start within 300 s")
-
-
-def stop_app(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    return LocalServer(command, url + "config", workdir / "app.log", env).start(), url
 
 
 def run_session(url: str, images: dict[int, Path], requests: int, offset: int, maps: bool = False) -> list[tuple[str, int, float, bool]]:
@@ -139,11 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="tigas_bench_") as tmp:
         workdir = Path(tmp)
         images = make_images(workdir, sorted({int(s) for s in args.sizes.split(",")} | {512}))
-        process = None
+        server = None
         if args.url:
             url = args.url
         else:
-            process, url = start_app(args.weights, args.concurrency, workdir)
+            server, url = start_app(args.weights, args.concurrency, workdir)
         try:
             print(f"app: {url}  sessions {args.sessions} x {args.requests} requests, sizes {args.sizes}, "
                   f"explain maps {args.maps}")
@@ -159,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
                 results = [row for future in futures for row in future.result()]
             report(f"{args.sessions} concurrent sessions, mixed sizes", results, time.perf_counter() - start)
         finally:
-            if process is not None:
-                stop_app(process)
+            if server is not None:
+                server.stop()
     return 0
 
 

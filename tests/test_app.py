@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +24,9 @@ from gradio_client import Client, handle_file  # noqa: E402
 
 from tigas_core.api import TIGAS, verdict  # noqa: E402
 from tigas_core.hub import save_pretrained  # noqa: E402
+from tigas_core.local_server import LocalServer, free_port  # noqa: E402
 from tigas_core.model import BRANCHES, create_tigas_model  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
 PASTE_SCRIPT = """(bytes) => {
   const file = new File([new Uint8Array(bytes)], "pasted.png", { type: "image/png" });
   const data = new DataTransfer();
@@ -38,12 +35,6 @@ PASTE_SCRIPT = """(bytes) => {
 }"""
 MAX_FILE_MB = 0.1  # small cap so a ~190 KB noise PNG counts as "too big"
 STARTUP_TIMEOUT_S = 150
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _save_png(array: np.ndarray, path: Path) -> Path:
@@ -86,37 +77,15 @@ def images(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def server(weights_dir, tmp_path_factory):
     """`tigas app` on a free port; yields its URL and stops it afterwards."""
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("server") / "app.log"
+    port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "1"}
     tigas_cmd = shutil.which("tigas", path=str(Path(sys.executable).parent)) or "tigas"
     command = [tigas_cmd, "app", "--weights", str(weights_dir), "--port", str(port), "--share", "false",
                "--max-file-mb", str(MAX_FILE_MB), "--concurrency", "2"]
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    try:
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"app exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url + "config", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"app did not start in {STARTUP_TIMEOUT_S} s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
+    log_path = tmp_path_factory.mktemp("server") / "app.log"
+    with LocalServer(command, url + "config", log_path, env, STARTUP_TIMEOUT_S):
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -209,89 +178,81 @@ def test_app_script_help_runs():
 
 
 @pytest.mark.browser
-def test_browser_upload_scores_plots_and_bad_files(server, tigas, images, tmp_path):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} not installed")
-    from playwright.sync_api import expect, sync_playwright
+def test_browser_upload_scores_plots_and_bad_files(server, tigas, images, tmp_path, chromium):
+    from playwright.sync_api import expect
 
     expected = {key: float(tigas(str(images[key]))) for key in ("photo", "smooth")}
     uploads = [str(images[key]) for key in ("photo", "smooth", "corrupt", "text", "big")]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1800})
-            page.set_default_timeout(60_000)
-            expect.set_options(timeout=60_000)
-            page.goto(server)
-            page.locator("#tigas-upload input[type=file]").set_input_files(uploads)
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.set_default_timeout(60_000)
+        expect.set_options(timeout=60_000)
+        page.goto(server)
+        page.locator("#tigas-upload input[type=file]").set_input_files(uploads)
 
-            status = page.locator("#tigas-status")
-            expect(status).to_contain_text("2 of 5 file(s) scored")
-            expect(status).to_contain_text("broken.png")
-            expect(status).to_contain_text("corrupt")
-            expect(status).to_contain_text("notes.png")
-            expect(status).to_contain_text("not an image")
-            expect(status).to_contain_text("huge_noise.png")
-            expect(status).to_contain_text("too large")
+        status = page.locator("#tigas-status")
+        expect(status).to_contain_text("2 of 5 file(s) scored")
+        expect(status).to_contain_text("broken.png")
+        expect(status).to_contain_text("corrupt")
+        expect(status).to_contain_text("notes.png")
+        expect(status).to_contain_text("not an image")
+        expect(status).to_contain_text("huge_noise.png")
+        expect(status).to_contain_text("too large")
 
-            table = page.locator("#tigas-table")
-            for key, score in expected.items():
-                expect(table).to_contain_text(images[key].name)
-                expect(table).to_contain_text(f"{score:.4f}".rstrip("0"))
-            top = max(expected, key=expected.get)
-            expect(page.locator("#tigas-summary")).to_contain_text(images[top].name)
-            expect(page.locator("#tigas-branches")).to_contain_text("Branch scores and fusion weights")
-            expect(page.locator("#tigas-branches")).to_contain_text("perceptual")
-            expect(page.locator("#tigas-spectrum")).to_contain_text("log-magnitude spectrum")
-            expect(page.locator("#tigas-profile")).to_contain_text("natural-image reference")
-            expect(page.locator("#tigas-saliency")).to_contain_text("saliency overlay")
-            expect(page.locator("#tigas-csv")).to_be_enabled()
-            assert "/tmp/" not in page.locator("body").inner_text()
+        table = page.locator("#tigas-table")
+        for key, score in expected.items():
+            expect(table).to_contain_text(images[key].name)
+            expect(table).to_contain_text(f"{score:.4f}".rstrip("0"))
+        top = max(expected, key=expected.get)
+        expect(page.locator("#tigas-summary")).to_contain_text(images[top].name)
+        expect(page.locator("#tigas-branches")).to_contain_text("Branch scores and fusion weights")
+        expect(page.locator("#tigas-branches")).to_contain_text("perceptual")
+        expect(page.locator("#tigas-spectrum")).to_contain_text("log-magnitude spectrum")
+        expect(page.locator("#tigas-profile")).to_contain_text("natural-image reference")
+        expect(page.locator("#tigas-saliency")).to_contain_text("saliency overlay")
+        expect(page.locator("#tigas-csv")).to_be_enabled()
+        assert "/tmp/" not in page.locator("body").inner_text()
 
-            page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
-            assert (tmp_path / "app.png").stat().st_size > 10_000
+        page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
+        assert (tmp_path / "app.png").stat().st_size > 10_000
 
-            with page.expect_download() as download:
-                page.locator("#tigas-csv").click()
-            results = pd.read_csv(download.value.path()).set_index("file")
-            assert list(results.index[:2]) == [images[k].name for k in sorted(expected, key=expected.get, reverse=True)]
-            assert len(results) == 5
-            for key, score in expected.items():
-                assert results.loc[images[key].name, "score"] == pytest.approx(score, abs=1e-5)
-            assert "too large" in results.loc["huge_noise.png", "error"] and np.isnan(results.loc["broken.png", "score"])
+        with page.expect_download() as download:
+            page.locator("#tigas-csv").click()
+        results = pd.read_csv(download.value.path()).set_index("file")
+        assert list(results.index[:2]) == [images[k].name for k in sorted(expected, key=expected.get, reverse=True)]
+        assert len(results) == 5
+        for key, score in expected.items():
+            assert results.loc[images[key].name, "score"] == pytest.approx(score, abs=1e-5)
+        assert "too large" in results.loc["huge_noise.png", "error"] and np.isnan(results.loc["broken.png", "score"])
 
-            # The JSON panel runs the same /score endpoint as gradio_client.
-            page.locator("#tigas-api").get_by_text("JSON API").click()
-            page.locator("#tigas-api-file input[type=file]").set_input_files(str(images["smooth"]))
-            page.locator("#tigas-api-score").click()
-            output = page.locator("#tigas-api-output")
-            expect(output).to_contain_text("branch_weights")
-            expect(output).to_contain_text(f"{expected['smooth']:.4f}"[:-1])
+        # The JSON panel runs the same /score endpoint as gradio_client.
+        page.locator("#tigas-api").get_by_text("JSON API").click()
+        page.locator("#tigas-api-file input[type=file]").set_input_files(str(images["smooth"]))
+        page.locator("#tigas-api-score").click()
+        output = page.locator("#tigas-api-output")
+        expect(output).to_contain_text("branch_weights")
+        shown = re.search(r'"score"\s*:\s*([-+.\deE]+)', output.inner_text())  # the JSON view puts each token on a line
+        assert shown and float(shown.group(1)) == pytest.approx(expected["smooth"], abs=1e-5)
 
-            # Moving the threshold re-labels the scored files without scoring them again.
-            threshold = page.locator("#tigas-threshold input[type=number]")
-            threshold.fill("0")
-            threshold.press("Enter")
-            expect(table).not_to_contain_text("uncertain")
-            expect(table).to_contain_text("likely real")
+        # Moving the threshold re-labels the scored files without scoring them again.
+        threshold = page.locator("#tigas-threshold input[type=number]")
+        threshold.fill("0")
+        threshold.press("Enter")
+        expect(table).not_to_contain_text("uncertain")
+        expect(table).to_contain_text("likely real")
 
-            # Pasting an image anywhere on the page adds it to the uploads and scores it.
-            page.evaluate(PASTE_SCRIPT, list(images["photo"].read_bytes()))
-            expect(status).to_contain_text("3 of 6 file(s) scored")
-            expect(table).to_contain_text("pasted.png")
-            expect(table).to_contain_text(f"{expected['photo']:.4f}".rstrip("0"))
+        # Pasting an image anywhere on the page adds it to the uploads and scores it.
+        page.evaluate(PASTE_SCRIPT, list(images["photo"].read_bytes()))
+        expect(status).to_contain_text("3 of 6 file(s) scored")
+        expect(table).to_contain_text("pasted.png")
+        expect(table).to_contain_text(f"{expected['photo']:.4f}".rstrip("0"))
 
-            # An example click loads and scores it.
-            example = page.locator("#tigas-examples button").first
-            example_name = example.inner_text().strip()
-            example.click()
-            expect(status).to_contain_text("of 1 file(s) scored")
-            expect(table).not_to_contain_text("pasted.png")
-            expect(page.locator("#tigas-summary")).to_contain_text(example_name)
-            expect(page.locator("#tigas-branches")).to_contain_text("Branch scores and fusion weights")
-            page.screenshot(path=str(tmp_path / "app_example.png"), full_page=True)
-        finally:
-            browser.close()
+        # An example click loads and scores it.
+        example = page.locator("#tigas-examples button").first
+        example_name = example.inner_text().strip()
+        example.click()
+        expect(status).to_contain_text("of 1 file(s) scored")
+        expect(table).not_to_contain_text("pasted.png")
+        expect(page.locator("#tigas-summary")).to_contain_text(example_name)
+        expect(page.locator("#tigas-branches")).to_contain_text("Branch scores and fusion weights")
+        page.screenshot(path=str(tmp_path / "app_example.png"), full_page=True)

@@ -10,11 +10,7 @@ from __future__ import annotations
 import base64
 import importlib.util
 import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -24,9 +20,10 @@ import pytest
 from PIL import Image
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from tigas_core.local_server import LocalServer, free_port
+
 REPO = Path(__file__).resolve().parents[1]
 DASHBOARD = REPO / "dashboards" / "dashboard.py"
-CHROMIUM = "/usr/bin/chromium"
 GENERATORS = {"real": 12, "smooth": 9, "checker": 9}
 
 
@@ -349,61 +346,34 @@ def test_inputs_zip_and_csv(tmp_path, dataset):
         dashboard.index_csv(bad)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.browser
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed")
-def test_browser_renders_charts(tmp_path, dataset, weights):
-    from playwright.sync_api import sync_playwright
-
-    port = _free_port()
+def test_browser_renders_charts(tmp_path, dataset, weights, chromium):
+    port = free_port()
     env = dict(os.environ, HF_HUB_OFFLINE="1", TIGAS_NUM_THREADS="1", TIGAS_CACHE_DIR=str(tmp_path / "cache"))
     command = [sys.executable, "-m", "tigas_core.cli", "dashboard", str(dataset), "--weights", str(weights),
                "--port", str(port), "--address", "127.0.0.1"]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"dashboard did not start: {server.stdout.read().decode(errors='replace')}")
-                time.sleep(0.5)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                                              "--disable-component-update"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"http://127.0.0.1:{port}/", timeout=60_000)
-            page.wait_for_selector('[data-testid="stDataFrame"]', timeout=90_000)
-            page.get_by_role("tab", name="Distributions").click()
-            page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
-            page.wait_for_timeout(1000)  # let plotly finish its transitions before the picture
-            shot = Path(os.environ.get("TIGAS_SCREENSHOT_DIR", tmp_path)) / "dashboard.png"
-            shot.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(shot), full_page=True)
-            assert page.locator(".js-plotly-plot").count() >= 3
-            assert "Traceback" not in page.content()
+    health = f"http://127.0.0.1:{port}/_stcore/health"
+    with LocalServer(command, health, tmp_path / "dashboard.log", env, timeout_s=60), chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"http://127.0.0.1:{port}/", timeout=60_000)
+        page.wait_for_selector('[data-testid="stDataFrame"]', timeout=90_000)
+        page.get_by_role("tab", name="Distributions").click()
+        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+        page.wait_for_timeout(1000)  # let plotly finish its transitions before the picture
+        shot = Path(os.environ.get("TIGAS_SCREENSHOT_DIR", tmp_path)) / "dashboard.png"
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shot), full_page=True)
+        assert page.locator(".js-plotly-plot").count() >= 3
+        assert "Traceback" not in page.content()
 
-            # Export: all scores as CSV, and a plot as PNG (kaleido drives the same chromium).
-            page.get_by_role("tab", name="Export").click()
-            with page.expect_download(timeout=60_000) as download:
-                page.get_by_role("button", name="All scores (CSV)").click()
-            exported = pd.read_csv(download.value.path(), keep_default_na=False)
-            assert len(exported) == sum(GENERATORS.values()) + 1
-            assert set(exported["generator"]) == set(GENERATORS)
-            with page.expect_download(timeout=120_000) as download:
-                page.get_by_role("button", name="PNG").first.click()
-            assert Path(download.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-            browser.close()
+        # Export: all scores as CSV, and a plot as PNG (kaleido drives the same chromium).
+        page.get_by_role("tab", name="Export").click()
+        with page.expect_download(timeout=60_000) as download:
+            page.get_by_role("button", name="All scores (CSV)").click()
+        exported = pd.read_csv(download.value.path(), keep_default_na=False)
+        assert len(exported) == sum(GENERATORS.values()) + 1
+        assert set(exported["generator"]) == set(GENERATORS)
+        with page.expect_download(timeout=120_000) as download:
+            page.get_by_role("button", name="PNG").first.click()
+        assert Path(download.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert shot.stat().st_size > 10_000
-    finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=30)

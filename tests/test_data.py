@@ -129,3 +129,6 @@ def test_balanced_sampler_balances_classes_and_generators_and_shards(dataset_roo
     sampler.set_epoch(1)
     assert list(sampler)[:20] != list(BalancedSampler(records, 6000, seed=0))[:20]
     assert np.isclose(float(sampler.weights.sum()), 1.0)
+    equal = BalancedSampler(records, 6000, seed=0, generator_balance=0.0)  # every generator the same share
+    drawn = Counter(records[i].generator for i in equal if records[i].label == 0)
+    assert all(abs(drawn[g] / 6000 - 0.5 / 3) < 0.025 for g in roots)

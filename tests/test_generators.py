@@ -123,6 +123,9 @@ def test_export_then_generate_cli(image_folder, tmp_path, caplog):
     files = sorted(out.glob("*.png"))
     assert [f.name for f in files] == [f"cgan_{i:05d}.png" for i in range(7)]
     assert Image.open(files[0]).size == (16, 16)
+    truncated = tmp_path / "fake" / "cgan_psi"
+    assert cli_main(["generate", "--checkpoint", str(stem), "--n", "2", "--truncation", "0.5", "--out", str(truncated)]) == 0
+    assert files[0].read_bytes() != (truncated / "cgan_00000.png").read_bytes()
     assert cli_main(["generate", "--model", "vae", "--checkpoint", str(stem), "--n", "1", "--out", str(out)]) == 2
     assert cli_main(["generate", "--checkpoint", str(stem), "--n", "1", "--sample-steps", "3", "--out", str(out)]) == 2
 
@@ -132,6 +135,20 @@ def test_generate_is_reproducible(image_folder, tmp_path):
     a = generate_images(tmp_path / "run", tmp_path / "a", n=3, seed=5)
     b = generate_images(tmp_path / "run", tmp_path / "b", n=3, seed=5)
     assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
+
+
+def test_truncation_pulls_latents_towards_the_mode():
+    torch.manual_seed(0)
+    gan, vae, ddpm = (build_model(name, TINY[name], for_training=False) for name in ("dcgan", "vae", "ddpm"))
+    z, z_half = gan.latent(64, torch.Generator().manual_seed(1)), gan.latent(64, torch.Generator().manual_seed(1), 0.5)
+    assert z.shape == (64, 8) and torch.allclose(z_half, 0.5 * z)
+    assert torch.equal(gan.sample(4, seed=2), gan.sample(4, seed=2, truncation=1.0))
+    full, truncated = vae.sample(16, seed=2), vae.sample(16, seed=2, truncation=0.2)
+    assert truncated.std(dim=0).mean() < full.std(dim=0).mean()  # decodes of nearby codes vary less
+    with pytest.raises(ValueError, match="latent code"):
+        ddpm.sample(1, seed=0, truncation=0.5)
+    with pytest.raises(ValueError, match=r"\(0, 1\]"):
+        gan.sample(1, seed=0, truncation=0.0)
 
 
 def test_model_options_change_the_networks():

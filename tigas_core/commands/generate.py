@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
     parser.add_argument("--no-ema", action="store_true", help="sample from the last generator weights, not their moving average")
+    parser.add_argument("--truncation", type=float, default=1.0,
+                        help="scale the latent codes by this psi in (0, 1] (GANs, VAE): less variety, higher fidelity")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         written = generate_images(args.checkpoint, args.out, args.n, args.seed, args.batch_size, args.label, args.model, args.prefix,
                                   progress=True, sample_steps=args.sample_steps, device=args.device,
-                                  use_ema=not args.no_ema)
+                                  use_ema=not args.no_ema, truncation=args.truncation)
     except (ValueError, FileNotFoundError) as exc:
         log.error("%s", exc)
         return 2

@@ -6,7 +6,6 @@ cropped; evaluation views use `tigas_core.io.preprocess` (centre crop) exactly a
 from __future__ import annotations
 
 import logging
-import math
 import random
 from collections import Counter
 
@@ -92,23 +91,27 @@ class ImageDataset(Dataset):
 
 
 class BalancedSampler(Sampler[int]):
-    """Draw reals and fakes equally often; within a class, a generator's share grows as sqrt(its size).
+    """Draw reals and fakes equally often; within a class, a generator's share grows as its size to
+    the power ``generator_balance`` (default 0.5: the square root).
 
     With ~50x more real photos than generated images, uniform sampling would teach the model to
-    say "real". Giving every generator the same share would instead replay a one-image generator
-    thousands of times; the square root is the compromise. Under DDP every rank draws the same
+    say "real". Giving every generator the same share (power 0) would instead replay a one-image
+    generator thousands of times, and power 1 lets thousands of zoo outputs drown a few showcase
+    images; the square root is the compromise. Under DDP every rank draws the same
     seeded sequence for the epoch and keeps its own slice ``rank::world_size``, which is what
     DistributedSampler does for unweighted data.
     """
 
-    def __init__(self, records: list[ImageRecord], num_samples: int, *, seed: int = 0, rank: int = 0, world_size: int = 1):
+    def __init__(self, records: list[ImageRecord], num_samples: int, *, seed: int = 0, rank: int = 0, world_size: int = 1,
+                 generator_balance: float = 0.5):
         counts = Counter((r.label, r.generator) for r in records)
         class_mass = Counter()
         for (label, _), n in counts.items():
-            class_mass[label] += math.sqrt(n)
-        # P(record) = 1/n_classes * sqrt(n_g) / sum_g' sqrt(n_g') * 1/n_g
+            class_mass[label] += n**generator_balance
+        # P(record) = 1/n_classes * n_g^p / sum_g' n_g'^p * 1/n_g
         self.weights = torch.tensor(
-            [math.sqrt(counts[(r.label, r.generator)]) / (len(class_mass) * class_mass[r.label] * counts[(r.label, r.generator)]) for r in records],
+            [counts[(r.label, r.generator)] ** generator_balance / (len(class_mass) * class_mass[r.label] * counts[(r.label, r.generator)])
+             for r in records],
             dtype=torch.double,
         )
         self.num_samples = -(-num_samples // world_size)  # per rank, rounded up so ranks stay in step

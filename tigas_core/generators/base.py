@@ -23,6 +23,7 @@ class ZooModel:
     sampler: ClassVar[str]
     defaults: ClassVar[dict[str, Any]]
     conditional: ClassVar[bool] = False
+    latent_dim_key: ClassVar[str | None] = None  # config key of the latent size; None: no latent to truncate
 
     def __init__(self, config: dict[str, Any] | None = None, for_training: bool = True):
         unknown = set(config or {}) - set(self.defaults) - {"img_size", "n_classes"}
@@ -49,7 +50,8 @@ class ZooModel:
         """
         raise NotImplementedError
 
-    def _sample(self, net: nn.Module, n: int, labels: torch.Tensor | None, noise: torch.Generator) -> torch.Tensor:
+    def _sample(self, net: nn.Module, n: int, labels: torch.Tensor | None, noise: torch.Generator,
+                truncation: float) -> torch.Tensor:
         raise NotImplementedError
 
     # --- shared ---------------------------------------------------------------------------------
@@ -68,13 +70,24 @@ class ZooModel:
         same samples on every device."""
         return torch.randn(*shape, generator=generator).to(self.device)
 
+    def latent(self, n: int, generator: torch.Generator | None = None, truncation: float = 1.0) -> torch.Tensor:
+        """Latent codes z ~ N(0, I) scaled by ``truncation`` (psi): pulling z towards the mode of its
+        prior trades variety for fidelity, the truncation trick of BigGAN and StyleGAN."""
+        return self.noise(n, int(self.config[self.latent_dim_key]), generator=generator) * truncation
+
     def sampling_network(self) -> nn.Module:
         return self.ema.module if self.ema is not None else self.networks[self.sampler]
 
     @torch.no_grad()
-    def sample(self, n: int, labels: torch.Tensor | None = None, seed: int | None = None) -> torch.Tensor:
+    def sample(self, n: int, labels: torch.Tensor | None = None, seed: int | None = None,
+               truncation: float = 1.0) -> torch.Tensor:
         """``n`` images [n,3,H,W] in [0,1]; same seed, same images. Labels cycle over the classes
-        for a conditional model unless given."""
+        for a conditional model unless given. ``truncation`` < 1 scales the latent codes (GANs, VAE;
+        see `latent`)."""
+        if truncation != 1.0 and self.latent_dim_key is None:
+            raise ValueError(f"truncation applies to models with a latent code (GANs, VAE), not {self.name!r}")
+        if not 0.0 < truncation <= 1.0:
+            raise ValueError(f"truncation must be in (0, 1], got {truncation}")
         net = self.sampling_network()
         was_training = net.training
         net.eval()
@@ -84,7 +97,7 @@ class ZooModel:
         if labels is not None:
             labels = labels.to(self.device)
         try:
-            out = self._sample(net, n, labels, noise)
+            out = self._sample(net, n, labels, noise, truncation)
         finally:
             net.train(was_training)
         return to_unit(out).float().cpu()

@@ -166,7 +166,8 @@ class DDPM(ZooModel):
         self.optimizers["unet"].step()
         return logs
 
-    def _sample(self, net: nn.Module, n: int, labels: torch.Tensor | None, noise: torch.Generator) -> torch.Tensor:
+    def _sample(self, net: nn.Module, n: int, labels: torch.Tensor | None, noise: torch.Generator,
+                truncation: float) -> torch.Tensor:
         """DDIM with eta = 0 over ``sample_steps`` evenly spaced timesteps."""
         size = int(self.config["img_size"])
         T, steps = int(self.config["timesteps"]), int(self.config["sample_steps"])

@@ -119,6 +119,7 @@ class DCGAN(ZooModel):
 
     name = "dcgan"
     sampler = "generator"
+    latent_dim_key = "nz"
     defaults: dict[str, Any] = {
         "nz": 100, "ngf": 32, "ndf": 32, "lr": 2e-4, "betas": [0.5, 0.999], "spectral_norm": False,
         "ttur": False, "ema": 0.0, "grad_clip": 10.0, "diffaug": True,
@@ -142,9 +143,9 @@ class DCGAN(ZooModel):
     def _labels(self, labels: torch.Tensor) -> torch.Tensor | None:
         return labels if self.conditional else None
 
-    def _sample(self, net: nn.Module, n: int, labels: torch.Tensor | None, noise: torch.Generator) -> torch.Tensor:
-        z = self.noise(n, self.config["nz"], generator=noise)
-        return net(z, labels if self.conditional else None)
+    def _sample(self, net: nn.Module, n: int, labels: torch.Tensor | None, noise: torch.Generator,
+                truncation: float) -> torch.Tensor:
+        return net(self.latent(n, noise, truncation), labels if self.conditional else None)
 
     def augment(self, images: torch.Tensor) -> torch.Tensor:
         """``images`` as the critic sees them: through DiffAugment when ``diffaug`` is on."""
@@ -168,7 +169,7 @@ class DCGAN(ZooModel):
     def train_step(self, real: torch.Tensor, labels: torch.Tensor, step: int, tigas=None) -> dict[str, float]:
         g, d = self.networks["generator"], self.networks["discriminator"]
         cond = self._labels(labels)
-        z = self.noise(len(real), self.config["nz"])
+        z = self.latent(len(real))
         g_turn = self.generator_turn(step)
         with torch.set_grad_enabled(g_turn):  # no generator graph on critic-only steps
             fake = g(z, cond)

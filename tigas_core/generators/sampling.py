@@ -12,9 +12,10 @@ from tigas_core.generators.common import png_bytes
 
 
 def write_samples(model: ZooModel, out: Path, n: int, seed: int = 0, batch_size: int = 250, label: int | None = None,
-                  prefix: str | None = None, progress: bool = False) -> list[Path]:
+                  prefix: str | None = None, progress: bool = False, truncation: float = 1.0) -> list[Path]:
     """``n`` PNGs ``<prefix>_<index>.png``; batch ``i`` uses seed ``seed + i`` so the same call
-    writes the same files. A conditional model cycles through its classes unless ``label``."""
+    writes the same files. A conditional model cycles through its classes unless ``label``;
+    ``truncation`` < 1 trades variety for fidelity (see `ZooModel.latent`)."""
     prefix = prefix or model.name
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -29,7 +30,7 @@ def write_samples(model: ZooModel, out: Path, n: int, seed: int = 0, batch_size:
         labels = None
         if model.conditional:
             labels = torch.full((count,), label) if label is not None else torch.arange(first, first + count) % model.config["n_classes"]
-        for i, image in enumerate(model.sample(count, labels=labels, seed=seed + b)):
+        for i, image in enumerate(model.sample(count, labels=labels, seed=seed + b, truncation=truncation)):
             path = out / f"{prefix}_{first + i:05d}.png"
             atomic_write_bytes(path, png_bytes(image))
             written.append(path)
@@ -39,7 +40,7 @@ def write_samples(model: ZooModel, out: Path, n: int, seed: int = 0, batch_size:
 def generate_images(checkpoint: str | Path, out: Path, n: int, seed: int = 0, batch_size: int = 250,
                     label: int | None = None, expected_model: str | None = None, prefix: str | None = None,
                     progress: bool = False, sample_steps: int | None = None, device: str = "auto",
-                    use_ema: bool = True) -> list[Path]:
+                    use_ema: bool = True, truncation: float = 1.0) -> list[Path]:
     """Load a checkpoint's sampling network and write ``n`` PNGs (see `write_samples`).
     ``sample_steps`` overrides a diffusion model's number of DDIM steps (speed vs. quality).
     The same seed writes the same images on every device (the noise is drawn on the CPU)."""
@@ -50,4 +51,4 @@ def generate_images(checkpoint: str | Path, out: Path, n: int, seed: int = 0, ba
         if "sample_steps" not in model.config:
             raise ValueError(f"{checkpoint}: --sample-steps applies to diffusion models, not {model.name!r}")
         model.config["sample_steps"] = int(sample_steps)
-    return write_samples(model, out, n, seed, batch_size, label, prefix, progress)
+    return write_samples(model, out, n, seed, batch_size, label, prefix, progress, truncation)

@@ -33,6 +33,7 @@ class VAE(ZooModel):
 
     name = "vae"
     sampler = "decoder"
+    latent_dim_key = "latent"
     defaults: dict[str, Any] = {
         "latent": 128, "width": 32, "lr": 1e-3, "betas": [0.9, 0.999], "sigma": 0.2, "beta": 1.0,
         "ema": 0.0, "grad_clip": 10.0,
@@ -47,8 +48,9 @@ class VAE(ZooModel):
         params = list(self.networks["encoder"].parameters()) + list(self.networks["decoder"].parameters())
         self.optimizers["vae"] = self.adam(params, c["lr"], c["betas"])
 
-    def _sample(self, net: nn.Module, n: int, labels: torch.Tensor | None, noise: torch.Generator) -> torch.Tensor:
-        return net(self.noise(n, self.config["latent"], generator=noise))
+    def _sample(self, net: nn.Module, n: int, labels: torch.Tensor | None, noise: torch.Generator,
+                truncation: float) -> torch.Tensor:
+        return net(self.latent(n, noise, truncation))
 
     def train_step(self, real: torch.Tensor, labels: torch.Tensor, step: int, tigas=None) -> dict[str, float]:
         enc, dec = self.networks["encoder"], self.networks["decoder"]
@@ -62,7 +64,7 @@ class VAE(ZooModel):
         logs = {"loss/recon": rec_loss.item(), "loss/kl": kl.item()}
         if tigas is not None:
             # Judge what `generate` emits: decodes of prior samples, not reconstructions.
-            loss = self.with_tigas_term(loss, tigas, dec(self.noise(n, self.config["latent"])), step, logs)
+            loss = self.with_tigas_term(loss, tigas, dec(self.latent(n)), step, logs)
         self.optimizers["vae"].zero_grad(set_to_none=True)
         loss.backward()
         logs["grad_norm/vae"] = self.clip(dec) + self.clip(enc)

@@ -33,6 +33,7 @@ class DataSection:
     holdout_generators: list[str] = dataclasses.field(default_factory=list)
     augment_level: str = "medium"
     samples_per_epoch: int = 4096  # balanced draws per epoch (there are ~50x more reals than fakes)
+    generator_balance: float = 0.5  # a generator's share of the fakes grows as (its image count) ** this
     num_workers: int = 1
     cache_images: bool = True
 

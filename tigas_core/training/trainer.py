@@ -101,7 +101,8 @@ class Trainer:
                                       seed=t.seed, cache=config.data.cache_images)
         self.val_set = ImageDataset(self.splits["val"], m.img_size, train=False, cache=config.data.cache_images)
         self.sampler = BalancedSampler(self.splits["train"], config.data.samples_per_epoch, seed=t.seed,
-                                       rank=self.rank, world_size=self.world_size)
+                                       rank=self.rank, world_size=self.world_size,
+                                       generator_balance=config.data.generator_balance)
         loader_args: dict[str, Any] = dict(num_workers=config.data.num_workers, persistent_workers=config.data.num_workers > 0,
                                            pin_memory=self.device.type == "cuda")
         self.train_loader = DataLoader(self.train_set, batch_size=t.batch_size, sampler=self.sampler, drop_last=True, **loader_args)
