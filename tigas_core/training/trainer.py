@@ -10,6 +10,7 @@ given the real-image reference spectrum, and saved with `tigas_core.hub.save_pre
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -88,10 +89,7 @@ class Trainer:
             log.info("split (seed %d, held out: %s)\n%s", t.seed, ",".join(config.data.holdout_generators) or "none", describe_split(self.splits))
 
         m = config.model
-        self.model = create_tigas_model(
-            img_size=m.img_size, base_channels=m.base_channels, feature_dim=m.feature_dim, num_heads=m.num_heads,
-            num_prototypes=m.num_prototypes, radial_bins=m.radial_bins, dropout=m.dropout,
-        ).to(self.device)
+        self.model = create_tigas_model(**dataclasses.asdict(m)).to(self.device)
         self.module = self.model
         if self.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
