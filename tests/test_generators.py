@@ -137,6 +137,31 @@ def test_generate_is_reproducible(image_folder, tmp_path):
     assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
 
 
+def test_class_conditional_ddpm_with_guidance(image_folder, tmp_path):
+    run = tmp_path / "ddpm_cond"
+    overrides = {**TINY["ddpm"], "class_conditional": True, "label_dropout": 0.5}
+    train_zoo_model(ZooTrainOptions(model="ddpm", data=image_folder, out=run, minutes=5, max_steps=2, batch_size=4,
+                                    img_size=16, overrides=overrides, grid_size=4))
+    model = load_for_sampling(str(run))
+    assert model.conditional and model.config["n_classes"] == 2
+    labels = torch.tensor([0, 1, 1])
+    guided = model.sample(3, labels, seed=1)
+    assert guided.shape == (3, 3, 16, 16) and 0 <= guided.min() and guided.max() <= 1
+    model.config["guidance"] = 1.0  # one conditional pass, no guidance
+    assert not torch.allclose(guided, model.sample(3, labels, seed=1))
+    unet = model.networks["unet"]
+    x, t = torch.randn(2, 3, 16, 16), torch.tensor([10, 10])
+    assert not torch.allclose(unet(x, t, torch.tensor([0, 0])), unet(x, t, torch.tensor([2, 2])))  # label 2 = none
+    with pytest.raises(ValueError, match="labels are required"):
+        unet(x, t)
+    out = tmp_path / "fake"
+    assert cli_main(["generate", "--checkpoint", str(run), "--n", "2", "--guidance", "2", "--out", str(out)]) == 0
+    plain = tmp_path / "plain"
+    train_zoo_model(options("ddpm", image_folder, plain, steps=1))
+    assert not load_for_sampling(str(plain)).conditional
+    assert cli_main(["generate", "--checkpoint", str(plain), "--n", "1", "--guidance", "2", "--out", str(out)]) == 2
+
+
 def test_truncation_pulls_latents_towards_the_mode():
     torch.manual_seed(0)
     gan, vae, ddpm = (build_model(name, TINY[name], for_training=False) for name in ("dcgan", "vae", "ddpm"))

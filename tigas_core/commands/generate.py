@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label", type=int, default=None, help="class label for a conditional model (default: all classes in turn)")
     parser.add_argument("--prefix", default=None, help="file name prefix (default: the model name)")
     parser.add_argument("--sample-steps", type=int, default=None, help="DDIM steps for a diffusion model (default: its config)")
+    parser.add_argument("--guidance", type=float, default=None,
+                        help="classifier-free guidance scale of a class-conditional DDPM (default: its config; 1 = none)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
     parser.add_argument("--no-ema", action="store_true", help="sample from the last generator weights, not their moving average")
@@ -38,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         written = generate_images(args.checkpoint, args.out, args.n, args.seed, args.batch_size, args.label, args.model, args.prefix,
                                   progress=True, sample_steps=args.sample_steps, device=args.device,
-                                  use_ema=not args.no_ema, truncation=args.truncation)
+                                  use_ema=not args.no_ema, truncation=args.truncation,
+                                  guidance=args.guidance)
     except (ValueError, FileNotFoundError) as exc:
         log.error("%s", exc)
         return 2

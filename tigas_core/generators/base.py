@@ -22,7 +22,7 @@ class ZooModel:
     name: ClassVar[str]
     sampler: ClassVar[str]
     defaults: ClassVar[dict[str, Any]]
-    conditional: ClassVar[bool] = False
+    conditional: bool = False  # takes class labels; fixed per class, or per config (see `takes_labels`)
     latent_dim_key: ClassVar[str | None] = None  # config key of the latent size; None: no latent to truncate
 
     def __init__(self, config: dict[str, Any] | None = None, for_training: bool = True):
@@ -30,6 +30,7 @@ class ZooModel:
         if unknown:
             raise ValueError(f"{self.name}: unknown config keys {sorted(unknown)}")
         self.config: dict[str, Any] = {"img_size": 32, "n_classes": 0, **self.defaults, **(config or {})}
+        self.conditional = self.takes_labels(self.config)
         if self.config["img_size"] < 8 or 2 ** round(math.log2(self.config["img_size"])) != self.config["img_size"]:
             raise ValueError(f"img_size must be a power of two >= 8, got {self.config['img_size']}")
         self.networks: dict[str, nn.Module] = {}
@@ -38,6 +39,12 @@ class ZooModel:
         self.build(for_training)
         decay = float(self.config.get("ema", 0.0))
         self.ema = EMA(self.networks[self.sampler], decay) if (for_training and decay > 0) else None
+
+    @classmethod
+    def takes_labels(cls, config: dict[str, Any]) -> bool:
+        """Whether a model built from ``config`` is class-conditional (the trainer then passes the
+        number of class folders as ``n_classes``)."""
+        return cls.conditional
 
     # --- to implement -------------------------------------------------------------------------
     def build(self, for_training: bool) -> None:

@@ -73,11 +73,14 @@ class UNet(nn.Module):
     the patch embedding of a vision transformer) and unfolds the prediction at the end, so every
     level runs on patch^2 times fewer positions: the trade that lets a CPU take enough steps."""
 
-    def __init__(self, width: int = 32, mults: tuple[int, ...] = (1, 2, 2), dropout: float = 0.0, patch: int = 1):
+    def __init__(self, width: int = 32, mults: tuple[int, ...] = (1, 2, 2), dropout: float = 0.0, patch: int = 1,
+                 n_classes: int = 0):
         super().__init__()
         t_dim = width * 4
         self.width, self.patch = width, patch
         self.time = nn.Sequential(nn.Linear(width, t_dim), nn.SiLU(), nn.Linear(t_dim, t_dim))
+        # Class labels join the time embedding; index n_classes is "no label" (classifier-free guidance).
+        self.label_embed = nn.Embedding(n_classes + 1, t_dim) if n_classes else None
         self.stem = nn.Conv2d(3 * patch**2, width, 3, padding=1)
         chans = [width * m for m in mults]
         self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
@@ -94,8 +97,12 @@ class UNet(nn.Module):
             self.upsample.append(nn.Conv2d(c, c_prev, 3, padding=1) if i > 0 else nn.Identity())
         self.out = nn.Sequential(nn.GroupNorm(8, c_prev), nn.SiLU(), nn.Conv2d(c_prev, 3 * patch**2, 3, padding=1))
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         t_emb = self.time(timestep_embedding(t, self.width))
+        if self.label_embed is not None:
+            if labels is None:
+                raise ValueError("this U-Net is class-conditional: labels are required (n_classes for none)")
+            t_emb = t_emb + self.label_embed(labels)
         h = self.stem(F.pixel_unshuffle(x, self.patch) if self.patch > 1 else x)
         skips = []
         for block, down in zip(self.down, self.downsample):
@@ -117,6 +124,10 @@ class DDPM(ZooModel):
     signal-to-noise weight at ``min_snr`` moves it to the noisy steps that decide an image's
     layout, which is what a 20-minute CPU run gets to learn first. ``min_snr`` 0 is the plain loss.
 
+    ``class_conditional``: the U-Net also sees the class label, dropped to "no label" for a
+    ``label_dropout`` share of training images, so one network predicts both and sampling can use
+    classifier-free guidance (Ho & Salimans 2022): eps_uncond + ``guidance`` * (eps_cond - eps_uncond).
+
     With a TIGAS term, TIGAS judges the predicted clean image x0_hat, only for timesteps
     t < tigas_max_t * T (the low-noise end, reached late in sampling), where x0_hat is sharp
     enough for a realism score to mean something."""
@@ -126,14 +137,21 @@ class DDPM(ZooModel):
     defaults: dict[str, Any] = {
         "width": 32, "mults": [1, 2, 2], "dropout": 0.0, "timesteps": 1000, "sample_steps": 50,
         "lr": 5e-4, "betas": [0.9, 0.999], "ema": 0.995, "grad_clip": 1.0, "tigas_max_t": 0.25,
-        "min_snr": 5.0, "patch": 2,
+        "min_snr": 5.0, "patch": 2, "class_conditional": False, "label_dropout": 0.1, "guidance": 3.0,
     }
+
+    @classmethod
+    def takes_labels(cls, config: dict[str, Any]) -> bool:
+        return bool({**cls.defaults, **config}["class_conditional"])
 
     def build(self, for_training: bool) -> None:
         c = self.config
         if c["img_size"] % (c["patch"] * 2 ** (len(c["mults"]) - 1)):
             raise ValueError(f"img_size {c['img_size']} is not divisible by patch x 2^(levels - 1)")
-        self.networks["unet"] = UNet(c["width"], tuple(c["mults"]), c["dropout"], c["patch"])
+        n_classes = int(c["n_classes"]) if self.conditional else 0
+        if self.conditional and n_classes < 1:
+            raise ValueError("a class-conditional DDPM needs n_classes >= 1 (class sub-folders in --data)")
+        self.networks["unet"] = UNet(c["width"], tuple(c["mults"]), c["dropout"], c["patch"], n_classes)
         self.alpha_bar = cosine_alpha_bar(int(c["timesteps"]))
         if for_training:
             self.optimizers["unet"] = self.adam(self.networks["unet"].parameters(), c["lr"], c["betas"])
@@ -150,7 +168,11 @@ class DDPM(ZooModel):
         ab = self.alpha_bar[t].view(-1, 1, 1, 1)
         eps = torch.randn_like(real)
         x_t = ab.sqrt() * real + (1 - ab).sqrt() * eps
-        eps_hat = unet(x_t, t)
+        cond = None
+        if self.conditional:
+            dropped = torch.rand(n, device=real.device) < float(self.config["label_dropout"])
+            cond = torch.where(dropped, torch.full_like(labels, int(self.config["n_classes"])), labels)
+        eps_hat = unet(x_t, t, cond)
         per_image = (eps_hat - eps).pow(2).flatten(1).mean(1)
         if self.config["min_snr"] > 0:
             per_image = per_image * min_snr_weight(ab.flatten(), float(self.config["min_snr"]))
@@ -166,6 +188,17 @@ class DDPM(ZooModel):
         self.optimizers["unet"].step()
         return logs
 
+    def _predict_noise(self, net: nn.Module, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """The U-Net's noise prediction; with labels, guided: both passes in one batch."""
+        if labels is None:
+            return net(x, t)
+        w = float(self.config["guidance"])
+        if w == 1.0:
+            return net(x, t, labels)
+        unlabelled = torch.full_like(labels, int(self.config["n_classes"]))
+        eps_cond, eps_uncond = net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, unlabelled])).chunk(2)
+        return eps_uncond + w * (eps_cond - eps_uncond)
+
     def _sample(self, net: nn.Module, n: int, labels: torch.Tensor | None, noise: torch.Generator,
                 truncation: float) -> torch.Tensor:
         """DDIM with eta = 0 over ``sample_steps`` evenly spaced timesteps."""
@@ -176,7 +209,7 @@ class DDPM(ZooModel):
         for i, t in enumerate(times):
             ab = self.alpha_bar[t]
             ab_prev = self.alpha_bar[times[i + 1]] if i + 1 < len(times) else ab.new_ones(())
-            eps = net(x, t.repeat(n).to(self.device))
+            eps = self._predict_noise(net, x, t.repeat(n).to(self.device), labels)
             x0 = ((x - (1 - ab).sqrt() * eps) / ab.sqrt()).clamp(-1, 1)
             eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()  # consistent with the clamped x0
             x = ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps

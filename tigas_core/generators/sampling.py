@@ -40,9 +40,10 @@ def write_samples(model: ZooModel, out: Path, n: int, seed: int = 0, batch_size:
 def generate_images(checkpoint: str | Path, out: Path, n: int, seed: int = 0, batch_size: int = 250,
                     label: int | None = None, expected_model: str | None = None, prefix: str | None = None,
                     progress: bool = False, sample_steps: int | None = None, device: str = "auto",
-                    use_ema: bool = True, truncation: float = 1.0) -> list[Path]:
+                    use_ema: bool = True, truncation: float = 1.0, guidance: float | None = None) -> list[Path]:
     """Load a checkpoint's sampling network and write ``n`` PNGs (see `write_samples`).
-    ``sample_steps`` overrides a diffusion model's number of DDIM steps (speed vs. quality).
+    ``sample_steps`` overrides a diffusion model's number of DDIM steps (speed vs. quality),
+    ``guidance`` a class-conditional diffusion model's classifier-free guidance scale.
     The same seed writes the same images on every device (the noise is drawn on the CPU)."""
     from tigas_core.api import resolve_device
 
@@ -51,4 +52,8 @@ def generate_images(checkpoint: str | Path, out: Path, n: int, seed: int = 0, ba
         if "sample_steps" not in model.config:
             raise ValueError(f"{checkpoint}: --sample-steps applies to diffusion models, not {model.name!r}")
         model.config["sample_steps"] = int(sample_steps)
+    if guidance is not None:
+        if "guidance" not in model.config or not model.conditional:
+            raise ValueError(f"{checkpoint}: --guidance applies to class-conditional diffusion models, not this {model.name!r}")
+        model.config["guidance"] = float(guidance)
     return write_samples(model, out, n, seed, batch_size, label, prefix, progress, truncation)

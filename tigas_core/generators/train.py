@@ -95,7 +95,7 @@ def train_zoo_model(options: ZooTrainOptions) -> dict[str, Any]:
     if data.skipped:
         log.warning("%d unreadable images skipped, e.g. %s", len(data.skipped), data.skipped[0])
     config = {**options.overrides, "img_size": options.img_size}
-    if options.model in MODELS and MODELS[options.model].conditional:
+    if options.model in MODELS and MODELS[options.model].takes_labels(config):
         config["n_classes"] = len(data.class_names)
     torch.manual_seed(options.seed)
     from tigas_core.api import resolve_device
