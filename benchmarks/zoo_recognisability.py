@@ -15,7 +15,8 @@ same numbers for held-out real images (ceiling) and for noise images (floor):
 - label accuracy (class-conditional models): the share of samples classified as the class they
   were generated for;
 - with ``--truncation PSI``: the same for GAN/VAE samples whose latent codes are scaled by PSI
-  (less variety, higher fidelity);
+  (less variety, higher fidelity); with ``--guidance W``, for a class-conditional DDPM sampled with
+  classifier-free guidance scale W (its own default in the main row);
 - and, for TIGAS itself (bundled weights): the mean TIGAS score and the AUROC of TIGAS separating
   the held-out real images from the samples (how well TIGAS catches each generator).
 
@@ -144,6 +145,8 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="classifier cache")
     parser.add_argument("--truncation", type=float, nargs="*", default=[],
                         help="also judge latent models (GANs, VAE) sampled with these truncation psi values")
+    parser.add_argument("--guidance", type=float, nargs="*", default=[],
+                        help="also judge class-conditional diffusion models sampled with these guidance scales")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -173,18 +176,25 @@ def main() -> int:
         labels = torch.arange(args.n) % model.config["n_classes"] if model.conditional else None
         trained = json.loads(resolve_checkpoint(checkpoint).with_suffix(".json").read_text())
         details[model.name] = {"checkpoint": str(checkpoint), "progress": trained.get("progress")}
-        for psi in [1.0] + (args.truncation if model.latent_dim_key else []):
+        default_guidance = model.config.get("guidance")
+        variants = [("", 1.0, default_guidance)]  # (row suffix, truncation, guidance)
+        variants += [(f", truncation {psi:g}", psi, default_guidance) for psi in args.truncation if model.latent_dim_key]
+        variants += [(f", guidance {w:g}", 1.0, w) for w in args.guidance if model.conditional and default_guidance is not None]
+        for suffix, psi, guidance in variants:
+            if guidance is not None:
+                model.config["guidance"] = guidance
             chunks = torch.arange(args.n).split(250)
             samples = torch.cat([model.sample(len(chunk), labels=None if labels is None else labels[chunk], seed=i, truncation=psi)
                                  for i, chunk in enumerate(chunks)])
-            name = model.name if psi == 1.0 else f"{model.name}, truncation {psi:g}"
+            name = model.name + suffix
             fake_scores = tigas_scores(samples)
             is_real = np.r_[np.ones_like(real_scores), np.zeros_like(fake_scores)]
             rows[name] = {**judge(net, samples, labels), "tigas_mean": round(float(fake_scores.mean()), 3),
                           "tigas_auroc": round(float(roc_auc_score(is_real, np.r_[real_scores, fake_scores])), 3)}
-            if psi == 1.0:
+            if not suffix:
                 grids.append(samples[:16])
             print(name, rows[name], flush=True)
+        model.config["guidance"] = default_guidance
 
     args.out.mkdir(parents=True, exist_ok=True)
     save_grid(torch.cat(grids), args.out / "zoo_samples.png", nrow=16)
@@ -195,7 +205,7 @@ def main() -> int:
     atomic_write_text(args.out / "zoo_recognisability.json", json.dumps(report, indent=2) + "\n")
     lines = ["# Zoo recognisability", "", f"`{command}`", "",
              f"A CIFAR-10 classifier trained on 8,000 real images ({args.epochs} epochs) judges {args.n} samples per generator.",
-             "zoo_samples.png: one row of 16 samples per generator (truncation 1), in the order below (cGAN: classes 0-9, 0-5).", "",
+             "zoo_samples.png: one row of 16 samples per generator (truncation 1, default guidance), in the order below (cGAN: classes 0-9, 0-5).", "",
              "| images | classifier score (1-10) | confident (p >= 0.5) | label accuracy | mean TIGAS score | TIGAS AUROC vs real |",
              "|---|---|---|---|---|---|"]
     for name, row in rows.items():

@@ -26,7 +26,7 @@ TINY = {
     "wgan_gp": {"nz": 8, "ngf": 8, "ndf": 8, "n_critic": 2},
     "cgan": {"nz": 8, "ngf": 8, "ndf": 8},
     "vae": {"latent": 8, "width": 8},
-    "ddpm": {"width": 8, "mults": [1, 2], "timesteps": 50, "sample_steps": 4},
+    "ddpm": {"width": 8, "mults": [1, 2], "timesteps": 50, "sample_steps": 4, "n_classes": 2},
 }
 
 
@@ -139,7 +139,7 @@ def test_generate_is_reproducible(image_folder, tmp_path):
 
 def test_class_conditional_ddpm_with_guidance(image_folder, tmp_path):
     run = tmp_path / "ddpm_cond"
-    overrides = {**TINY["ddpm"], "class_conditional": True, "label_dropout": 0.5}
+    overrides = {**TINY["ddpm"], "label_dropout": 0.5}  # class-conditional by default
     train_zoo_model(ZooTrainOptions(model="ddpm", data=image_folder, out=run, minutes=5, max_steps=2, batch_size=4,
                                     img_size=16, overrides=overrides, grid_size=4))
     model = load_for_sampling(str(run))
@@ -157,7 +157,8 @@ def test_class_conditional_ddpm_with_guidance(image_folder, tmp_path):
     out = tmp_path / "fake"
     assert cli_main(["generate", "--checkpoint", str(run), "--n", "2", "--guidance", "2", "--out", str(out)]) == 0
     plain = tmp_path / "plain"
-    train_zoo_model(options("ddpm", image_folder, plain, steps=1))
+    train_zoo_model(ZooTrainOptions(model="ddpm", data=image_folder, out=plain, minutes=5, max_steps=1, batch_size=4,
+                                    img_size=16, overrides={**TINY["ddpm"], "class_conditional": False}, grid_size=4))
     assert not load_for_sampling(str(plain)).conditional
     assert cli_main(["generate", "--checkpoint", str(plain), "--n", "1", "--guidance", "2", "--out", str(out)]) == 2
 

@@ -124,9 +124,11 @@ class DDPM(ZooModel):
     signal-to-noise weight at ``min_snr`` moves it to the noisy steps that decide an image's
     layout, which is what a 20-minute CPU run gets to learn first. ``min_snr`` 0 is the plain loss.
 
-    ``class_conditional``: the U-Net also sees the class label, dropped to "no label" for a
-    ``label_dropout`` share of training images, so one network predicts both and sampling can use
-    classifier-free guidance (Ho & Salimans 2022): eps_uncond + ``guidance`` * (eps_cond - eps_uncond).
+    ``class_conditional`` (default; the class sub-folders of the data are the labels): the U-Net
+    also sees the class label, dropped to "no label" for a ``label_dropout`` share of training
+    images, so one network predicts both and sampling uses classifier-free guidance (Ho & Salimans
+    2022): eps_uncond + ``guidance`` * (eps_cond - eps_uncond). In a 20-minute CPU run this is what
+    turns coherent scenes into recognisable ones (see the README's zoo table).
 
     With a TIGAS term, TIGAS judges the predicted clean image x0_hat, only for timesteps
     t < tigas_max_t * T (the low-noise end, reached late in sampling), where x0_hat is sharp
@@ -137,7 +139,7 @@ class DDPM(ZooModel):
     defaults: dict[str, Any] = {
         "width": 32, "mults": [1, 2, 2], "dropout": 0.0, "timesteps": 1000, "sample_steps": 50,
         "lr": 5e-4, "betas": [0.9, 0.999], "ema": 0.995, "grad_clip": 1.0, "tigas_max_t": 0.25,
-        "min_snr": 5.0, "patch": 2, "class_conditional": False, "label_dropout": 0.1, "guidance": 3.0,
+        "min_snr": 5.0, "patch": 2, "class_conditional": True, "label_dropout": 0.1, "guidance": 3.0,
     }
 
     @classmethod
