@@ -160,6 +160,11 @@ def test_class_conditional_ddpm_with_guidance(image_folder, tmp_path):
     train_zoo_model(ZooTrainOptions(model="ddpm", data=image_folder, out=plain, minutes=5, max_steps=1, batch_size=4,
                                     img_size=16, overrides={**TINY["ddpm"], "class_conditional": False}, grid_size=4))
     assert not load_for_sampling(str(plain)).conditional
+    meta_file = plain / "checkpoint.json"  # a checkpoint from before the option: no class_conditional key
+    meta = json.loads(meta_file.read_text())
+    del meta["config"]["class_conditional"]
+    meta_file.write_text(json.dumps(meta))
+    assert not load_for_sampling(str(plain)).conditional
     assert cli_main(["generate", "--checkpoint", str(plain), "--n", "1", "--guidance", "2", "--out", str(out)]) == 2
 
 

@@ -24,6 +24,8 @@ class ZooModel:
     defaults: ClassVar[dict[str, Any]]
     conditional: bool = False  # takes class labels; fixed per class, or per config (see `takes_labels`)
     latent_dim_key: ClassVar[str | None] = None  # config key of the latent size; None: no latent to truncate
+    # Values that a checkpoint written before a config key existed stands for (it was trained that way).
+    predates_key: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, config: dict[str, Any] | None = None, for_training: bool = True):
         unknown = set(config or {}) - set(self.defaults) - {"img_size", "n_classes"}

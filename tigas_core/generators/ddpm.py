@@ -142,6 +142,8 @@ class DDPM(ZooModel):
         "min_snr": 5.0, "patch": 2, "class_conditional": True, "label_dropout": 0.1, "guidance": 3.0,
     }
 
+    predates_key = {"class_conditional": False}  # DDPMs were unconditional before the option
+
     @classmethod
     def takes_labels(cls, config: dict[str, Any]) -> bool:
         return bool({**cls.defaults, **config}["class_conditional"])
