@@ -202,11 +202,14 @@ class DCGAN(ZooModel):
 
 class WGANGP(DCGAN):
     """Gulrajani et al. 2017: Wasserstein critic (no BatchNorm) with a gradient penalty on
-    real/fake interpolates; the generator moves once every ``n_critic`` batches."""
+    real/fake interpolates; the generator moves once every ``n_critic`` batches.
+
+    ``n_critic`` is 2, not the paper's 5: in 20 one-core minutes 5 leaves the generator about 1,250
+    steps (classifier score 1.58 in the README's benchmark) and 2 about 3,000 (1.75)."""
 
     name = "wgan_gp"
     defaults: dict[str, Any] = {
-        **DCGAN.defaults, "lr": 1e-4, "betas": [0.0, 0.9], "gp_weight": 10.0, "n_critic": 5,
+        **DCGAN.defaults, "lr": 1e-4, "betas": [0.0, 0.9], "gp_weight": 10.0, "n_critic": 2,
     }
     critic_norm = "layer"
 
