@@ -194,7 +194,6 @@ def main() -> int:
             if not suffix:
                 grids.append(samples[:16])
             print(name, rows[name], flush=True)
-        model.config["guidance"] = default_guidance
 
     args.out.mkdir(parents=True, exist_ok=True)
     save_grid(torch.cat(grids), args.out / "zoo_samples.png", nrow=16)

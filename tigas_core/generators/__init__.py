@@ -30,9 +30,8 @@ def load_for_sampling(checkpoint: str, expected_model: str | None = None, use_em
     name = meta.get("model")
     if expected_model and name != expected_model:
         raise ValueError(f"{checkpoint}: checkpoint is a {name!r} model, not {expected_model!r}")
-    if name not in MODELS:
-        raise ValueError(f"{checkpoint}: unknown zoo model {name!r}; choose one of {', '.join(MODELS)}")
-    model = build_model(name, {**MODELS[name].predates_key, **(meta.get("config") or {})}, for_training=False)
+    predates_key = MODELS[name].predates_key if name in MODELS else {}  # build_model rejects unknown names
+    model = build_model(name, {**predates_key, **(meta.get("config") or {})}, for_training=False)
     if not use_ema:
         tensors = {k: v for k, v in tensors.items() if not k.startswith(f"{model.sampler}_ema.")}
     sampler = model.networks[model.sampler]

@@ -205,7 +205,7 @@ class WGANGP(DCGAN):
     real/fake interpolates; the generator moves once every ``n_critic`` batches.
 
     ``n_critic`` is 2, not the paper's 5: in 20 one-core minutes 5 leaves the generator about 1,250
-    steps (classifier score 1.58 in the README's benchmark) and 2 about 3,000 (1.75)."""
+    steps (classifier score 1.58 in the README's benchmark) and 2 about 3,350 (1.75)."""
 
     name = "wgan_gp"
     defaults: dict[str, Any] = {
