@@ -16,7 +16,12 @@ same numbers for held-out real images (ceiling) and for noise images (floor):
   were generated for;
 - with ``--truncation PSI``: the same for GAN/VAE samples whose latent codes are scaled by PSI
   (less variety, higher fidelity); with ``--guidance W``, for a class-conditional DDPM sampled with
-  classifier-free guidance scale W (its own default in the main row);
+  classifier-free guidance scale W (its own default in the main row); for a VAE with a fitted
+  mixture prior, also for its decoder sampled from N(0, I) (what the prior is worth);
+- FD-classifier: the Fréchet distance between the samples and the held-out real images in the
+  classifier's 128-d pooled features (FID with this CIFAR classifier instead of Inception). The
+  classifier score cannot see a generator that repeats a few good images; this distance can. Its
+  floor is the distance of as many real training images to the held-out ones (the "real (train)" row);
 - and, for TIGAS itself (bundled weights): the mean TIGAS score and the AUROC of TIGAS separating
   the held-out real images from the samples (how well TIGAS catches each generator).
 
@@ -44,6 +49,7 @@ from tigas_core.api import TIGAS
 from tigas_core.config import atomic_write_text
 from tigas_core.generators import load_for_sampling
 from tigas_core.generators.common import ImageFolderTensors, resolve_checkpoint, save_grid
+from tigas_core.metrics.frechet import StreamingStats, frechet_distance
 from tigas_core.metrics.inception_score import inception_score_from_probs
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -122,9 +128,25 @@ def load_classifier(data: ImageFolderTensors, work: Path = DEFAULT_WORK, epochs:
     return net
 
 
-def judge(net: nn.Module, images01: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, float]:
-    """Classifier score, confident share (and label accuracy) of images in [0, 1]."""
-    return summarise(probabilities(net, images01), None if labels is None else labels.numpy())
+@torch.no_grad()
+def feature_stats(net: nn.Module, images01: torch.Tensor) -> StreamingStats:
+    """Mean and covariance of the classifier's pooled features (the input of its last layer)."""
+    trunk = net[:-2]  # up to AdaptiveAvgPool2d + Flatten, before dropout and the linear layer
+    stats = StreamingStats(net[-1].in_features)
+    for chunk in images01.split(250):
+        stats.update(trunk(chunk * 2 - 1))
+    return stats
+
+
+def judge(net: nn.Module, images01: torch.Tensor, labels: torch.Tensor | None = None,
+          real_stats: StreamingStats | None = None) -> dict[str, float]:
+    """Classifier score, confident share (and label accuracy, FD-classifier to ``real_stats``) of
+    images in [0, 1]."""
+    row = summarise(probabilities(net, images01), None if labels is None else labels.numpy())
+    if real_stats is not None:
+        stats = feature_stats(net, images01)
+        row["fd_classifier"] = round(frechet_distance(stats.mean, stats.cov, real_stats.mean, real_stats.cov), 2)
+    return row
 
 
 def summarise(probs: np.ndarray, labels: np.ndarray | None = None) -> dict[str, float]:
@@ -157,8 +179,9 @@ def main() -> int:
     start = time.monotonic()
     net = load_classifier(data, args.work, args.epochs)
     train_seconds = time.monotonic() - start
-    _, held_idx = split(data)
+    train_idx, held_idx = split(data)
     held = data.images[held_idx].float() / 255.0
+    held_stats = feature_stats(net, held)
     tigas = TIGAS(device="cpu")
 
     @torch.no_grad()
@@ -167,29 +190,40 @@ def main() -> int:
 
     real_scores = tigas_scores(held)
     rows = {"real (held out)": {**judge(net, held, data.labels[held_idx]), "tigas_mean": round(float(real_scores.mean()), 3)}}
+    floor_idx = train_idx[torch.linspace(0, len(train_idx) - 1, args.n).long()]  # as many real images as samples
+    rows["real (train, FD floor)"] = judge(net, data.images[floor_idx].float() / 255.0, data.labels[floor_idx], held_stats)
     noise = torch.Generator().manual_seed(0)
-    rows["noise (floor)"] = judge(net, torch.rand(args.n, 3, 32, 32, generator=noise))
+    rows["noise (floor)"] = judge(net, torch.rand(args.n, 3, 32, 32, generator=noise), real_stats=held_stats)
 
     grids, details = [], {}  # generated images only: the real data never goes into the project
     for checkpoint in args.checkpoints:
         model = load_for_sampling(checkpoint)
         labels = torch.arange(args.n) % model.config["n_classes"] if model.conditional else None
         trained = json.loads(resolve_checkpoint(checkpoint).with_suffix(".json").read_text())
-        details[model.name] = {"checkpoint": str(checkpoint), "progress": trained.get("progress")}
+        label = model.name if model.name not in details else f"{model.name} ({checkpoint})"  # two runs of one model
+        details[label] = {"checkpoint": str(checkpoint), "progress": trained.get("progress")}
         default_guidance = model.config.get("guidance")
-        variants = [("", 1.0, default_guidance)]  # (row suffix, truncation, guidance)
-        variants += [(f", truncation {psi:g}", psi, default_guidance) for psi in args.truncation if model.latent_dim_key]
-        variants += [(f", guidance {w:g}", 1.0, w) for w in args.guidance if model.conditional and default_guidance is not None]
-        for suffix, psi, guidance in variants:
+        prior = model.networks.get("prior")
+        variants = [("", 1.0, default_guidance, False)]  # (row suffix, truncation, guidance, N(0, I) prior)
+        variants += [(f", truncation {psi:g}", psi, default_guidance, False) for psi in args.truncation if model.latent_dim_key]
+        variants += [(f", guidance {w:g}", 1.0, w, False) for w in args.guidance if model.conditional and default_guidance is not None]
+        if prior is not None and prior.fitted:  # what the fitted mixture prior is worth, from the same weights
+            variants.append((", N(0, I) prior", 1.0, default_guidance, True))
+        for suffix, psi, guidance, standard_prior in variants:
             if guidance is not None:
                 model.config["guidance"] = guidance
+            fitted_weights = prior.weights.clone() if standard_prior else None
+            if standard_prior:
+                prior.weights.zero_()  # an unfitted prior samples N(0, I)
             chunks = torch.arange(args.n).split(250)
             samples = torch.cat([model.sample(len(chunk), labels=None if labels is None else labels[chunk], seed=i, truncation=psi)
                                  for i, chunk in enumerate(chunks)])
-            name = model.name + suffix
+            if standard_prior:
+                prior.weights.copy_(fitted_weights)
+            name = label + suffix
             fake_scores = tigas_scores(samples)
             is_real = np.r_[np.ones_like(real_scores), np.zeros_like(fake_scores)]
-            rows[name] = {**judge(net, samples, labels), "tigas_mean": round(float(fake_scores.mean()), 3),
+            rows[name] = {**judge(net, samples, labels, held_stats), "tigas_mean": round(float(fake_scores.mean()), 3),
                           "tigas_auroc": round(float(roc_auc_score(is_real, np.r_[real_scores, fake_scores])), 3)}
             if not suffix:
                 grids.append(samples[:16])
@@ -205,12 +239,12 @@ def main() -> int:
     lines = ["# Zoo recognisability", "", f"`{command}`", "",
              f"A CIFAR-10 classifier trained on 8,000 real images ({args.epochs} epochs) judges {args.n} samples per generator.",
              "zoo_samples.png: one row of 16 samples per generator (truncation 1, default guidance), in the order below (cGAN: classes 0-9, 0-5).", "",
-             "| images | classifier score (1-10) | confident (p >= 0.5) | label accuracy | mean TIGAS score | TIGAS AUROC vs real |",
-             "|---|---|---|---|---|---|"]
+             "| images | classifier score (1-10) | confident (p >= 0.5) | label accuracy | FD-classifier to held-out real | mean TIGAS score | TIGAS AUROC vs real |",
+             "|---|---|---|---|---|---|---|"]
     for name, row in rows.items():
         accuracy = f"{row['label_accuracy']:.3f}" if "label_accuracy" in row else ""
         lines.append(f"| {name} | {row['classifier_score']:.2f} ± {row['classifier_score_std']:.2f} | {row['confident']:.3f} | {accuracy} "
-                     f"| {row.get('tigas_mean', '')} | {row.get('tigas_auroc', '')} |")
+                     f"| {row.get('fd_classifier', '')} | {row.get('tigas_mean', '')} | {row.get('tigas_auroc', '')} |")
     lines += ["", "Training of each generator (steps, seconds):", ""]
     lines += [f"- {name}: {info['progress']}" for name, info in details.items()]
     atomic_write_text(args.out / "zoo_recognisability.md", "\n".join(lines) + "\n")

@@ -12,17 +12,19 @@ from PIL import Image
 from conftest import natural_like
 from tigas_core.cli import main as cli_main
 from tigas_core.generators import MODELS, build_model, load_for_sampling
-from tigas_core.generators.common import load_checkpoint
+from tigas_core.generators.clusters import ImageClusters
+from tigas_core.generators.common import load_checkpoint, save_checkpoint
 from tigas_core.generators.ddpm import cosine_alpha_bar, min_snr_weight
 from tigas_core.generators.gan import diff_augment
 from tigas_core.generators.sampling import generate_images
+from tigas_core.generators.vae import MixturePrior
 from tigas_core.generators.train import ZooTrainOptions, train_zoo_model
 
 
 
 # Tiny networks at 16 px so each model trains in well under a second per step.
 TINY = {
-    "dcgan": {"nz": 8, "ngf": 8, "ndf": 8, "ema": 0.999},
+    "dcgan": {"nz": 8, "ngf": 8, "ndf": 8, "ema": 0.999, "clusters": 3},
     "wgan_gp": {"nz": 8, "ngf": 8, "ndf": 8, "n_critic": 2},
     "cgan": {"nz": 8, "ngf": 8, "ndf": 8},
     "vae": {"latent": 8, "width": 8},
@@ -168,6 +170,108 @@ def test_class_conditional_ddpm_with_guidance(image_folder, tmp_path):
     assert cli_main(["generate", "--checkpoint", str(plain), "--n", "1", "--guidance", "2", "--out", str(out)]) == 2
 
 
+def test_mixture_prior_recovers_the_codes_it_was_fitted_to():
+    prior = MixturePrior(latent=2, components=3)
+    noise = torch.randn(2000, 2, generator=torch.Generator().manual_seed(0))
+    assert not prior.fitted and torch.equal(prior.sample(noise, None, 0.5), 0.5 * noise)  # unfitted: N(0, I)
+    centres = torch.tensor([[-4.0, 0.0], [4.0, 1.0]])
+    torch.manual_seed(0)
+    codes = torch.cat([centres[0] + 0.1 * torch.randn(300, 2), centres[1] + 0.5 * torch.randn(700, 2)])
+    prior.fit(codes[:2])  # fewer codes than components: the spare component weighs nothing
+    assert prior.fitted and prior.weights[2] == 0
+    prior = MixturePrior(latent=2, components=2)
+    prior.fit(codes)
+    order = prior.means[:, 0].argsort()
+    assert torch.allclose(prior.weights[order], torch.tensor([0.3, 0.7]), atol=0.01)
+    assert torch.allclose(prior.means[order], centres, atol=0.1)
+    drawn = prior.sample(noise, torch.Generator().manual_seed(1), 1.0)
+    left = drawn[:, 0] < 0
+    assert abs(left.float().mean() - 0.3) < 0.04
+    assert torch.allclose(drawn[left].std(0), torch.tensor([0.1, 0.1]), atol=0.02)
+    assert torch.allclose(drawn[~left].std(0), torch.tensor([0.5, 0.5]), atol=0.06)
+    at_means = prior.sample(noise, torch.Generator().manual_seed(1), 1e-6)  # truncation -> the component means
+    assert torch.allclose(at_means[left], centres[0].expand(int(left.sum()), 2), atol=0.01)
+
+
+def test_vae_checkpoints_carry_their_fitted_prior(image_folder, tmp_path):
+    run = tmp_path / "run"
+    train_zoo_model(options("vae", image_folder, run, steps=2))
+    tensors, meta = load_checkpoint(run)
+    assert meta["config"]["prior_components"] == 10
+    assert tensors["prior.weights"].sum() == pytest.approx(1.0, abs=1e-5)  # fitted at the checkpoint
+    stem = tmp_path / "small" / "vae"
+    assert cli_main(["zoo", "export", "--checkpoint", str(run), "--out", str(stem)]) == 0
+    exported = load_checkpoint(stem)[0]
+    assert {k.split(".")[0] for k in exported} == {"decoder", "prior"}
+    full, small = load_for_sampling(str(run)), load_for_sampling(str(stem))
+    assert small.networks["prior"].fitted
+    assert torch.allclose(full.sample(4, seed=3), small.sample(4, seed=3), atol=0.02)  # fp16 export
+    unfitted = load_for_sampling(str(run))
+    unfitted.networks["prior"].weights.zero_()
+    assert not torch.allclose(full.sample(4, seed=3), unfitted.sample(4, seed=3), atol=0.02)
+    meta = json.loads(stem.with_suffix(".json").read_text())  # a VAE from before the prior: N(0, I)
+    del meta["config"]["prior_components"]
+    save_checkpoint(tmp_path / "old" / "vae", {k: v for k, v in exported.items() if k.startswith("decoder.")}, meta)
+    old = load_for_sampling(str(tmp_path / "old" / "vae"))
+    assert old.config["prior_components"] == 0 and not old.networks["prior"].fitted
+    assert old.sample(2, seed=0).shape == (2, 3, 16, 16)
+
+
+def test_image_clusters_find_colour_layouts_and_draw_by_share():
+    torch.manual_seed(0)
+    layouts = torch.tensor([[200, 30, 30], [30, 30, 200], [30, 200, 30]], dtype=torch.float)
+    group = torch.tensor([0] * 30 + [1] * 60 + [2] * 10)
+    images = layouts[group][:, :, None, None].expand(-1, -1, 16, 16).clone()
+    images[group == 1, :, 8:] = 255.0  # a white lower half: a second cue for the blue group
+    images = (images + torch.randn_like(images) * 20).clamp(0, 255).to(torch.uint8)
+    clusters = ImageClusters(3)
+    with pytest.raises(ValueError, match="cannot form 3 clusters"):
+        clusters.fit(images[:2])
+    clusters.fit(images)
+    assigned = clusters.assign(images)
+    for g in range(3):  # each layout is one cluster, and no two layouts share one
+        assert len(assigned[group == g].unique()) == 1
+    assert len(assigned.unique()) == 3
+    shares = sorted(clusters.weights.tolist())
+    assert shares == pytest.approx([0.1, 0.3, 0.6], abs=1e-6)
+    drawn = clusters.draw(5000, torch.Generator().manual_seed(0))
+    assert torch.bincount(drawn, minlength=3).float().div(5000).sort().values.tolist() == pytest.approx([0.1, 0.3, 0.6], abs=0.02)
+
+
+def test_self_conditioned_gan_resumes_exports_and_samples_unconditionally(image_folder, tmp_path):
+    def run(out: Path, steps: int) -> dict:
+        return train_zoo_model(ZooTrainOptions(model="dcgan", data=image_folder, out=out, minutes=5, max_steps=steps, batch_size=4,
+                                               img_size=16, overrides={**TINY["dcgan"], "clusters": 3}, grid_size=4))
+
+    run(tmp_path / "straight", 4)
+    run(tmp_path / "resumed", 2)
+    run(tmp_path / "resumed", 4)  # the clusters come back from the checkpoint, not from a new fit
+    straight, meta = load_checkpoint(tmp_path / "straight")
+    resumed, _ = load_checkpoint(tmp_path / "resumed")
+    for key in straight:
+        assert torch.allclose(straight[key].float(), resumed[key].float(), atol=1e-6), key
+    assert meta["config"]["clusters"] == 3 and straight["clusters.weights"].sum() == pytest.approx(1.0)
+    assert straight["generator.embed.weight"].shape[0] == 3 and any(k.startswith("discriminator.embed.") for k in straight)
+    model = load_for_sampling(str(tmp_path / "straight"))
+    assert not model.conditional and model.clustered  # from the outside: an unconditional generator
+    images = model.sample(6, seed=1)
+    assert images.shape == (6, 3, 16, 16) and torch.equal(images, model.sample(6, seed=1))
+    stem = tmp_path / "small" / "dcgan"
+    assert cli_main(["zoo", "export", "--checkpoint", str(tmp_path / "straight"), "--out", str(stem)]) == 0
+    assert {k.split(".")[0] for k in load_checkpoint(stem)[0]} == {"generator", "clusters"}
+    assert torch.allclose(load_for_sampling(str(stem)).sample(6, seed=1), images, atol=0.02)
+    files = generate_images(stem, tmp_path / "fake", n=3, seed=0)
+    assert len(files) == 3
+    with pytest.raises(ValueError, match="stand in for class labels"):
+        build_model("cgan", {**TINY["cgan"], "clusters": 2})
+    old = json.loads(stem.with_suffix(".json").read_text())  # a GAN from before the option: no clusters
+    del old["config"]["clusters"]
+    plain = tmp_path / "plain" / "dcgan"
+    plain_weights = build_model("dcgan", {**TINY["dcgan"], "img_size": 16, "clusters": 0}, for_training=False).sampler_tensors()
+    save_checkpoint(plain, plain_weights, old)
+    assert not load_for_sampling(str(plain)).clustered
+
+
 def test_truncation_pulls_latents_towards_the_mode():
     torch.manual_seed(0)
     gan, vae, ddpm = (build_model(name, TINY[name], for_training=False) for name in ("dcgan", "vae", "ddpm"))
@@ -212,7 +316,8 @@ def test_critic_sees_augmented_images_only_with_diffaug():
     for diffaug in (True, False):
         gan = build_model("dcgan", {**TINY["dcgan"], "img_size": 16, "diffaug": diffaug})
         gan.networks["discriminator"].eval()
-        a, b = gan.critic(real, None), gan.critic(real, None)
+        clusters = torch.zeros(4, dtype=torch.long)  # the TINY DCGAN is self-conditioned
+        a, b = gan.critic(real, clusters), gan.critic(real, clusters)
         assert torch.equal(a, b) is (not diffaug)
 
 

@@ -37,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--spectral-norm", action="store_true", help="spectral normalisation in the discriminator")
     train.add_argument("--ttur", action="store_true", help="two time-scale update rule: D lr x2, G lr /2")
     train.add_argument("--ema", type=float, default=None, help="EMA decay of the generator weights (0 = off)")
+    train.add_argument("--clusters", type=int, default=None,
+                       help="GANs without labels: self-condition on this many k-means clusters of the images (0 = off)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a model config value (JSON value)")
     train.add_argument("--tigas-weight", type=float, default=0.0, help="add weight * (1 - TIGAS score) to the generator loss")
     train.add_argument("--tigas-checkpoint", default=None, help="TIGAS weights (default: the bundled ones)")
@@ -70,6 +72,8 @@ def _run_train(args: argparse.Namespace) -> int:
         overrides["ttur"] = True
     if args.ema is not None:
         overrides["ema"] = args.ema
+    if args.clusters is not None:
+        overrides["clusters"] = args.clusters
     options = ZooTrainOptions(
         model=args.model, data=args.data, out=args.out, minutes=args.minutes, max_steps=args.steps,
         batch_size=args.batch_size, seed=args.seed, img_size=args.img_size, data_limit=args.data_limit,

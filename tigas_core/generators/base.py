@@ -26,6 +26,8 @@ class ZooModel:
     latent_dim_key: ClassVar[str | None] = None  # config key of the latent size; None: no latent to truncate
     # Values that a checkpoint written before a config key existed stands for (it was trained that way).
     predates_key: ClassVar[dict[str, Any]] = {}
+    # Networks besides the sampler that sampling needs (fitted priors); exported with it.
+    sampling_extras: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: dict[str, Any] | None = None, for_training: bool = True):
         unknown = set(config or {}) - set(self.defaults) - {"img_size", "n_classes"}
@@ -62,6 +64,15 @@ class ZooModel:
     def _sample(self, net: nn.Module, n: int, labels: torch.Tensor | None, noise: torch.Generator,
                 truncation: float) -> torch.Tensor:
         raise NotImplementedError
+
+    def training_labels(self, images: torch.Tensor, labels: torch.Tensor, seed: int) -> torch.Tensor:
+        """The labels ``train_step`` gets for the training images (uint8 [N,3,H,W]): the class
+        labels of the data, unless the model makes its own (self-conditioning on clusters)."""
+        return labels
+
+    def prepare_sampling(self, images: torch.Tensor, seed: int) -> None:
+        """Called with the training images (uint8 [N,3,H,W]) before every checkpoint: fit whatever
+        sampling needs beyond the networks' weights (the VAE's latent prior). Nothing by default."""
 
     # --- shared ---------------------------------------------------------------------------------
     def to(self, device: str | torch.device) -> "ZooModel":
@@ -148,12 +159,11 @@ class ZooModel:
                 restore_optimizer(name, opt, tensors, meta["optimizers"][name])
 
     def sampler_tensors(self, half: bool = True) -> dict[str, torch.Tensor]:
-        """Only the (averaged) sampling network, for small bundled checkpoints."""
-        state = self.sampling_network().state_dict()
-        return {
-            f"{self.sampler}.{k}": (v.half() if half and v.is_floating_point() else v).contiguous()
-            for k, v in state.items()
-        }
+        """Only the (averaged) sampling network and its ``sampling_extras``, for small bundled checkpoints."""
+        tensors = prefixed(self.sampler, self.sampling_network().state_dict())
+        for name in self.sampling_extras:
+            tensors.update(prefixed(name, self.networks[name].state_dict()))
+        return {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in tensors.items()}
 
     def adam(self, params, lr: float, betas: tuple[float, float]) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=lr, betas=tuple(betas))

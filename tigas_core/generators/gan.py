@@ -7,6 +7,7 @@ objective.
 """
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -16,6 +17,9 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from tigas_core.generators.base import ZooModel
+from tigas_core.generators.clusters import ImageClusters
+
+log = logging.getLogger("tigas.zoo")
 
 
 def diff_augment(images: torch.Tensor) -> torch.Tensor:
@@ -110,7 +114,14 @@ class Discriminator(nn.Module):
 
 class DCGAN(ZooModel):
     """Radford et al. 2016 with the non-saturating loss; options: spectral norm in D, TTUR, EMA,
-    DiffAugment (on by default: without it the critic memorises a 10k-image set within minutes).
+    DiffAugment (on by default: without it the critic memorises a 10k-image set within minutes),
+    self-conditioning on ``clusters`` k-means clusters of the images (clusters.py).
+
+    By default the DCGAN is self-conditioned on 20 clusters, with a spectral-norm projection
+    critic like the cGAN's: in 20 one-core minutes a real-image CIFAR-10 classifier scores its
+    samples 1.96 against 1.76 for the plain DCGAN (BatchNorm critic, no clusters) trained beside
+    it, at the same distance to real images in that classifier's features (README zoo table).
+    ``clusters`` 0 and ``spectral_norm`` false give the classic model.
 
     EMA is off by default: in 20-minute CPU runs the generator still moves fast, and averaging
     its weights blurs the samples (cGAN, 20 one-core minutes: a CIFAR-10 classifier names the
@@ -121,16 +132,29 @@ class DCGAN(ZooModel):
     sampler = "generator"
     latent_dim_key = "nz"
     defaults: dict[str, Any] = {
-        "nz": 100, "ngf": 32, "ndf": 32, "lr": 2e-4, "betas": [0.5, 0.999], "spectral_norm": False,
-        "ttur": False, "ema": 0.0, "grad_clip": 10.0, "diffaug": True,
+        "nz": 100, "ngf": 32, "ndf": 32, "lr": 2e-4, "betas": [0.5, 0.999], "spectral_norm": True,
+        "ttur": False, "ema": 0.0, "grad_clip": 10.0, "diffaug": True, "clusters": 20,
     }
     critic_norm = "batch"
+    predates_key = {"clusters": 0}  # GANs were not self-conditioned before the option
+
+    @property
+    def clustered(self) -> bool:
+        """Self-conditioned on ``clusters`` k-means clusters of the training images (see clusters.py)."""
+        return int(self.config["clusters"]) > 0
 
     def _n_classes(self) -> int:
-        return int(self.config["n_classes"]) if self.conditional else 0
+        if self.conditional:
+            return int(self.config["n_classes"])
+        return int(self.config["clusters"])
 
     def build(self, for_training: bool) -> None:
         c = self.config
+        if self.conditional and self.clustered:
+            raise ValueError(f"{self.name}: `clusters` stand in for class labels; a class-conditional model has its labels")
+        if self.clustered:
+            self.networks["clusters"] = ImageClusters(int(c["clusters"]))
+            self.sampling_extras = ("clusters",)
         self.networks["generator"] = Generator(c["img_size"], c["nz"], c["ngf"], self._n_classes())
         if not for_training:
             return
@@ -141,11 +165,25 @@ class DCGAN(ZooModel):
         self.optimizers["discriminator"] = self.adam(self.networks["discriminator"].parameters(), lr_d, c["betas"])
 
     def _labels(self, labels: torch.Tensor) -> torch.Tensor | None:
-        return labels if self.conditional else None
+        return labels if self.conditional or self.clustered else None
+
+    def training_labels(self, images: torch.Tensor, labels: torch.Tensor, seed: int) -> torch.Tensor:
+        if not self.clustered:
+            return labels
+        clusters = self.networks["clusters"]
+        if not clusters.fitted:  # a fresh run; a resumed one brings its clusters in the checkpoint
+            clusters.fit(images, seed)
+        labels = clusters.assign(images)
+        log.info("%s: self-conditioned on %d clusters of the training images (largest %.1f%%)",
+                 self.name, len(clusters.weights), 100 * float(clusters.weights.max()))
+        return labels
 
     def _sample(self, net: nn.Module, n: int, labels: torch.Tensor | None, noise: torch.Generator,
                 truncation: float) -> torch.Tensor:
-        return net(self.latent(n, noise, truncation), labels if self.conditional else None)
+        z = self.latent(n, noise, truncation)
+        if self.clustered:
+            labels = self.networks["clusters"].draw(n, noise).to(self.device)
+        return net(z, self._labels(labels))
 
     def augment(self, images: torch.Tensor) -> torch.Tensor:
         """``images`` as the critic sees them: through DiffAugment when ``diffaug`` is on."""
@@ -205,12 +243,16 @@ class WGANGP(DCGAN):
     real/fake interpolates; the generator moves once every ``n_critic`` batches.
 
     ``n_critic`` is 2, not the paper's 5: in 20 one-core minutes 5 leaves the generator about 1,250
-    steps (classifier score 1.58 in the README's benchmark) and 2 about 3,350 (1.75)."""
+    steps (classifier score 1.58 in the README's benchmark) and 2 about 3,350 (1.75).
+
+    Not self-conditioned by default: with 20 clusters a 20-minute run scored 1.79 against 1.78 and
+    moved further from the real images in the classifier's features (FD 17.2 against 13.4)."""
 
     name = "wgan_gp"
     defaults: dict[str, Any] = {
-        **DCGAN.defaults, "lr": 1e-4, "betas": [0.0, 0.9], "gp_weight": 10.0, "n_critic": 2,
-    }
+        **DCGAN.defaults, "spectral_norm": False, "clusters": 0, "lr": 1e-4, "betas": [0.0, 0.9], "gp_weight": 10.0,
+        "n_critic": 2,
+    }  # the gradient penalty, not spectral norm, keeps this critic Lipschitz
     critic_norm = "layer"
 
     def discriminator_loss(self, real, fake, labels):
@@ -240,4 +282,4 @@ class ConditionalGAN(DCGAN):
 
     name = "cgan"
     conditional = True
-    defaults: dict[str, Any] = {**DCGAN.defaults, "spectral_norm": True}
+    defaults: dict[str, Any] = {**DCGAN.defaults, "clusters": 0}

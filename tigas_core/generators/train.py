@@ -74,10 +74,11 @@ def _restore(model: ZooModel, ckpt: Path, options: ZooTrainOptions) -> dict[str,
     return meta["progress"]
 
 
-def _save(model: ZooModel, ckpt: Path, progress: dict[str, Any], options: ZooTrainOptions, class_names: list[str]) -> None:
+def _save(model: ZooModel, ckpt: Path, progress: dict[str, Any], options: ZooTrainOptions, data: ImageFolderTensors) -> None:
+    model.prepare_sampling(data.images, options.seed)
     tensors, meta = model.state_tensors()
     tensors["rng.torch"] = torch.get_rng_state()
-    meta.update(model=model.name, config=model.config, progress=progress, class_names=class_names,
+    meta.update(model=model.name, config=model.config, progress=progress, class_names=data.class_names,
                 data=str(options.data), tigas_weight=options.tigas_weight, seed=options.seed)
     save_checkpoint(ckpt, tensors, meta)
 
@@ -106,6 +107,7 @@ def train_zoo_model(options: ZooTrainOptions) -> dict[str, Any]:
     if ckpt.with_suffix(".json").exists() and not options.fresh:
         progress = _restore(model, ckpt, options)
         log.info("resumed %s at step %d (epoch %d)", model.name, progress["step"], progress["epoch"])
+    data.labels = model.training_labels(data.images, data.labels, options.seed)
     tigas, scheduler = _build_tigas(options)
     train_term = tigas if options.tigas_weight > 0 else None
     writer = SummaryWriter(str(out / "tb"))
@@ -139,7 +141,7 @@ def train_zoo_model(options: ZooTrainOptions) -> dict[str, Any]:
             if done():
                 break
             if time.monotonic() - last_ckpt >= options.checkpoint_every_s:
-                _save(model, ckpt, progress, options, data.class_names)
+                _save(model, ckpt, progress, options, data)
                 last_ckpt = time.monotonic()
         else:  # a full epoch: fixed-noise grid for eyeballing progress
             progress["epoch"] += 1
@@ -151,7 +153,7 @@ def train_zoo_model(options: ZooTrainOptions) -> dict[str, Any]:
             log.info("epoch %d done (step %d, %.0f s) %s", progress["epoch"], progress["step"], progress["seconds"],
                      json.dumps({k: round(v, 4) for k, v in logs.items()}))
 
-    _save(model, ckpt, progress, options, data.class_names)
+    _save(model, ckpt, progress, options, data)
     final = model.sample(options.grid_size, seed=options.seed)
     save_grid(final, samples_dir / "final.png")
     writer.add_images("samples", final, progress["step"])
