@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import normalized_mutual_info_score, roc_auc_score
 
 from tigas_core.api import TIGAS
 from tigas_core.config import atomic_write_text
@@ -202,6 +202,9 @@ def main() -> int:
         trained = json.loads(resolve_checkpoint(checkpoint).with_suffix(".json").read_text())
         label = model.name if model.name not in details else f"{model.name} ({checkpoint})"  # two runs of one model
         details[label] = {"checkpoint": str(checkpoint), "progress": trained.get("progress")}
+        if "clusters" in model.networks:  # self-conditioned: how much of the classes its clusters capture
+            assigned = model.networks["clusters"].assign(data.images)
+            details[label]["cluster_nmi_with_classes"] = round(float(normalized_mutual_info_score(data.labels, assigned)), 3)
         default_guidance = model.config.get("guidance")
         prior = model.networks.get("prior")
         variants = [("", 1.0, default_guidance, False)]  # (row suffix, truncation, guidance, N(0, I) prior)
@@ -245,8 +248,10 @@ def main() -> int:
         accuracy = f"{row['label_accuracy']:.3f}" if "label_accuracy" in row else ""
         lines.append(f"| {name} | {row['classifier_score']:.2f} ± {row['classifier_score_std']:.2f} | {row['confident']:.3f} | {accuracy} "
                      f"| {row.get('fd_classifier', '')} | {row.get('tigas_mean', '')} | {row.get('tigas_auroc', '')} |")
-    lines += ["", "Training of each generator (steps, seconds):", ""]
-    lines += [f"- {name}: {info['progress']}" for name, info in details.items()]
+    lines += ["", "Training of each generator (steps, seconds; for a self-conditioned one the normalised mutual information",
+              "between its clusters of the real images and their CIFAR-10 classes):", ""]
+    lines += [f"- {name}: {info['progress']}" + (f", cluster NMI {info['cluster_nmi_with_classes']}" if "cluster_nmi_with_classes" in info else "")
+              for name, info in details.items()]
     atomic_write_text(args.out / "zoo_recognisability.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
