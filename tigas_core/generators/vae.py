@@ -30,7 +30,7 @@ class Encoder(nn.Module):
 
 class MixturePrior(nn.Module):
     """A Gaussian mixture over the latent space, fitted to the encoder means of the training images
-    after training ("ex-post density estimation", Ghosh et al. 2020).
+    at every checkpoint ("ex-post density estimation", Ghosh et al. 2020).
 
     A 20-minute VAE leaves holes in N(0, I): regions the encoder never maps an image to, which the
     decoder turns into shapeless blur. Sampling where the training codes actually lie avoids them.
@@ -71,8 +71,8 @@ class MixturePrior(nn.Module):
 class VAE(ZooModel):
     """Gaussian decoder with fixed pixel std ``sigma`` (in [-1,1] units): loss per image =
     ||x - x_hat||^2 / (2 sigma^2) + beta * KL. A small sigma trades blur for prior mismatch,
-    and the mixture prior fitted after training (``prior_components``; 0 keeps N(0, I)) is what
-    samples are drawn from, so the mismatch costs less."""
+    and the mixture prior fitted at each checkpoint (``prior_components``; 0 keeps N(0, I)) is
+    what samples are drawn from, so the mismatch costs less."""
 
     name = "vae"
     sampler = "decoder"
@@ -124,8 +124,9 @@ class VAE(ZooModel):
         loss = rec_loss + self.config["beta"] * kl
         logs = {"loss/recon": rec_loss.item(), "loss/kl": kl.item()}
         if tigas is not None:
-            # Judge what `generate` emits: decodes of prior samples, not reconstructions.
-            loss = self.with_tigas_term(loss, tigas, dec(self.latent(n)), step, logs)
+            # Judge what `generate` emits: decodes of prior samples (the mixture once it is fitted), not reconstructions.
+            codes = self.networks["prior"].sample(self.latent(n), None, 1.0)
+            loss = self.with_tigas_term(loss, tigas, dec(codes), step, logs)
         self.optimizers["vae"].zero_grad(set_to_none=True)
         loss.backward()
         logs["grad_norm/vae"] = self.clip(dec) + self.clip(enc)
