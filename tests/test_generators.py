@@ -238,12 +238,16 @@ def test_image_clusters_find_colour_layouts_and_draw_by_share():
     assert torch.bincount(drawn, minlength=3).float().div(5000).sort().values.tolist() == pytest.approx([0.1, 0.3, 0.6], abs=0.02)
 
 
-def test_self_conditioned_gan_resumes_exports_and_samples_unconditionally(image_folder, tmp_path):
+def test_self_conditioned_gan_resumes_exports_and_samples_unconditionally(image_folder, tmp_path, caplog):
+    caplog.set_level("INFO", logger="tigas")
+
     def run(out: Path, steps: int) -> dict:
         return train_zoo_model(ZooTrainOptions(model="dcgan", data=image_folder, out=out, minutes=5, max_steps=steps, batch_size=4,
                                                img_size=16, overrides={**TINY["dcgan"], "clusters": 3}, grid_size=4))
 
     run(tmp_path / "straight", 4)
+    assert "dcgan: self-conditioned on 3 clusters" in caplog.text
+    assert "dcgan on cpu: 12 images, 3 batches/epoch" in caplog.text  # no class count: the folders are not its labels
     run(tmp_path / "resumed", 2)
     run(tmp_path / "resumed", 4)  # the clusters come back from the checkpoint, not from a new fit
     straight, meta = load_checkpoint(tmp_path / "straight")

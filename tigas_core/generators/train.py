@@ -113,7 +113,8 @@ def train_zoo_model(options: ZooTrainOptions) -> dict[str, Any]:
     writer = SummaryWriter(str(out / "tb"))
     samples_dir = out / "samples"
     per_epoch = data.batches_per_epoch(options.batch_size)
-    log.info("%s on %s: %d images, %d classes, %d batches/epoch", model.name, device, len(data), len(data.class_names), per_epoch)
+    classes = f", {len(data.class_names)} classes" if model.conditional else ""  # an unconditional model ignores the folders
+    log.info("%s on %s: %d images%s, %d batches/epoch", model.name, device, len(data), classes, per_epoch)
 
     start, last_ckpt, logs = time.monotonic(), time.monotonic(), {}
     budget = options.minutes * 60.0
