@@ -190,6 +190,7 @@ def distribution_figures(frame: pd.DataFrame, column: str, order: list[str]) -> 
     common = dict(color="generator", category_orders={"generator": order}, labels={column: label},
                   color_discrete_map=palette(order))
     violin = px.violin(ok, x="generator", y=column, box=True, points="all" if len(ok) <= 2000 else False, **common)
+    violin.update_traces(spanmode="hard")  # no density drawn outside the observed [0, 1] scores
     violin.update_layout(showlegend=False, title=f"{label} per generator")
     histogram = px.histogram(ok, x=column, barmode="overlay", histnorm="probability density", opacity=0.55, nbins=40, **common)
     histogram.update_layout(title=f"{label}: overlaid histograms")

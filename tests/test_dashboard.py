@@ -347,6 +347,14 @@ def test_inputs_zip_and_csv(tmp_path, dataset):
 
 
 @pytest.mark.browser
+def test_violins_stay_within_the_observed_scores():
+    dashboard = _load_dashboard_module()
+    frame = pd.DataFrame({"generator": ["real"] * 3 + ["dcgan"] * 3, "score": [0.9, 0.95, 0.99, 0.01, 0.2, 0.5],
+                          "error": [""] * 6})
+    violin = dashboard.distribution_figures(frame, "score", ["real", "dcgan"])["violin_score"]
+    assert len(violin.data) == 2 and all(trace.spanmode == "hard" for trace in violin.data)
+
+
 def test_browser_renders_charts(tmp_path, dataset, weights, chromium):
     port = free_port()
     env = dict(os.environ, HF_HUB_OFFLINE="1", TIGAS_NUM_THREADS="1", TIGAS_CACHE_DIR=str(tmp_path / "cache"))
