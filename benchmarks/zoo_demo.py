@@ -33,7 +33,7 @@ from tigas_core.generators.sampling import write_samples
 from tigas_core.generators.train import ZooTrainOptions, train_zoo_model
 from tigas_core.hub import bundled_weights_dir
 from tigas_core.io import iter_image_files
-from zoo_recognisability import DEFAULT_WORK, feature_stats, judge, load_classifier
+from zoo_recognisability import PINNED_CLASSIFIER, feature_stats, judge, load_classifier
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -75,8 +75,8 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=1000, help="generated images per run")
     parser.add_argument("--n-real", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--classifier-work", type=Path, default=DEFAULT_WORK,
-                        help="cache of the CIFAR-10 classifier of zoo_recognisability.py (trained here if missing)")
+    parser.add_argument("--classifier", type=Path, default=PINNED_CLASSIFIER,
+                        help="weights of the CIFAR-10 classifier of zoo_recognisability.py (default: pinned; trained if missing)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     command = "python benchmarks/zoo_demo.py " + " ".join(sys.argv[1:])
@@ -85,7 +85,7 @@ def main() -> int:
     weights_dir = Path(args.tigas_checkpoint) if args.tigas_checkpoint else bundled_weights_dir()
     weights_sha = hashlib.sha256((weights_dir / "model.safetensors").read_bytes()).hexdigest()
     real = real_subset(args.data, args.n_real, args.work)
-    classifier = load_classifier(ImageFolderTensors(args.data, 32), args.classifier_work)
+    classifier = load_classifier(ImageFolderTensors(args.data, 32), args.classifier)
     real_stats = feature_stats(classifier, ImageFolderTensors(real, 32).images.float() / 255.0)
     init_seconds = json.loads(resolve_checkpoint(args.init).with_suffix(".json").read_text())["progress"]["seconds"] if args.init else 0.0
     rows, grids = [], []
