@@ -43,13 +43,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from sklearn.metrics import normalized_mutual_info_score, roc_auc_score
 
 from tigas_core.api import TIGAS
-from tigas_core.config import atomic_write_text
+from tigas_core.config import atomic_write_bytes, atomic_write_text
 from tigas_core.generators import load_for_sampling
 from tigas_core.generators.common import ImageFolderTensors, resolve_checkpoint, save_grid
 from tigas_core.metrics.frechet import StreamingStats, frechet_distance
@@ -126,10 +126,7 @@ def load_classifier(data: ImageFolderTensors, path: Path = PINNED_CLASSIFIER, ep
         net.load_state_dict(load_file(str(path)))
         return net.eval()
     net = train_classifier(data, epochs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(net.state_dict(), str(tmp))
-    tmp.replace(path)
+    atomic_write_bytes(path, save(net.state_dict()))
     return net
 
 

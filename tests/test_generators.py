@@ -114,6 +114,7 @@ def test_export_then_generate_cli(image_folder, tmp_path, caplog):
     assert not torch.equal(load_checkpoint(stem)[0]["generator.net.0.weight"], load_checkpoint(last)[0]["generator.net.0.weight"])
     exported = stem.with_suffix(".safetensors")
     assert exported.stat().st_size < 5 * 2**20
+    assert exported.stat().st_mode & 0o777 == stem.with_suffix(".json").stat().st_mode & 0o777  # not mkstemp's 0600
     assert all(k.startswith("generator.") for k in load_checkpoint(stem)[0])
     full, small = load_for_sampling(str(run)), load_for_sampling(str(stem))
     labels = torch.tensor([0, 1, 1])

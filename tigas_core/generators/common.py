@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 import torch
 from PIL import Image
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from tigas_core.config import atomic_write_bytes, atomic_write_text
@@ -144,11 +144,8 @@ def restore_optimizer(name: str, optimizer: torch.optim.Optimizer, tensors: dict
 def save_checkpoint(path_stem: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     """Write ``stem.safetensors`` then ``stem.json`` (the JSON last, so it only ever points at a
     complete weights file)."""
-    path_stem.parent.mkdir(parents=True, exist_ok=True)
-    weights = path_stem.with_suffix(".safetensors")
-    tmp = weights.with_name(f".{weights.name}.tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
-    os.replace(tmp, weights)
+    weights = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    atomic_write_bytes(path_stem.with_suffix(".safetensors"), save(weights))  # zoo checkpoints are a few MB
     atomic_write_text(path_stem.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
 
 

@@ -82,7 +82,7 @@ class VAE(ZooModel):
         "ema": 0.0, "grad_clip": 10.0, "prior_components": 10,
     }
     sampling_extras = ("prior",)
-    PRIOR_FIT_IMAGES = 4000  # ~5 s of CPU per checkpoint for 10 components in 128-d
+    PRIOR_FIT_IMAGES = 4000  # the fit of 10 components in 128-d then takes ~8 s of one CPU thread per checkpoint
     predates_key = {"prior_components": 0}  # VAEs sampled from N(0, I) before the mixture prior
 
     def build(self, for_training: bool) -> None:
