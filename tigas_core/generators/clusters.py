@@ -66,7 +66,7 @@ class ImageClusters(nn.Module):
         self.scale.copy_(torch.from_numpy(scale))
         self.projection.zero_()
         self.projection[: pca.n_components_] = torch.from_numpy(pca.components_).to(self.projection)
-        coordinates = self._coordinates(images).double().cpu().numpy()
+        coordinates = standardised @ self.projection.double().numpy().T  # what _coordinates computes, without a second pooling pass
         kmeans = KMeans(clusters, n_init=3, random_state=seed).fit(coordinates)
         self.centroids.copy_(torch.from_numpy(kmeans.cluster_centers_))
         counts = np.bincount(kmeans.labels_, minlength=clusters)
