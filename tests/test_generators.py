@@ -247,7 +247,7 @@ def test_self_conditioned_gan_resumes_exports_and_samples_unconditionally(image_
                                                img_size=16, overrides={**TINY["dcgan"], "clusters": 3}, grid_size=4))
 
     run(tmp_path / "straight", 4)
-    assert "dcgan: self-conditioned on 3 clusters" in caplog.text
+    assert "dcgan: self-conditioned on 3 clusters" in caplog.text and "NMI with the 2 class folders" in caplog.text
     assert "dcgan on cpu: 12 images, 3 batches/epoch" in caplog.text  # no class count: the folders are not its labels
     run(tmp_path / "resumed", 2)
     run(tmp_path / "resumed", 4)  # the clusters come back from the checkpoint, not from a new fit

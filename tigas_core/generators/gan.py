@@ -173,10 +173,15 @@ class DCGAN(ZooModel):
         clusters = self.networks["clusters"]
         if not clusters.fitted:  # a fresh run; a resumed one brings its clusters in the checkpoint
             clusters.fit(images, seed)
-        labels = clusters.assign(images)
-        log.info("%s: self-conditioned on %d clusters of the training images (largest %.1f%%)",
-                 self.name, len(clusters.weights), 100 * float(clusters.weights.max()))
-        return labels
+        assigned = clusters.assign(images)
+        agreement = ""
+        if len(labels.unique()) > 1:  # class folders: say how object-like the clusters are
+            from sklearn.metrics import normalized_mutual_info_score
+
+            agreement = f"; NMI with the {len(labels.unique())} class folders {normalized_mutual_info_score(labels, assigned):.2f}"
+        log.info("%s: self-conditioned on %d clusters of the training images (largest %.1f%%%s)",
+                 self.name, len(clusters.weights), 100 * float(clusters.weights.max()), agreement)
+        return assigned
 
     def _sample(self, net: nn.Module, n: int, labels: torch.Tensor | None, noise: torch.Generator,
                 truncation: float) -> torch.Tensor:

@@ -107,6 +107,7 @@ def train_zoo_model(options: ZooTrainOptions) -> dict[str, Any]:
     if ckpt.with_suffix(".json").exists() and not options.fresh:
         progress = _restore(model, ckpt, options)
         log.info("resumed %s at step %d (epoch %d)", model.name, progress["step"], progress["epoch"])
+    start = time.monotonic()  # the budget includes fitting the clusters of a self-conditioned GAN
     data.labels = model.training_labels(data.images, data.labels, options.seed)
     tigas, scheduler = _build_tigas(options)
     train_term = tigas if options.tigas_weight > 0 else None
@@ -116,7 +117,7 @@ def train_zoo_model(options: ZooTrainOptions) -> dict[str, Any]:
     classes = f", {len(data.class_names)} classes" if model.conditional else ""  # an unconditional model ignores the folders
     log.info("%s on %s: %d images%s, %d batches/epoch", model.name, device, len(data), classes, per_epoch)
 
-    start, last_ckpt, logs = time.monotonic(), time.monotonic(), {}
+    last_ckpt, logs = time.monotonic(), {}
     budget = options.minutes * 60.0
     seconds_before = float(progress["seconds"])
 
