@@ -346,7 +346,6 @@ def test_inputs_zip_and_csv(tmp_path, dataset):
         dashboard.index_csv(bad)
 
 
-@pytest.mark.browser
 def test_violins_stay_within_the_observed_scores():
     dashboard = _load_dashboard_module()
     frame = pd.DataFrame({"generator": ["real"] * 3 + ["dcgan"] * 3, "score": [0.9, 0.95, 0.99, 0.01, 0.2, 0.5],
@@ -355,6 +354,7 @@ def test_violins_stay_within_the_observed_scores():
     assert len(violin.data) == 2 and all(trace.spanmode == "hard" for trace in violin.data)
 
 
+@pytest.mark.browser
 def test_browser_renders_charts(tmp_path, dataset, weights, chromium):
     port = free_port()
     env = dict(os.environ, HF_HUB_OFFLINE="1", TIGAS_NUM_THREADS="1", TIGAS_CACHE_DIR=str(tmp_path / "cache"))
