@@ -51,7 +51,7 @@ from sklearn.metrics import normalized_mutual_info_score, roc_auc_score
 from tigas_core.api import TIGAS
 from tigas_core.config import atomic_write_bytes, atomic_write_text
 from tigas_core.generators import load_for_sampling
-from tigas_core.generators.common import ImageFolderTensors, resolve_checkpoint, save_grid
+from tigas_core.generators.common import ImageFolderTensors, from_uint8, resolve_checkpoint, save_grid
 from tigas_core.metrics.frechet import StreamingStats, frechet_distance
 from tigas_core.metrics.inception_score import inception_score_from_probs
 
@@ -93,7 +93,7 @@ def train_classifier(data: ImageFolderTensors, epochs: int) -> nn.Module:
     net = classifier()
     torch.manual_seed(0)
     train_idx, _ = split(data)
-    images = data.images[train_idx].float() / 127.5 - 1.0
+    images = from_uint8(data.images[train_idx])
     labels = data.labels[train_idx]
     steps_per_epoch = len(images) // 64
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=5e-4)

@@ -68,7 +68,7 @@ class ImageFolderTensors:
             raise ValueError(f"only {len(self)} images, fewer than one batch of {batch_size}")
         for b in range(skip, n_batches):
             idx = order[b * batch_size : (b + 1) * batch_size]
-            yield self.images[idx].float() / 127.5 - 1.0, self.labels[idx]
+            yield from_uint8(self.images[idx]), self.labels[idx]
 
     def batches_per_epoch(self, batch_size: int) -> int:
         return len(self) // batch_size
@@ -92,6 +92,11 @@ class EMA:
             ema_p.lerp_(p.detach(), 1.0 - decay)
         for ema_b, b in zip(self.module.buffers(), module.buffers()):
             ema_b.copy_(b)
+
+
+def from_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Stored uint8 images [N,3,H,W] -> float in [-1, 1], the range the zoo's networks work in."""
+    return images.float() / 127.5 - 1.0
 
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:

@@ -174,11 +174,11 @@ class DCGAN(ZooModel):
         if not clusters.fitted:  # a fresh run; a resumed one brings its clusters in the checkpoint
             clusters.fit(images, seed)
         assigned = clusters.assign(images)
-        agreement = ""
-        if len(labels.unique()) > 1:  # class folders: say how object-like the clusters are
+        agreement, folders = "", len(labels.unique())
+        if folders > 1:  # class folders: say how object-like the clusters are
             from sklearn.metrics import normalized_mutual_info_score
 
-            agreement = f"; NMI with the {len(labels.unique())} class folders {normalized_mutual_info_score(labels, assigned):.2f}"
+            agreement = f"; NMI with the {folders} class folders {normalized_mutual_info_score(labels, assigned):.2f}"
         log.info("%s: self-conditioned on %d clusters of the training images (largest %.1f%%%s)",
                  self.name, len(clusters.weights), 100 * float(clusters.weights.max()), agreement)
         return assigned

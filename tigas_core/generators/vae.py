@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from tigas_core.generators.base import ZooModel
+from tigas_core.generators.common import from_uint8
 from tigas_core.generators.gan import Discriminator, Generator
 
 
@@ -109,7 +110,7 @@ class VAE(ZooModel):
         was_training = encoder.training
         encoder.eval()
         subset = images[:: max(1, len(images) // self.PRIOR_FIT_IMAGES)]  # bounds the cost of a checkpoint
-        means = torch.cat([encoder(chunk.to(self.device).float() / 127.5 - 1.0)[0] for chunk in subset.split(500)])
+        means = torch.cat([encoder(from_uint8(chunk.to(self.device)))[0] for chunk in subset.split(500)])
         encoder.train(was_training)
         self.networks["prior"].fit(means, seed)
 
