@@ -27,7 +27,7 @@ import torch
 from tigas_core.api import TIGAS
 from tigas_core.commands.fid import compare_folders
 from tigas_core.config import atomic_write_text
-from tigas_core.generators import load_for_sampling
+from tigas_core.generators import MODELS, load_for_sampling
 from tigas_core.generators.common import ImageFolderTensors, resolve_checkpoint, save_grid
 from tigas_core.generators.sampling import write_samples
 from tigas_core.generators.train import ZooTrainOptions, train_zoo_model
@@ -87,7 +87,11 @@ def main() -> int:
     real = real_subset(args.data, args.n_real, args.work)
     classifier = load_classifier(ImageFolderTensors(args.data, 32), args.classifier)
     real_stats = feature_stats(classifier, ImageFolderTensors(real, 32).images.float() / 255.0)
-    init_seconds = json.loads(resolve_checkpoint(args.init).with_suffix(".json").read_text())["progress"]["seconds"] if args.init else 0.0
+    init_meta = json.loads(resolve_checkpoint(args.init).with_suffix(".json").read_text()) if args.init else {}
+    init_seconds = init_meta["progress"]["seconds"] if args.init else 0.0
+    # Continue with the starting run's own settings, whichever defaults it was trained with.
+    init_config = {**MODELS["dcgan"].predates_key, **init_meta["config"]} if args.init else {}
+    overrides = {k: v for k, v in init_config.items() if k not in ("img_size", "n_classes")}
     rows, grids = [], []
     runs = [("without TIGAS", 0.0)] + [(f"with TIGAS (weight {w}, every {args.tigas_every} step(s))", w) for w in args.tigas_weight]
     for label, weight in runs:
@@ -96,7 +100,7 @@ def main() -> int:
         start = time.monotonic()
         summary = train_zoo_model(ZooTrainOptions(
             model="dcgan", data=args.data, out=run, minutes=600, max_steps=first_step + args.steps, seed=args.seed,
-            tigas_weight=weight, tigas_checkpoint=args.tigas_checkpoint, tigas_every=args.tigas_every))
+            overrides=overrides, tigas_weight=weight, tigas_checkpoint=args.tigas_checkpoint, tigas_every=args.tigas_every))
         train_s = time.monotonic() - start
         model = load_for_sampling(str(run))
         fakes = run / "fake"

@@ -13,18 +13,17 @@ from conftest import natural_like
 from tigas_core.cli import main as cli_main
 from tigas_core.generators import MODELS, build_model, load_for_sampling
 from tigas_core.generators.clusters import ImageClusters
-from tigas_core.generators.common import load_checkpoint, save_checkpoint
+from tigas_core.generators.common import MixturePrior, load_checkpoint, save_checkpoint
 from tigas_core.generators.ddpm import cosine_alpha_bar, min_snr_weight
 from tigas_core.generators.gan import diff_augment
 from tigas_core.generators.sampling import generate_images
-from tigas_core.generators.vae import MixturePrior
 from tigas_core.generators.train import ZooTrainOptions, train_zoo_model
 
 
 
 # Tiny networks at 16 px so each model trains in well under a second per step.
 TINY = {
-    "dcgan": {"nz": 8, "ngf": 8, "ndf": 8, "ema": 0.999, "clusters": 3},
+    "dcgan": {"nz": 8, "ngf": 8, "ndf": 8, "ema": 0.999, "layout_prior": 2},
     "wgan_gp": {"nz": 8, "ngf": 8, "ndf": 8, "n_critic": 2},
     "cgan": {"nz": 8, "ngf": 8, "ndf": 8},
     "vae": {"latent": 8, "width": 8},
@@ -171,6 +170,24 @@ def test_class_conditional_ddpm_with_guidance(image_folder, tmp_path):
     assert cli_main(["generate", "--checkpoint", str(plain), "--n", "1", "--guidance", "2", "--out", str(out)]) == 2
 
 
+@pytest.mark.parametrize("name", ["wgan_gp", "dcgan"])
+def test_class_conditional_option(name, image_folder, tmp_path):
+    """`--set class_conditional=true` makes WGAN-GP (or the DCGAN, which is then the cGAN with
+    another critic) conditional on the class folders; the label changes the image, and sampling
+    cycles through the classes."""
+    run = tmp_path / name
+    train_zoo_model(ZooTrainOptions(model=name, data=image_folder, out=run, minutes=5, max_steps=2, batch_size=4,
+                                    img_size=16, overrides={**TINY[name], "layout_prior": 0, "class_conditional": True}, grid_size=4))
+    model = load_for_sampling(str(run))
+    assert model.conditional and model.config["n_classes"] == 2
+    cats, ships = model.sample(2, torch.tensor([0, 0]), seed=1), model.sample(2, torch.tensor([1, 1]), seed=1)
+    assert cats.shape == (2, 3, 16, 16) and not torch.allclose(cats, ships)
+    assert torch.equal(model.sample(2, seed=1), model.sample(2, torch.tensor([0, 1]), seed=1))
+    assert not build_model(name, {**TINY[name], "img_size": 16}).conditional  # unconditional by default
+    with pytest.raises(ValueError, match="n_classes"):
+        build_model(name, {**TINY[name], "img_size": 16, "layout_prior": 0, "class_conditional": True})
+
+
 def test_mixture_prior_recovers_the_codes_it_was_fitted_to():
     prior = MixturePrior(latent=2, components=3)
     noise = torch.randn(2000, 2, generator=torch.Generator().manual_seed(0))
@@ -244,7 +261,7 @@ def test_self_conditioned_gan_resumes_exports_and_samples_unconditionally(image_
 
     def run(out: Path, steps: int) -> dict:
         return train_zoo_model(ZooTrainOptions(model="dcgan", data=image_folder, out=out, minutes=5, max_steps=steps, batch_size=4,
-                                               img_size=16, overrides={**TINY["dcgan"], "clusters": 3}, grid_size=4))
+                                               img_size=16, overrides={**TINY["dcgan"], "clusters": 3, "layout_prior": 0}, grid_size=4))
 
     run(tmp_path / "straight", 4)
     assert "dcgan: self-conditioned on 3 clusters" in caplog.text and "NMI with the 2 class folders" in caplog.text
@@ -268,13 +285,55 @@ def test_self_conditioned_gan_resumes_exports_and_samples_unconditionally(image_
     files = generate_images(stem, tmp_path / "fake", n=3, seed=0)
     assert len(files) == 3
     with pytest.raises(ValueError, match="stand in for class labels"):
-        build_model("cgan", {**TINY["cgan"], "clusters": 2})
-    old = json.loads(stem.with_suffix(".json").read_text())  # a GAN from before the option: no clusters
-    del old["config"]["clusters"]
+        build_model("cgan", {**TINY["cgan"], "clusters": 2, "n_classes": 2})
+    old = json.loads(stem.with_suffix(".json").read_text())  # a GAN from before the options: no clusters, no layouts
+    for key in ("clusters", "layout_prior", "layout_weight"):
+        del old["config"][key]
     plain = tmp_path / "plain" / "dcgan"
-    plain_weights = build_model("dcgan", {**TINY["dcgan"], "img_size": 16, "clusters": 0}, for_training=False).sampler_tensors()
+    plain_weights = build_model("dcgan", {**TINY["dcgan"], "img_size": 16, "layout_prior": 0}, for_training=False).sampler_tensors()
     save_checkpoint(plain, plain_weights, old)
-    assert not load_for_sampling(str(plain)).clustered
+    model = load_for_sampling(str(plain))
+    assert not model.clustered and not model.layout_conditioned
+
+
+def test_layout_conditioned_gan_samples_from_its_layout_prior(image_folder, tmp_path, caplog):
+    """`layout_prior`: the generator follows the colour-layout code it is given, the fitted prior
+    travels in the exported checkpoint, and the layout term is trained and logged."""
+    caplog.set_level("INFO", logger="tigas")
+    overrides = TINY["dcgan"]  # conditioned on layouts by default, with layout_weight 1
+    run = tmp_path / "run"
+    summary = train_zoo_model(ZooTrainOptions(model="dcgan", data=image_folder, out=run, minutes=5, max_steps=3,
+                                              batch_size=4, img_size=16, overrides=overrides, grid_size=4))
+    assert summary["last"]["loss/g_layout"] > 0
+    assert "conditioned on the colour layout" in caplog.text
+    stem = tmp_path / "small" / "dcgan"
+    assert cli_main(["zoo", "export", "--checkpoint", str(run), "--out", str(stem)]) == 0
+    assert {k.split(".")[0] for k in load_checkpoint(stem)[0]} == {"generator", "layout_prior"}
+    model = load_for_sampling(str(stem))
+    assert not model.conditional and model.layout_conditioned and model.networks["layout_prior"].fitted
+    images = model.sample(4, seed=1)
+    assert images.shape == (4, 3, 16, 16) and torch.equal(images, model.sample(4, seed=1))
+    generator, z = model.networks["generator"], torch.randn(2, TINY["dcgan"]["nz"])
+    assert not torch.allclose(generator(z, torch.zeros(2, 32)), generator(z, torch.full((2, 32), 3.0)))
+    with pytest.raises(ValueError, match="excludes labels and clusters"):
+        build_model("dcgan", {**TINY["dcgan"], "img_size": 16, "clusters": 2})
+
+
+def test_a_run_from_before_a_config_key_resumes_as_it_was_trained(image_folder, tmp_path):
+    def run(overrides: dict, steps: int) -> dict:
+        return train_zoo_model(ZooTrainOptions(model="dcgan", data=image_folder, out=tmp_path, minutes=5, max_steps=steps,
+                                               batch_size=4, img_size=16, overrides=overrides, grid_size=4))
+
+    unconditioned = {**TINY["dcgan"], "layout_prior": 0, "layout_weight": 0.0}
+    run(unconditioned, 2)
+    meta_file = tmp_path / "checkpoint.json"
+    meta = json.loads(meta_file.read_text())
+    for key in ("layout_prior", "layout_weight"):  # written before the layout options existed
+        del meta["config"][key]
+    meta_file.write_text(json.dumps(meta))
+    assert run(unconditioned, 3)["step"] == 3
+    with pytest.raises(ValueError, match="config differs"):
+        run(TINY["dcgan"], 4)  # today's defaults condition on layouts: not the run on disk
 
 
 def test_truncation_pulls_latents_towards_the_mode():
@@ -321,8 +380,8 @@ def test_critic_sees_augmented_images_only_with_diffaug():
     for diffaug in (True, False):
         gan = build_model("dcgan", {**TINY["dcgan"], "img_size": 16, "diffaug": diffaug})
         gan.networks["discriminator"].eval()
-        clusters = torch.zeros(4, dtype=torch.long)  # the TINY DCGAN is self-conditioned
-        a, b = gan.critic(real, clusters), gan.critic(real, clusters)
+        codes = torch.zeros(4, 32)  # the DCGAN is conditioned on layout codes
+        a, b = gan.critic(real, codes), gan.critic(real, codes)
         assert torch.equal(a, b) is (not diffaug)
 
 

@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--ttur", action="store_true", help="two time-scale update rule: D lr x2, G lr /2")
     train.add_argument("--ema", type=float, default=None, help="EMA decay of the generator weights (0 = off)")
     train.add_argument("--clusters", type=int, default=None,
-                       help="GANs without labels: self-condition on this many k-means clusters of the images (0 = off)")
+                       help="GANs without labels: self-condition on this many k-means clusters of the images (0 = off; "
+                            "the DCGAN conditions on layouts instead by default: add --set layout_prior=0)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a model config value (JSON value)")
     train.add_argument("--tigas-weight", type=float, default=0.0, help="add weight * (1 - TIGAS score) to the generator loss")
     train.add_argument("--tigas-checkpoint", default=None, help="TIGAS weights (default: the bundled ones)")

@@ -22,7 +22,7 @@ class ZooModel:
     name: ClassVar[str]
     sampler: ClassVar[str]
     defaults: ClassVar[dict[str, Any]]
-    conditional: bool = False  # takes class labels; fixed per class, or per config (see `takes_labels`)
+    conditional: bool  # takes class labels: set from the ``class_conditional`` config key (see `takes_labels`)
     latent_dim_key: ClassVar[str | None] = None  # config key of the latent size; None: no latent to truncate
     # Values that a checkpoint written before a config key existed stands for (it was trained that way).
     predates_key: ClassVar[dict[str, Any]] = {}
@@ -35,6 +35,8 @@ class ZooModel:
             raise ValueError(f"{self.name}: unknown config keys {sorted(unknown)}")
         self.config: dict[str, Any] = {"img_size": 32, "n_classes": 0, **self.defaults, **(config or {})}
         self.conditional = self.takes_labels(self.config)
+        if self.conditional and int(self.config["n_classes"]) < 1:
+            raise ValueError(f"a class-conditional {self.name} needs n_classes >= 1 (class sub-folders in --data)")
         if self.config["img_size"] < 8 or 2 ** round(math.log2(self.config["img_size"])) != self.config["img_size"]:
             raise ValueError(f"img_size must be a power of two >= 8, got {self.config['img_size']}")
         self.networks: dict[str, nn.Module] = {}
@@ -47,8 +49,8 @@ class ZooModel:
     @classmethod
     def takes_labels(cls, config: dict[str, Any]) -> bool:
         """Whether a model built from ``config`` is class-conditional (the trainer then passes the
-        number of class folders as ``n_classes``)."""
-        return cls.conditional
+        number of class folders as ``n_classes``): its ``class_conditional`` key, for models that have one."""
+        return bool({**cls.defaults, **config}.get("class_conditional", False))
 
     # --- to implement -------------------------------------------------------------------------
     def build(self, for_training: bool) -> None:

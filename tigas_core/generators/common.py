@@ -1,4 +1,4 @@
-"""Pieces every zoo model shares: image folder loading, EMA, checkpoints, sample grids.
+"""Pieces the zoo models share: image folder loading, EMA, a fitted mixture prior, checkpoints, sample grids.
 
 Checkpoints are a pair ``NAME.safetensors`` (every tensor: weights, optimizer moments, RNG state)
 and ``NAME.json`` (model name, config, counters, optimizer hyper-parameters), both written
@@ -14,6 +14,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
 import torch
 from PIL import Image
 from safetensors.torch import load_file, save
@@ -92,6 +93,45 @@ class EMA:
             ema_p.lerp_(p.detach(), 1.0 - decay)
         for ema_b, b in zip(self.module.buffers(), module.buffers()):
             ema_b.copy_(b)
+
+
+class MixturePrior(nn.Module):
+    """A full-covariance Gaussian mixture over codes, fitted to the codes of the training images:
+    the VAE's encoder means at every checkpoint ("ex-post density estimation", Ghosh et al. 2020),
+    the layout codes of a layout-conditioned GAN once. Sampling then draws codes where the
+    training codes actually lie: a 20-minute VAE leaves holes in N(0, I) that its decoder turns
+    into shapeless blur. Until it is fitted, sampling falls back to N(0, I)."""
+
+    def __init__(self, latent: int, components: int):
+        super().__init__()
+        self.register_buffer("weights", torch.zeros(components))
+        self.register_buffer("means", torch.zeros(components, latent))
+        self.register_buffer("scale_tril", torch.eye(latent).repeat(components, 1, 1))
+
+    @property
+    def fitted(self) -> bool:
+        return bool(self.weights.sum() > 0)
+
+    @torch.no_grad()
+    def fit(self, codes: torch.Tensor, seed: int = 0) -> None:
+        from sklearn.mixture import GaussianMixture
+
+        k = min(len(self.weights), len(codes))  # a tiny data set gets fewer components; the rest weigh 0
+        mixture = GaussianMixture(k, covariance_type="full", reg_covar=1e-4, max_iter=200,
+                                  random_state=seed).fit(codes.double().cpu().numpy())
+        self.weights.zero_()
+        for name, value in (("weights", mixture.weights_), ("means", mixture.means_),
+                            ("scale_tril", np.linalg.cholesky(mixture.covariances_))):
+            buffer = getattr(self, name)
+            buffer[:k] = torch.from_numpy(np.asarray(value)).to(buffer)
+
+    def sample(self, noise: torch.Tensor, generator: torch.Generator | None, truncation: float) -> torch.Tensor:
+        """Codes for standard-normal ``noise`` [n, latent]: a component drawn by its weight, its mean
+        plus its Cholesky factor times ``truncation`` * noise (truncation pulls codes to the means)."""
+        if not self.fitted:
+            return noise * truncation
+        which = torch.multinomial(self.weights.float().cpu(), len(noise), replacement=True, generator=generator).to(noise.device)
+        return self.means[which] + truncation * torch.einsum("nij,nj->ni", self.scale_tril[which], noise)
 
 
 def from_uint8(images: torch.Tensor) -> torch.Tensor:

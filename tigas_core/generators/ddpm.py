@@ -144,17 +144,11 @@ class DDPM(ZooModel):
 
     predates_key = {"class_conditional": False}  # DDPMs were unconditional before the option
 
-    @classmethod
-    def takes_labels(cls, config: dict[str, Any]) -> bool:
-        return bool({**cls.defaults, **config}["class_conditional"])
-
     def build(self, for_training: bool) -> None:
         c = self.config
         if c["img_size"] % (c["patch"] * 2 ** (len(c["mults"]) - 1)):
             raise ValueError(f"img_size {c['img_size']} is not divisible by patch x 2^(levels - 1)")
         n_classes = int(c["n_classes"]) if self.conditional else 0
-        if self.conditional and n_classes < 1:
-            raise ValueError("a class-conditional DDPM needs n_classes >= 1 (class sub-folders in --data)")
         self.networks["unet"] = UNet(c["width"], tuple(c["mults"]), c["dropout"], c["patch"], n_classes)
         self.alpha_bar = cosine_alpha_bar(int(c["timesteps"]))
         if for_training:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from tigas_core.generators.base import ZooModel
-from tigas_core.generators.common import from_uint8
+from tigas_core.generators.common import MixturePrior, from_uint8
 from tigas_core.generators.gan import Discriminator, Generator
 
 
@@ -27,46 +26,6 @@ class Encoder(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.trunk.features(x)
         return self.mu(h), self.logvar(h).clamp(-10, 10)
-
-
-class MixturePrior(nn.Module):
-    """A Gaussian mixture over the latent space, fitted to the encoder means of the training images
-    at every checkpoint ("ex-post density estimation", Ghosh et al. 2020).
-
-    A 20-minute VAE leaves holes in N(0, I): regions the encoder never maps an image to, which the
-    decoder turns into shapeless blur. Sampling where the training codes actually lie avoids them.
-    Until it is fitted (or with ``prior_components`` 0) sampling falls back to N(0, I)."""
-
-    def __init__(self, latent: int, components: int):
-        super().__init__()
-        self.register_buffer("weights", torch.zeros(components))
-        self.register_buffer("means", torch.zeros(components, latent))
-        self.register_buffer("scale_tril", torch.eye(latent).repeat(components, 1, 1))
-
-    @property
-    def fitted(self) -> bool:
-        return bool(self.weights.sum() > 0)
-
-    @torch.no_grad()
-    def fit(self, codes: torch.Tensor, seed: int = 0) -> None:
-        from sklearn.mixture import GaussianMixture
-
-        k = min(len(self.weights), len(codes))  # a tiny data set gets fewer components; the rest weigh 0
-        mixture = GaussianMixture(k, covariance_type="full", reg_covar=1e-4, max_iter=200,
-                                  random_state=seed).fit(codes.double().cpu().numpy())
-        self.weights.zero_()
-        for name, value in (("weights", mixture.weights_), ("means", mixture.means_),
-                            ("scale_tril", np.linalg.cholesky(mixture.covariances_))):
-            buffer = getattr(self, name)
-            buffer[:k] = torch.from_numpy(np.asarray(value)).to(buffer)
-
-    def sample(self, noise: torch.Tensor, generator: torch.Generator | None, truncation: float) -> torch.Tensor:
-        """Codes for standard-normal ``noise`` [n, latent]: a component drawn by its weight, its mean
-        plus its Cholesky factor times ``truncation`` * noise (truncation pulls codes to the means)."""
-        if not self.fitted:
-            return noise * truncation
-        which = torch.multinomial(self.weights.float().cpu(), len(noise), replacement=True, generator=generator).to(noise.device)
-        return self.means[which] + truncation * torch.einsum("nij,nj->ni", self.scale_tril[which], noise)
 
 
 class VAE(ZooModel):
