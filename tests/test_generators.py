@@ -324,16 +324,28 @@ def test_a_run_from_before_a_config_key_resumes_as_it_was_trained(image_folder, 
         return train_zoo_model(ZooTrainOptions(model="dcgan", data=image_folder, out=tmp_path, minutes=5, max_steps=steps,
                                                batch_size=4, img_size=16, overrides=overrides, grid_size=4))
 
-    unconditioned = {**TINY["dcgan"], "layout_prior": 0, "layout_weight": 0.0}
+    unconditioned = {**TINY["dcgan"], "layout_prior": 0}
     run(unconditioned, 2)
     meta_file = tmp_path / "checkpoint.json"
     meta = json.loads(meta_file.read_text())
-    for key in ("layout_prior", "layout_weight"):  # written before the layout options existed
+    for key in ("layout_prior", "layout_weight", "class_conditional"):  # written before those options existed
         del meta["config"][key]
     meta_file.write_text(json.dumps(meta))
     assert run(unconditioned, 3)["step"] == 3
     with pytest.raises(ValueError, match="config differs"):
         run(TINY["dcgan"], 4)  # today's defaults condition on layouts: not the run on disk
+
+    def cgan_run(steps: int) -> dict:
+        return train_zoo_model(ZooTrainOptions(model="cgan", data=image_folder, out=tmp_path / "cgan", minutes=5,
+                                               max_steps=steps, batch_size=4, img_size=16, overrides=TINY["cgan"], grid_size=4))
+
+    cgan_run(1)
+    meta_file = tmp_path / "cgan" / "checkpoint.json"
+    meta = json.loads(meta_file.read_text())
+    for key in ("layout_prior", "layout_weight", "class_conditional"):  # a cGAN took labels before the option
+        del meta["config"][key]
+    meta_file.write_text(json.dumps(meta))
+    assert load_for_sampling(str(tmp_path / "cgan")).conditional and cgan_run(2)["step"] == 2
 
 
 def test_truncation_pulls_latents_towards_the_mode():

@@ -155,8 +155,10 @@ class DCGAN(ZooModel):
         "class_conditional": False, "layout_prior": 20, "layout_weight": 1.0,
     }
     critic_norm = "batch"
-    # GANs were unconditioned before `clusters`, and not conditioned on layouts before `layout_prior`.
-    predates_key = {"clusters": 0, "layout_prior": 0, "layout_weight": 0.0}
+    # GANs were unconditioned before `clusters`, not conditioned on layouts before `layout_prior`
+    # (the layout weight, unused then, reads as today's default so such runs resume with it), and
+    # only the cGAN took labels before `class_conditional`.
+    predates_key = {"clusters": 0, "layout_prior": 0, "layout_weight": 1.0, "class_conditional": False}
 
     @property
     def clustered(self) -> bool:
@@ -341,3 +343,4 @@ class ConditionalGAN(DCGAN):
 
     name = "cgan"
     defaults: dict[str, Any] = {**DCGAN.defaults, "layout_prior": 0, "class_conditional": True}
+    predates_key = {**DCGAN.predates_key, "class_conditional": True}
