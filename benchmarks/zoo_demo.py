@@ -90,7 +90,7 @@ def main() -> int:
     init_meta = json.loads(resolve_checkpoint(args.init).with_suffix(".json").read_text()) if args.init else {}
     init_seconds = init_meta["progress"]["seconds"] if args.init else 0.0
     # Continue with the starting run's own settings, whichever defaults it was trained with.
-    init_config = {**MODELS["dcgan"].predates_key, **init_meta["config"]} if args.init else {}
+    init_config = MODELS["dcgan"].saved_config(init_meta) if args.init else {}
     overrides = {k: v for k, v in init_config.items() if k not in ("img_size", "n_classes")}
     rows, grids = [], []
     runs = [("without TIGAS", 0.0)] + [(f"with TIGAS (weight {w}, every {args.tigas_every} step(s))", w) for w in args.tigas_weight]

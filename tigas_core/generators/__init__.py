@@ -30,8 +30,8 @@ def load_for_sampling(checkpoint: str, expected_model: str | None = None, use_em
     name = meta.get("model")
     if expected_model and name != expected_model:
         raise ValueError(f"{checkpoint}: checkpoint is a {name!r} model, not {expected_model!r}")
-    predates_key = MODELS[name].predates_key if name in MODELS else {}  # build_model rejects unknown names
-    model = build_model(name, {**predates_key, **(meta.get("config") or {})}, for_training=False)
+    config = MODELS[name].saved_config(meta) if name in MODELS else {}  # build_model rejects unknown names
+    model = build_model(name, config, for_training=False)
     if not use_ema:
         tensors = {k: v for k, v in tensors.items() if not k.startswith(f"{model.sampler}_ema.")}
     sampler = model.networks[model.sampler]

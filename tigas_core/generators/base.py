@@ -52,6 +52,12 @@ class ZooModel:
         number of class folders as ``n_classes``): its ``class_conditional`` key, for models that have one."""
         return bool({**cls.defaults, **config}.get("class_conditional", False))
 
+    @classmethod
+    def saved_config(cls, meta: dict[str, Any]) -> dict[str, Any]:
+        """The config a checkpoint's ``meta`` was trained with: a key added after it was written
+        takes the value that the checkpoint predates (``predates_key``)."""
+        return {**cls.predates_key, **(meta.get("config") or {})}
+
     # --- to implement -------------------------------------------------------------------------
     def build(self, for_training: bool) -> None:
         raise NotImplementedError

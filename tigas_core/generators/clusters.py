@@ -63,7 +63,7 @@ class LayoutCodes(nn.Module):
         self.scale.copy_(torch.from_numpy(scale))
         self.projection.zero_()
         self.projection[: pca.n_components_] = torch.from_numpy(pca.components_).to(self.projection)
-        return standardised @ self.projection.double().numpy().T  # forward's result, without a second pooling pass
+        return standardised @ self.projection.double().numpy().T  # what `codes` computes, without a second pooling pass
 
 
 class ImageClusters(LayoutCodes):

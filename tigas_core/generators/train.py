@@ -66,7 +66,7 @@ def _restore(model: ZooModel, ckpt: Path, options: ZooTrainOptions) -> dict[str,
     tensors, meta = load_checkpoint(ckpt)
     if meta.get("model") != model.name:
         raise ValueError(f"{ckpt}: holds a {meta.get('model')!r} run, not {model.name!r}; use another --out or --fresh")
-    saved = {**model.predates_key, **meta.get("config", {})}  # a run from before a key was trained as it says
+    saved = model.saved_config(meta)
     if saved != model.config:
         raise ValueError(f"{ckpt}: config differs from this run's ({saved} vs {model.config}); use another --out or --fresh")
     model.load_state_tensors(tensors, meta)
