@@ -3,6 +3,7 @@ exported checkpoints sample, and `tigas zoo train` / `tigas generate` work end t
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from tigas_core.generators.common import MixturePrior, load_checkpoint, save_che
 from tigas_core.generators.ddpm import cosine_alpha_bar, min_snr_weight
 from tigas_core.generators.gan import diff_augment
 from tigas_core.generators.sampling import generate_images
-from tigas_core.generators.train import ZooTrainOptions, train_zoo_model
+from tigas_core.generators.train import ZooTrainOptions, has_fast_bf16, train_zoo_model
 
 
 
@@ -67,6 +68,42 @@ def test_each_generator_trains_and_samples(name, image_folder, tmp_path):
     if name == "ddpm":  # fewer DDIM steps: still valid images, different ones
         files = generate_images(tmp_path, tmp_path / "fake", n=2, seed=1, sample_steps=2)
         assert len(files) == 2 and Image.open(files[0]).size == (16, 16)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_bf16_training_runs_its_convolutions_in_bfloat16_and_keeps_float32_weights(name, image_folder, tmp_path, monkeypatch):
+    seen: set[torch.dtype] = set()
+    real_build = MODELS[name].build
+
+    def build_and_watch(self, for_training):  # record what the convolutions of every network compute in
+        real_build(self, for_training)
+        for net in self.networks.values():
+            for module in net.modules():
+                if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+                    module.register_forward_hook(lambda _m, _i, out: seen.add(out.dtype) if torch.is_grad_enabled() else None)
+
+    monkeypatch.setattr(MODELS[name], "build", build_and_watch)
+    torch.manual_seed(0)
+    summary = train_zoo_model(options(name, image_folder, tmp_path, steps=3, precision="bf16"))
+    assert seen == {torch.bfloat16}
+    assert all(math.isfinite(value) for value in summary["last"].values())
+    tensors, meta = load_checkpoint(tmp_path)
+    assert meta["precision"] == "bf16"
+    dtypes = {value.dtype for value in tensors.values() if value.is_floating_point()}  # weights, EMA, Adam moments
+    assert torch.float32 in dtypes and torch.bfloat16 not in dtypes
+    images = load_for_sampling(str(tmp_path)).sample(3, seed=0)
+    assert images.dtype == torch.float32 and torch.isfinite(images).all() and images.std() > 0
+
+
+def test_auto_precision_is_recorded_as_what_it_chose(image_folder, tmp_path):
+    train_zoo_model(options("vae", image_folder, tmp_path, steps=1, precision="auto"))
+    _, meta = load_checkpoint(tmp_path)
+    assert meta["precision"] == ("bf16" if has_fast_bf16(torch.device("cpu")) else "fp32")
+
+
+def test_unknown_precision_is_refused(image_folder, tmp_path):
+    with pytest.raises(ValueError, match="unknown precision 'fp16'; choose one of auto, fp32, bf16"):
+        train_zoo_model(options("vae", image_folder, tmp_path, steps=1, precision="fp16"))
 
 
 def test_resume_continues_exactly(image_folder, tmp_path):

@@ -48,7 +48,7 @@ class LayoutCodes(nn.Module):
     def codes(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 or [0, 1] float images [N,3,H,W] -> codes [N, 32] (differentiable for float images)."""
         features = layout_features(images.to(self.mean.device))
-        return ((features - self.mean) / self.scale) @ self.projection.T
+        return (((features - self.mean) / self.scale) @ self.projection.T).float()  # float32 also under autocast
 
     @torch.no_grad()
     def fit_codes(self, images: torch.Tensor, seed: int = 0) -> np.ndarray:

@@ -170,7 +170,7 @@ class DDPM(ZooModel):
         if self.conditional:
             dropped = torch.rand(n, device=real.device) < float(self.config["label_dropout"])
             cond = torch.where(dropped, torch.full_like(labels, int(self.config["n_classes"])), labels)
-        eps_hat = unet(x_t, t, cond)
+        eps_hat = unet(x_t, t, cond).float()  # a float32 loss under bf16 autocast
         per_image = (eps_hat - eps).pow(2).flatten(1).mean(1)
         if self.config["min_snr"] > 0:
             per_image = per_image * min_snr_weight(ab.flatten(), float(self.config["min_snr"]))

@@ -242,8 +242,8 @@ class DCGAN(ZooModel):
         return diff_augment(images) if self.config["diffaug"] else images
 
     def critic(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """The discriminator's output on (augmented) images."""
-        return self.networks["discriminator"](self.augment(images), labels)
+        """The discriminator's output on (augmented) images, float32 (also under bf16 autocast)."""
+        return self.networks["discriminator"](self.augment(images), labels).float()
 
     def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float]]:
         d_real, d_fake = self.critic(real, labels), self.critic(fake, labels)
@@ -319,7 +319,7 @@ class WGANGP(DCGAN):
     def discriminator_loss(self, real, fake, labels):
         d = self.networks["discriminator"]
         real, fake = self.augment(real), self.augment(fake)  # the penalty holds between the images D sees
-        d_real, d_fake = d(real, labels), d(fake, labels)
+        d_real, d_fake = d(real, labels).float(), d(fake, labels).float()
         alpha = torch.rand(len(real), 1, 1, 1, device=real.device)
         mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
         (grad,) = torch.autograd.grad(d(mixed, labels).sum(), mixed, create_graph=True)

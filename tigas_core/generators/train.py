@@ -6,6 +6,7 @@ A run folder holds ``checkpoint.safetensors`` + ``checkpoint.json`` (resumed aut
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -46,6 +47,42 @@ class ZooTrainOptions:
     log_every: int = 10
     fresh: bool = False
     device: str = "auto"
+    precision: str = "fp32"  # or "bf16", or "auto" (bf16 where it is native: see `resolve_precision`)
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def has_fast_bf16(device: torch.device) -> bool:
+    """Whether bfloat16 convolutions are native on ``device``: a GPU that supports them, or a CPU
+    with AMX or AVX512-BF16 (elsewhere oneDNN emulates them, slower than float32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # torch.cpu's capability checks
+        return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+    return False
+
+
+def resolve_precision(device: torch.device, precision: str) -> str:
+    """``auto`` -> ``bf16`` where it is native (see `has_fast_bf16`), else ``fp32``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bf16" if has_fast_bf16(device) else "fp32"
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError(f"{device}: this GPU has no bfloat16 support; use --precision fp32")
+    return precision
+
+
+def training_precision(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """The context a training step runs in (``precision`` resolved). ``bf16``: autocast runs
+    convolutions and matrix products in bfloat16 while weights, optimiser moments and losses stay
+    float32; bfloat16 has float32's exponent range, so no loss scaling is needed. On one core of
+    this project's CPU (AMX) every zoo model made 1.4-1.5x the steps per second of float32."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def _build_tigas(options: ZooTrainOptions):
@@ -90,7 +127,8 @@ def _save(model: ZooModel, ckpt: Path, progress: dict[str, Any], options: ZooTra
     tensors, meta = model.state_tensors()
     tensors["rng.torch"] = torch.get_rng_state()
     meta.update(model=model.name, config=model.config, progress=progress, class_names=data.class_names,
-                data=str(options.data), tigas_weight=options.tigas_weight, seed=options.seed)
+                data=str(options.data), tigas_weight=options.tigas_weight, seed=options.seed,
+                precision=options.precision)
     save_checkpoint(ckpt, tensors, meta)
 
 
@@ -113,6 +151,8 @@ def train_zoo_model(options: ZooTrainOptions) -> dict[str, Any]:
     from tigas_core.api import resolve_device
 
     device = resolve_device(options.device)
+    options = dataclasses.replace(options, precision=resolve_precision(device, options.precision))  # recorded resolved
+    precision = training_precision(device, options.precision)
     model = build_model(options.model, config).to(device)
     progress = {"step": 0, "epoch": 0, "step_in_epoch": 0, "seconds": 0.0}
     if ckpt.with_suffix(".json").exists() and not options.fresh:
@@ -127,7 +167,7 @@ def train_zoo_model(options: ZooTrainOptions) -> dict[str, Any]:
     samples_dir = out / "samples"
     per_epoch = data.batches_per_epoch(options.batch_size)
     classes = f", {len(data.class_names)} classes" if model.conditional else ""  # an unconditional model ignores the folders
-    log.info("%s on %s: %d images%s, %d batches/epoch", model.name, device, len(data), classes, per_epoch)
+    log.info("%s on %s (%s): %d images%s, %d batches/epoch", model.name, device, options.precision, len(data), classes, per_epoch)
 
     last_ckpt, logs = time.monotonic(), {}
     budget = options.minutes * 60.0
@@ -142,7 +182,8 @@ def train_zoo_model(options: ZooTrainOptions) -> dict[str, Any]:
             step = progress["step"]
             if scheduler is not None:
                 scheduler.step(step)
-            logs = model.train_step(real.to(device), labels.to(device), step, train_term)
+            with precision:
+                logs = model.train_step(real.to(device), labels.to(device), step, train_term)
             model.after_step(step)
             progress["step"] += 1
             progress["step_in_epoch"] += 1

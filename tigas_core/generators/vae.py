@@ -75,9 +75,9 @@ class VAE(ZooModel):
 
     def train_step(self, real: torch.Tensor, labels: torch.Tensor, step: int, tigas=None) -> dict[str, float]:
         enc, dec = self.networks["encoder"], self.networks["decoder"]
-        mu, logvar = enc(real)
+        mu, logvar = (out.float() for out in enc(real))  # float32 losses under bf16 autocast
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        recon = dec(z)
+        recon = dec(z).float()
         n = len(real)
         rec_loss = ((recon - real) ** 2).flatten(1).sum(1).mean() / (2 * self.config["sigma"] ** 2)
         kl = (0.5 * (mu**2 + logvar.exp() - 1.0 - logvar)).sum(1).mean()
