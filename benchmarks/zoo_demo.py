@@ -92,6 +92,7 @@ def main() -> int:
     # Continue with the starting run's own settings, whichever defaults it was trained with.
     init_config = MODELS["dcgan"].saved_config(init_meta) if args.init else {}
     overrides = {k: v for k, v in init_config.items() if k not in ("img_size", "n_classes")}
+    precision = init_meta.get("precision", "fp32") if args.init else "auto"  # runs from before --precision were fp32
     rows, grids = [], []
     runs = [("without TIGAS", 0.0)] + [(f"with TIGAS (weight {w}, every {args.tigas_every} step(s))", w) for w in args.tigas_weight]
     for label, weight in runs:
@@ -100,7 +101,8 @@ def main() -> int:
         start = time.monotonic()
         summary = train_zoo_model(ZooTrainOptions(
             model="dcgan", data=args.data, out=run, minutes=600, max_steps=first_step + args.steps, seed=args.seed,
-            overrides=overrides, tigas_weight=weight, tigas_checkpoint=args.tigas_checkpoint, tigas_every=args.tigas_every))
+            overrides=overrides, tigas_weight=weight, tigas_checkpoint=args.tigas_checkpoint, tigas_every=args.tigas_every,
+            precision=precision))
         train_s = time.monotonic() - start
         model = load_for_sampling(str(run))
         fakes = run / "fake"

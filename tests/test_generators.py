@@ -30,6 +30,7 @@ TINY = {
     "vae": {"latent": 8, "width": 8},
     "ddpm": {"width": 8, "mults": [1, 2], "timesteps": 50, "sample_steps": 4, "n_classes": 2},
 }
+AUTO_PRECISION = "bf16" if has_fast_bf16(torch.device("cpu")) else "fp32"  # what the default, auto, picks here
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +99,7 @@ def test_bf16_training_runs_its_convolutions_in_bfloat16_and_keeps_float32_weigh
 def test_auto_precision_is_recorded_as_what_it_chose(image_folder, tmp_path):
     train_zoo_model(options("vae", image_folder, tmp_path, steps=1, precision="auto"))
     _, meta = load_checkpoint(tmp_path)
-    assert meta["precision"] == ("bf16" if has_fast_bf16(torch.device("cpu")) else "fp32")
+    assert meta["precision"] == AUTO_PRECISION
 
 
 def test_unknown_precision_is_refused(image_folder, tmp_path):
@@ -141,7 +142,7 @@ def test_export_then_generate_cli(image_folder, tmp_path, caplog):
     run = tmp_path / "run"
     assert cli_main(["zoo", "train", "--model", "cgan", "--data", str(image_folder), "--out", str(run), "--steps", "2", "--device", "cpu",
                      "--batch-size", "4", "--img-size", "16", "--set", "nz=8", "--set", "ngf=8", "--set", "ndf=8", "--ema", "0.9"]) == 0
-    assert "cgan on cpu: 12 images, 2 classes" in caplog.text  # progress reaches the terminal
+    assert f"cgan on cpu ({AUTO_PRECISION}): 12 images, 2 classes" in caplog.text  # progress reaches the terminal
     stem = tmp_path / "small" / "cgan"
     assert cli_main(["zoo", "export", "--checkpoint", str(run), "--out", str(stem)]) == 0
     last = tmp_path / "small" / "cgan_last"
@@ -302,7 +303,7 @@ def test_self_conditioned_gan_resumes_exports_and_samples_unconditionally(image_
 
     run(tmp_path / "straight", 4)
     assert "dcgan: self-conditioned on 3 clusters" in caplog.text and "NMI with the 2 class folders" in caplog.text
-    assert "dcgan on cpu: 12 images, 3 batches/epoch" in caplog.text  # no class count: the folders are not its labels
+    assert f"dcgan on cpu ({AUTO_PRECISION}): 12 images, 3 batches/epoch" in caplog.text  # no class count: the folders are not its labels
     run(tmp_path / "resumed", 2)
     run(tmp_path / "resumed", 4)  # the clusters come back from the checkpoint, not from a new fit
     straight, meta = load_checkpoint(tmp_path / "straight")

@@ -50,9 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--quality-grid", action="store_true", help="also write samples/quality_sorted.png (needs TIGAS)")
     train.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     train.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
-    train.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="fp32",
-                       help="bf16: convolutions and matmuls in bfloat16 (1.4-1.5x the steps per second on a CPU with AMX); "
-                            "auto: bf16 where the CPU or GPU runs it natively, else fp32")
+    train.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                       help="bf16: convolutions and matmuls in bfloat16 (1.4-1.6x the steps per second on a CPU with AMX); "
+                            "auto (default): bf16 where the CPU or GPU runs it natively, else fp32")
     train.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
 
     export = sub.add_parser("export", help="write only the (EMA) sampling network in fp16, for bundling")

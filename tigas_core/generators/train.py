@@ -47,7 +47,7 @@ class ZooTrainOptions:
     log_every: int = 10
     fresh: bool = False
     device: str = "auto"
-    precision: str = "fp32"  # or "bf16", or "auto" (bf16 where it is native: see `resolve_precision`)
+    precision: str = "auto"  # bf16 where it is native, else fp32 (see `resolve_precision`); or "fp32", "bf16"
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
