@@ -99,6 +99,7 @@ def _run_export(args: argparse.Namespace) -> int:
     trained = json.loads(resolve_checkpoint(args.checkpoint).with_suffix(".json").read_text())
     tensors = model.sampler_tensors(half=True)
     meta = {"model": model.name, "config": model.config, "progress": trained.get("progress"), "tigas_weight": trained.get("tigas_weight"),
+            "precision": trained.get("precision", "fp32"),
             "weights": "last" if args.no_ema or model.config.get("ema", 0) <= 0 else "ema"}
     save_checkpoint(args.out, tensors, meta)
     size = Path(args.out).with_suffix(".safetensors").stat().st_size
