@@ -22,6 +22,7 @@ def _parse_value(text: str):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from tigas_core.generators import MODELS
+    from tigas_core.generators.train import PRECISIONS
 
     sub = parser.add_subparsers(dest="zoo_command", metavar="{train,export}", required=True)
     train = sub.add_parser("train", help="train one zoo model (time-boxed, resumes from --out)")
@@ -50,8 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--quality-grid", action="store_true", help="also write samples/quality_sorted.png (needs TIGAS)")
     train.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     train.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
-    train.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
-                       help="bf16: convolutions and matmuls in bfloat16 (1.4-1.6x the steps per second on a CPU with AMX); "
+    train.add_argument("--precision", choices=PRECISIONS, default="auto",
+                       help="bf16: convolutions and matmuls in bfloat16 (about 1.4x the steps per second on a CPU with AMX); "
                             "auto (default): bf16 where the CPU or GPU runs it natively, else fp32")
     train.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
 

@@ -70,7 +70,7 @@ def resolve_precision(device: torch.device, precision: str) -> str:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision == "auto":
         return "bf16" if has_fast_bf16(device) else "fp32"
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+    if precision == "bf16" and device.type == "cuda" and not has_fast_bf16(device):
         raise ValueError(f"{device}: this GPU has no bfloat16 support; use --precision fp32")
     return precision
 
@@ -79,7 +79,8 @@ def training_precision(device: torch.device, precision: str) -> contextlib.Abstr
     """The context a training step runs in (``precision`` resolved). ``bf16``: autocast runs
     convolutions and matrix products in bfloat16 while weights, optimiser moments and losses stay
     float32; bfloat16 has float32's exponent range, so no loss scaling is needed. On one core of
-    this project's CPU (AMX) every zoo model made 1.4-1.5x the steps per second of float32."""
+    this project's CPU (AMX) every zoo model made 1.37-1.47x the steps per second of float32
+    (benchmarks/zoo_precision.py)."""
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
