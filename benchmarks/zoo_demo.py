@@ -127,7 +127,7 @@ def main() -> int:
         "",
         (f"Both runs start from the same DCGAN checkpoint ({args.init.name}, step {first_step}: weights, optimizer and "
          "RNG state) and continue " if args.init else "Both runs start from scratch; ") +
-        f"with the same seed ({args.seed}) for the same {args.steps} generator steps, batch 64, CIFAR-10 32 px reals "
+        f"with the same seed ({args.seed}) for the same {args.steps} generator steps, batch {summary['batch_size']}, CIFAR-10 32 px reals "
         f"({len(list(iter_image_files(args.data)))} images); {args.n} samples per run scored against "
         f"{args.n_real} real images. TIGAS weights: {tigas.weights_source} (model.safetensors sha256 "
         f"{weights_sha[:12]}…). CPU, {args.threads} thread(s), {platform.processor() or platform.machine()}.",

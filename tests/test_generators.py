@@ -2,6 +2,7 @@
 exported checkpoints sample, and `tigas zoo train` / `tigas generate` work end to end."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -118,6 +119,25 @@ def test_resume_continues_exactly(image_folder, tmp_path):
     assert straight.keys() == resumed.keys()
     for key in straight:
         assert torch.allclose(straight[key].float(), resumed[key].float(), atol=1e-6), key
+
+
+def test_a_resumed_run_keeps_its_batch_size(image_folder, tmp_path):
+    """A run's position in an epoch is counted in its own batches, so resuming keeps them."""
+    def run(steps: int, batch_size: int | None) -> dict:
+        return train_zoo_model(dataclasses.replace(options("dcgan", image_folder, tmp_path, steps=steps), batch_size=batch_size))
+
+    assert run(2, 3)["batch_size"] == 3
+    assert load_checkpoint(tmp_path)[1]["batch_size"] == 3
+    resumed = run(4, None)  # no --batch-size: the run's own
+    assert (resumed["batch_size"], resumed["step"]) == (3, 4)
+    with pytest.raises(ValueError, match="trains with batch size 3, not 4"):
+        run(5, 4)
+    meta_file = tmp_path / "checkpoint.json"
+    meta = json.loads(meta_file.read_text())
+    del meta["batch_size"]  # a run from before checkpoints recorded it trained with 64
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="fewer than one batch of 64"):
+        run(5, None)
 
 
 def test_resume_refuses_other_model(image_folder, tmp_path):
@@ -303,7 +323,7 @@ def test_self_conditioned_gan_resumes_exports_and_samples_unconditionally(image_
 
     run(tmp_path / "straight", 4)
     assert "dcgan: self-conditioned on 3 clusters" in caplog.text and "NMI with the 2 class folders" in caplog.text
-    assert f"dcgan on cpu ({AUTO_PRECISION}): 12 images, 3 batches/epoch" in caplog.text  # no class count: the folders are not its labels
+    assert f"dcgan on cpu ({AUTO_PRECISION}): 12 images, batches of 4, 3 per epoch" in caplog.text  # no class count: the folders are not its labels
     run(tmp_path / "resumed", 2)
     run(tmp_path / "resumed", 4)  # the clusters come back from the checkpoint, not from a new fit
     straight, meta = load_checkpoint(tmp_path / "straight")
@@ -433,6 +453,34 @@ def test_critic_sees_augmented_images_only_with_diffaug():
         codes = torch.zeros(4, 32)  # the DCGAN is conditioned on layout codes
         a, b = gan.critic(real, codes), gan.critic(real, codes)
         assert torch.equal(a, b) is (not diffaug)
+
+
+@pytest.mark.parametrize("name, overrides, one_pass", [
+    ("dcgan", {}, True),  # spectral norm, no normalisation layers
+    ("wgan_gp", {}, True),  # per-image layer norm
+    ("dcgan", {"spectral_norm": False, "layout_prior": 0}, False),  # the classic BatchNorm critic
+])
+def test_critic_pair_takes_one_pass_only_without_batch_statistics(name, overrides, one_pass):
+    torch.manual_seed(0)
+    gan = build_model(name, {**TINY[name], "img_size": 16, "diffaug": False, **overrides})
+    d = gan.networks["discriminator"]
+    real, fake = torch.rand(4, 3, 16, 16) * 2 - 1, torch.rand(4, 3, 16, 16) * 2 - 1
+    codes = torch.randn(4, 32) if gan.layout_conditioned else None
+    batches = []
+    handle = d.register_forward_pre_hook(lambda module, args: batches.append(len(args[0])))
+    d.train()  # BatchNorm uses its batch's statistics here
+    pair = gan.critic_pair(real, fake, codes)
+    handle.remove()
+    assert batches == ([8] if one_pass else [4, 4])
+    assert gan.critic_has_batch_statistics is (not one_pass)
+    if one_pass:  # the same outputs as two passes (eval: spectral norm's power iteration stands still)
+        d.eval()
+        pair = gan.critic_pair(real, fake, codes)
+        assert torch.allclose(pair[0], gan.critic(real, codes), atol=1e-5)
+        assert torch.allclose(pair[1], gan.critic(fake, codes), atol=1e-5)
+    else:  # a joint batch would mix real and fake statistics: the outputs differ
+        joint = gan.critic(torch.cat([real, fake]), None)
+        assert not torch.allclose(joint[:4], pair[0], atol=1e-3)
 
 
 def test_min_snr_weights_only_low_noise_steps():

@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--out", required=True, type=Path, help="run folder: checkpoint, samples/, tb/")
     train.add_argument("--minutes", type=float, default=20.0, help="wall-clock budget of this invocation")
     train.add_argument("--steps", type=int, default=None, help="stop at this total step count (for equal-step comparisons)")
-    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--batch-size", type=int, default=None,
+                       help="default: the model's own (see the README), or the run's own when resuming")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--img-size", type=int, default=32)
     train.add_argument("--data-limit", type=int, default=None, help="use at most this many images")

@@ -28,6 +28,8 @@ class ZooModel:
     predates_key: ClassVar[dict[str, Any]] = {}
     # Networks besides the sampler that sampling needs (fitted priors); exported with it.
     sampling_extras: ClassVar[tuple[str, ...]] = ()
+    # Training batch size unless `tigas zoo train --batch-size` says otherwise.
+    batch_size: ClassVar[int] = 64
 
     def __init__(self, config: dict[str, Any] | None = None, for_training: bool = True):
         unknown = set(config or {}) - set(self.defaults) - {"img_size", "n_classes"}

@@ -30,7 +30,7 @@ class ZooTrainOptions:
     out: Path
     minutes: float = 20.0
     max_steps: int | None = None
-    batch_size: int = 64
+    batch_size: int | None = None  # None: the run's own when resuming, else the model's (`ZooModel.batch_size`)
     seed: int = 0
     img_size: int = 32
     data_limit: int | None = None
@@ -100,7 +100,8 @@ def _build_tigas(options: ZooTrainOptions):
     return loss, scheduler
 
 
-def _restore(model: ZooModel, ckpt: Path, options: ZooTrainOptions) -> dict[str, Any]:
+def _restore(model: ZooModel, ckpt: Path) -> dict[str, Any]:
+    """Load a run's state into ``model``; returns the checkpoint's meta (progress, batch size, ...)."""
     tensors, meta = load_checkpoint(ckpt)
     if meta.get("model") != model.name:
         raise ValueError(f"{ckpt}: holds a {meta.get('model')!r} run, not {model.name!r}; use another --out or --fresh")
@@ -110,7 +111,22 @@ def _restore(model: ZooModel, ckpt: Path, options: ZooTrainOptions) -> dict[str,
     model.load_state_tensors(tensors, meta)
     if "rng.torch" in tensors:
         torch.set_rng_state(tensors["rng.torch"])
-    return meta["progress"]
+    return meta
+
+
+LEGACY_BATCH_SIZE = 64  # what every run trained with before checkpoints recorded their batch size
+
+
+def run_batch_size(model: ZooModel, requested: int | None, meta: dict[str, Any] | None, ckpt: Path) -> int:
+    """The batch size of this invocation: a resumed run keeps its own (its position in an epoch is
+    counted in its batches), a fresh one takes ``requested`` or the model's default."""
+    if meta is None:
+        return requested or model.batch_size
+    recorded = int(meta.get("batch_size", LEGACY_BATCH_SIZE))
+    if requested is not None and requested != recorded:
+        raise ValueError(f"{ckpt}: this run trains with batch size {recorded}, not {requested}; "
+                         "leave --batch-size out to resume it, or use another --out or --fresh")
+    return recorded
 
 
 def _fitting_threads():
@@ -129,14 +145,14 @@ def _save(model: ZooModel, ckpt: Path, progress: dict[str, Any], options: ZooTra
     tensors["rng.torch"] = torch.get_rng_state()
     meta.update(model=model.name, config=model.config, progress=progress, class_names=data.class_names,
                 data=str(options.data), tigas_weight=options.tigas_weight, seed=options.seed,
-                precision=options.precision)
+                precision=options.precision, batch_size=options.batch_size)
     save_checkpoint(ckpt, tensors, meta)
 
 
 def train_zoo_model(options: ZooTrainOptions) -> dict[str, Any]:
     """Train until ``minutes`` of this invocation pass or ``max_steps`` total steps are done.
 
-    Returns a summary (steps, epochs, seconds, last logged values, files written).
+    Returns a summary (steps, epochs, seconds, batch size, last logged values, files written).
     """
     from torch.utils.tensorboard import SummaryWriter
 
@@ -156,8 +172,10 @@ def train_zoo_model(options: ZooTrainOptions) -> dict[str, Any]:
     precision = training_precision(device, options.precision)
     model = build_model(options.model, config).to(device)
     progress = {"step": 0, "epoch": 0, "step_in_epoch": 0, "seconds": 0.0}
-    if ckpt.with_suffix(".json").exists() and not options.fresh:
-        progress = _restore(model, ckpt, options)
+    meta = _restore(model, ckpt) if ckpt.with_suffix(".json").exists() and not options.fresh else None
+    options = dataclasses.replace(options, batch_size=run_batch_size(model, options.batch_size, meta, ckpt))
+    if meta is not None:
+        progress = meta["progress"]
         log.info("resumed %s at step %d (epoch %d)", model.name, progress["step"], progress["epoch"])
     start = time.monotonic()  # the budget includes fitting the clusters of a self-conditioned GAN
     with _fitting_threads():
@@ -168,7 +186,8 @@ def train_zoo_model(options: ZooTrainOptions) -> dict[str, Any]:
     samples_dir = out / "samples"
     per_epoch = data.batches_per_epoch(options.batch_size)
     classes = f", {len(data.class_names)} classes" if model.conditional else ""  # an unconditional model ignores the folders
-    log.info("%s on %s (%s): %d images%s, %d batches/epoch", model.name, device, options.precision, len(data), classes, per_epoch)
+    log.info("%s on %s (%s): %d images%s, batches of %d, %d per epoch", model.name, device, options.precision, len(data), classes,
+             options.batch_size, per_epoch)
 
     last_ckpt, logs = time.monotonic(), {}
     budget = options.minutes * 60.0
@@ -223,4 +242,4 @@ def train_zoo_model(options: ZooTrainOptions) -> dict[str, Any]:
         writer.add_scalar("tigas/final_mean_score", float(scores.mean()), progress["step"])
     writer.close()
     log.info("%s: stopped at step %d, epoch %d, %.0f s in total", model.name, progress["step"], progress["epoch"], progress["seconds"])
-    return {"model": model.name, **progress, "last": logs, "files": files}
+    return {"model": model.name, **progress, "batch_size": options.batch_size, "last": logs, "files": files}
