@@ -167,7 +167,8 @@ def test_export_then_generate_cli(image_folder, tmp_path, caplog):
     assert cli_main(["zoo", "export", "--checkpoint", str(run), "--out", str(stem)]) == 0
     last = tmp_path / "small" / "cgan_last"
     assert cli_main(["zoo", "export", "--checkpoint", str(run), "--out", str(last), "--no-ema"]) == 0
-    assert json.loads(last.with_suffix(".json").read_text())["weights"] == "last"
+    exported_meta = json.loads(last.with_suffix(".json").read_text())
+    assert (exported_meta["weights"], exported_meta["batch_size"]) == ("last", 4)  # how it was trained travels with it
     assert not torch.equal(load_checkpoint(stem)[0]["generator.net.0.weight"], load_checkpoint(last)[0]["generator.net.0.weight"])
     exported = stem.with_suffix(".safetensors")
     assert exported.stat().st_size < 5 * 2**20
