@@ -156,8 +156,9 @@ class DCGAN(ZooModel):
     }
     critic_norm = "batch"
     # Batches of 32, not 64: in 20 one-core minutes (bf16, seed 0) 20,472 steps instead of 13,212
-    # and FD-classifier 5.12 instead of 6.05; batches of 16 made more steps (36,787) but came no
-    # closer (5.02) and scored lower (README zoo section).
+    # and FD-classifier 5.12 instead of 6.05; a modest gain against the spread of runs (three of
+    # each: 5.06-5.86 against 5.32-6.21). Batches of 16 made more steps
+    # (36,787) but came no closer (5.02) and scored lower (README zoo section).
     batch_size = 32
     # GANs were unconditioned before `clusters`, not conditioned on layouts before `layout_prior`
     # (the layout weight, unused then, reads as today's default so such runs resume with it), and
