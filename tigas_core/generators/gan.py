@@ -156,9 +156,9 @@ class DCGAN(ZooModel):
     }
     critic_norm = "batch"
     # Batches of 32, not 64: in 20 one-core minutes (bf16, seed 0) 20,472 steps instead of 13,212
-    # and FD-classifier 5.12 instead of 6.05; a modest gain against the spread of runs (three of
-    # each: 5.06-5.86 against 5.32-6.21). Batches of 16 made more steps
-    # (36,787) but came no closer (5.02) and scored lower (README zoo section).
+    # and FD-classifier 5.12 instead of 6.05, a modest gain against the spread of runs (three of
+    # each: 5.06-5.86 against 5.32-6.21). Batches of 16 made more steps (36,787) but came no
+    # closer (5.02) and scored lower (README zoo section).
     batch_size = 32
     # GANs were unconditioned before `clusters`, not conditioned on layouts before `layout_prior`
     # (the layout weight, unused then, reads as today's default so such runs resume with it), and
@@ -260,8 +260,8 @@ class DCGAN(ZooModel):
                     critic=None) -> tuple[torch.Tensor, torch.Tensor]:
         """The critic's float32 outputs on real and on fake images (``critic``: images, labels ->
         output, by default `critic`). Without batch statistics one pass over both gives the same
-        outputs as two and costs less: one larger convolution instead of two (about 1.1x the
-        training steps per second on one CPU core, benchmarks/zoo_precision.py)."""
+        outputs as two and costs less: one larger convolution instead of two (1.04-1.13x the
+        training steps per second at batch 32 on one CPU core, benchmarks/zoo_critic_pass.py)."""
         critic = critic or self.critic
         if self.critic_has_batch_statistics:
             return critic(real, labels), critic(fake, labels)
@@ -369,4 +369,4 @@ class ConditionalGAN(DCGAN):
     name = "cgan"
     defaults: dict[str, Any] = {**DCGAN.defaults, "layout_prior": 0, "class_conditional": True}
     predates_key = {**DCGAN.predates_key, "class_conditional": True}
-    batch_size = 64  # with 32 (27,359 steps in 20 one-core minutes, bf16) the class it was asked for was named less often: 51% against 63%
+    batch_size = 64  # with 32 (27,359 steps in 20 one-core minutes, bf16) its requested class was named less often: 51%, the bundled run 63%

@@ -121,7 +121,7 @@ def run_batch_size(model: ZooModel, requested: int | None, meta: dict[str, Any] 
     """The batch size of this invocation: a resumed run keeps its own (its position in an epoch is
     counted in its batches), a fresh one takes ``requested`` or the model's default."""
     if meta is None:
-        return requested or model.batch_size
+        return model.batch_size if requested is None else requested
     recorded = int(meta.get("batch_size", LEGACY_BATCH_SIZE))
     if requested is not None and requested != recorded:
         raise ValueError(f"{ckpt}: this run trains with batch size {recorded}, not {requested}; "
