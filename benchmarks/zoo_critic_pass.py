@@ -10,42 +10,31 @@ precision `--precision auto` picks here; prints one line per model and the ratio
 """
 from __future__ import annotations
 
-import argparse
+import contextlib
+import functools
 from unittest import mock
 
-import torch
-
-from tigas_core.generators import build_model
 from tigas_core.generators.gan import DCGAN
-from tigas_core.generators.train import resolve_precision
+from tigas_core.generators.train import resolve_precision, training_precision
 
-from zoo_precision import steps_per_second
+from zoo_precision import CPU, alternating_rates, report, speed_arguments, timed_model
+
+
+@contextlib.contextmanager
+def critic_passes(two: bool, precision: str):
+    """Training steps whose critic takes two passes (``two``) or one, in ``precision``."""
+    with mock.patch.object(DCGAN, "critic_has_batch_statistics", two), training_precision(CPU, precision):
+        yield
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=15, help="timed steps per round")
-    parser.add_argument("--batch-size", type=int, default=64)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    precision = resolve_precision(torch.device("cpu"), "auto")
+    args = speed_arguments(__doc__.split("\n")[0])
+    precision = resolve_precision(CPU, "auto")
     print(f"{precision}; {args.threads} thread(s), batch {args.batch_size}, 32 px")
-    generator = torch.Generator().manual_seed(0)
-    real = torch.rand(args.batch_size, 3, 32, 32, generator=generator) * 2 - 1
-    labels = torch.randint(0, 10, (args.batch_size,), generator=generator)
-    fit_images = torch.randint(0, 256, (512, 3, 32, 32), dtype=torch.uint8, generator=generator)
+    settings = {"two passes": functools.partial(critic_passes, True, precision),
+                "one pass": functools.partial(critic_passes, False, precision)}
     for name in ("cgan", "dcgan", "wgan_gp"):
-        torch.manual_seed(0)
-        model = build_model(name, {"n_classes": 10} if name == "cgan" else {})
-        model.training_labels(fit_images, labels.new_zeros(len(fit_images)), 0)  # the DCGAN's layout prior
-        rates = {"two passes": 0.0, "one pass": 0.0}
-        for _ in range(2):
-            for mode in rates:
-                with mock.patch.object(DCGAN, "critic_has_batch_statistics", mode == "two passes"):
-                    rates[mode] = max(rates[mode], steps_per_second(model, real, labels, precision, args.steps))
-        print(f"{name:8s} two passes {rates['two passes']:6.2f} steps/s   one pass {rates['one pass']:6.2f} steps/s   "
-              f"one/two {rates['one pass'] / rates['two passes']:.2f}x", flush=True)
+        report(name, alternating_rates(*timed_model(name, args.batch_size), settings, args.steps))
     return 0
 
 
