@@ -30,7 +30,7 @@ from tigas_core.config import atomic_write_text
 from tigas_core.generators import MODELS, load_for_sampling
 from tigas_core.generators.common import ImageFolderTensors, resolve_checkpoint, save_grid
 from tigas_core.generators.sampling import write_samples
-from tigas_core.generators.train import ZooTrainOptions, train_zoo_model
+from tigas_core.generators.train import LEGACY_PRECISION, ZooTrainOptions, train_zoo_model
 from tigas_core.hub import bundled_weights_dir
 from tigas_core.io import iter_image_files
 from zoo_recognisability import PINNED_CLASSIFIER, feature_stats, judge, load_classifier
@@ -92,7 +92,7 @@ def main() -> int:
     # Continue with the starting run's own settings, whichever defaults it was trained with.
     init_config = MODELS["dcgan"].saved_config(init_meta) if args.init else {}
     overrides = {k: v for k, v in init_config.items() if k not in ("img_size", "n_classes")}
-    precision = init_meta.get("precision", "fp32") if args.init else "auto"  # runs from before --precision were fp32
+    precision = init_meta.get("precision", LEGACY_PRECISION) if args.init else "auto"
     rows, grids = [], []
     runs = [("without TIGAS", 0.0)] + [(f"with TIGAS (weight {w}, every {args.tigas_every} step(s))", w) for w in args.tigas_weight]
     for label, weight in runs:

@@ -96,13 +96,13 @@ def _run_train(args: argparse.Namespace) -> int:
 def _run_export(args: argparse.Namespace) -> int:
     from tigas_core.generators import load_for_sampling
     from tigas_core.generators.common import resolve_checkpoint, save_checkpoint
-    from tigas_core.generators.train import LEGACY_BATCH_SIZE
+    from tigas_core.generators.train import LEGACY_BATCH_SIZE, LEGACY_PRECISION
 
     model = load_for_sampling(args.checkpoint, use_ema=not args.no_ema)
     trained = json.loads(resolve_checkpoint(args.checkpoint).with_suffix(".json").read_text())
     tensors = model.sampler_tensors(half=True)
     meta = {"model": model.name, "config": model.config, "progress": trained.get("progress"), "tigas_weight": trained.get("tigas_weight"),
-            "precision": trained.get("precision", "fp32"),  # runs from before --precision were fp32
+            "precision": trained.get("precision", LEGACY_PRECISION),
             "batch_size": trained.get("batch_size", LEGACY_BATCH_SIZE),
             "weights": "last" if args.no_ema or model.config.get("ema", 0) <= 0 else "ema"}
     save_checkpoint(args.out, tensors, meta)

@@ -246,9 +246,13 @@ class DCGAN(ZooModel):
         """``images`` as the critic sees them: through DiffAugment when ``diffaug`` is on."""
         return diff_augment(images) if self.config["diffaug"] else images
 
+    def discriminate(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """The discriminator's output on ``images`` as given, float32 (also under bf16 autocast)."""
+        return self.networks["discriminator"](images, labels).float()
+
     def critic(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """The discriminator's output on (augmented) images, float32 (also under bf16 autocast)."""
-        return self.networks["discriminator"](self.augment(images), labels).float()
+        return self.discriminate(self.augment(images), labels)
 
     @property
     def critic_has_batch_statistics(self) -> bool:
@@ -344,7 +348,7 @@ class WGANGP(DCGAN):
     def discriminator_loss(self, real, fake, labels):
         d = self.networks["discriminator"]
         real, fake = self.augment(real), self.augment(fake)  # the penalty holds between the images D sees
-        d_real, d_fake = self.critic_pair(real, fake, labels, lambda images, y: d(images, y).float())
+        d_real, d_fake = self.critic_pair(real, fake, labels, self.discriminate)
         alpha = torch.rand(len(real), 1, 1, 1, device=real.device)
         mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
         (grad,) = torch.autograd.grad(d(mixed, labels).sum(), mixed, create_graph=True)

@@ -114,7 +114,9 @@ def _restore(model: ZooModel, ckpt: Path) -> dict[str, Any]:
     return meta
 
 
-LEGACY_BATCH_SIZE = 64  # what every run trained with before checkpoints recorded their batch size
+# What every run trained with before checkpoints recorded it: the batch size and the precision.
+LEGACY_BATCH_SIZE = 64
+LEGACY_PRECISION = "fp32"
 
 
 def run_batch_size(model: ZooModel, requested: int | None, meta: dict[str, Any] | None, ckpt: Path) -> int:
