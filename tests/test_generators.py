@@ -287,11 +287,48 @@ def test_vae_checkpoints_carry_their_fitted_prior(image_folder, tmp_path):
     unfitted.networks["prior"].weights.zero_()
     assert not torch.allclose(full.sample(4, seed=3), unfitted.sample(4, seed=3), atol=0.02)
     meta = json.loads(stem.with_suffix(".json").read_text())  # a VAE from before the prior: N(0, I)
-    del meta["config"]["prior_components"]
+    del meta["config"]["prior_components"], meta["config"]["adversarial"]
     save_checkpoint(tmp_path / "old" / "vae", {k: v for k, v in exported.items() if k.startswith("decoder.")}, meta)
     old = load_for_sampling(str(tmp_path / "old" / "vae"))
     assert old.config["prior_components"] == 0 and not old.networks["prior"].fitted
+    assert old.config["adversarial"] == 0
     assert old.sample(2, seed=0).shape == (2, 3, 16, 16)
+
+
+def test_adversarial_vae_trains_its_critic_and_balances_the_two_gradients(image_folder, tmp_path):
+    torch.manual_seed(0)
+    overrides = {**TINY["vae"], "adversarial": 0.5, "adversarial_warmup": 4, "ndf": 8}
+    model = build_model("vae", {**overrides, "img_size": 16})
+    critic = model.networks["critic"]
+    before = [p.detach().clone() for p in critic.parameters()]
+    real = torch.rand(6, 3, 16, 16) * 2 - 1
+    logs = model.train_step(real, torch.zeros(6, dtype=torch.long), step=0)
+    assert logs["adv_weight"] > 0 and math.isfinite(logs["loss/g_adv"]) and math.isfinite(logs["loss/d"])
+    assert any(not torch.equal(a, b) for a, b in zip(before, critic.parameters()))
+    assert all(p.requires_grad for p in critic.parameters())  # frozen only inside the VAE step
+
+    # The adaptive weight makes the adversarial pull on the decoder's last layer `adversarial` times the
+    # pixel loss's, after a linear warm-up (a quarter of it at step 0 of 4).
+    last = model.networks["decoder"].net[-2].weight
+    decoded = model.networks["decoder"](torch.randn(4, 8))
+    rec = (decoded - real[:4]).pow(2).sum()
+    adv = torch.nn.functional.softplus(-model.critic(decoded)).mean()
+    g_rec = torch.autograd.grad(rec, last, retain_graph=True)[0].norm()
+    g_adv = torch.autograd.grad(adv, last, retain_graph=True)[0].norm()
+    for step, ramp in ((0, 0.25), (3, 1.0), (100, 1.0)):
+        weight = model.adversarial_weight(rec, adv, step)
+        assert float(weight * g_adv) == pytest.approx(ramp * 0.5 * float(g_rec), rel=1e-3)
+
+    run = tmp_path / "run"
+    train_zoo_model(dataclasses.replace(options("vae", image_folder, run, steps=2), overrides=overrides))
+    tensors, meta = load_checkpoint(run)
+    assert meta["config"]["adversarial"] == 0.5 and any(k.startswith("critic.") for k in tensors)
+    assert train_zoo_model(dataclasses.replace(options("vae", image_folder, run, steps=3), overrides=overrides))["step"] == 3
+    stem = tmp_path / "small" / "vae"
+    assert cli_main(["zoo", "export", "--checkpoint", str(run), "--out", str(stem)]) == 0
+    assert {k.split(".")[0] for k in load_checkpoint(stem)[0]} == {"decoder", "prior"}  # the critic only trains
+    images = load_for_sampling(str(stem)).sample(3, seed=1)
+    assert images.shape == (3, 3, 16, 16) and 0 <= images.min() and images.max() <= 1
 
 
 def test_image_clusters_find_colour_layouts_and_draw_by_share():
