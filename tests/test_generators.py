@@ -555,22 +555,3 @@ def test_demo_set(tmp_path):
     assert Image.open(examples[0]).size == (256, 256)
     meta = [json.loads(p.with_suffix(".json").read_text()) for p in bundled_generators()]
     assert all(m["model"] in MODELS for m in meta)
-
-
-def test_lecam_pulls_the_critic_towards_the_other_side_s_anchor_and_resumes_with_its_anchors(image_folder, tmp_path):
-    model = build_model("dcgan", {**TINY["dcgan"], "lecam": 0.3, "img_size": 16})
-    anchors = model.networks["lecam"]
-    d_real, d_fake = torch.tensor([[2.0], [4.0]]), torch.tensor([[-1.0], [-3.0]])
-    penalty = anchors.penalty(d_real, d_fake)  # anchors move 1% of the way from 0: real 0.03, fake -0.02
-    assert float(anchors.real) == pytest.approx(0.03) and float(anchors.fake) == pytest.approx(-0.02)
-    assert float(penalty) == pytest.approx(((2.02**2 + 4.02**2) + (1.03**2 + 3.03**2)) / 2)
-    assert float(anchors.penalty(torch.tensor([[-1.0]]), torch.tensor([[1.0]]))) == 0.0  # already on the far side
-
-    run = tmp_path / "run"
-    overrides = {**TINY["dcgan"], "lecam": 0.3}
-    train_zoo_model(dataclasses.replace(options("dcgan", image_folder, run, steps=2), overrides=overrides))
-    tensors, meta = load_checkpoint(run)
-    assert meta["config"]["lecam"] == 0.3 and float(tensors["lecam.real"]) != 0.0
-    assert train_zoo_model(dataclasses.replace(options("dcgan", image_folder, run, steps=3), overrides=overrides))["step"] == 3
-    with pytest.raises(ValueError, match="lecam"):
-        build_model("wgan_gp", {"lecam": 0.3})

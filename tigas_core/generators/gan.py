@@ -124,26 +124,6 @@ class Discriminator(nn.Module):
         return out
 
 
-class LeCamAnchors(nn.Module):
-    """Moving averages of the critic's mean output on real and on generated images, the anchors of
-    the LeCam regulariser (Tseng et al. 2021): it pulls the critic's outputs on real images towards
-    the anchor of the fakes and vice versa, which keeps a critic trained on little data from
-    drifting to ever larger margins. Buffers, so a resumed run continues with its anchors."""
-
-    def __init__(self, decay: float = 0.99):
-        super().__init__()
-        self.decay = decay
-        self.register_buffer("real", torch.zeros(()))
-        self.register_buffer("fake", torch.zeros(()))
-
-    def penalty(self, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
-        """Update the anchors with this batch, then mean(relu(D(x) - anchor_fake)^2) + mean(relu(anchor_real - D(G(z)))^2)."""
-        with torch.no_grad():
-            self.real.lerp_(d_real.mean().float(), 1 - self.decay)
-            self.fake.lerp_(d_fake.mean().float(), 1 - self.decay)
-        return F.relu(d_real - self.fake).pow(2).mean() + F.relu(self.real - d_fake).pow(2).mean()
-
-
 class DCGAN(ZooModel):
     """Radford et al. 2016 with the non-saturating loss; options: spectral norm in D, TTUR, EMA,
     DiffAugment (on by default: without it the critic memorises a 10k-image set within minutes),
@@ -172,7 +152,7 @@ class DCGAN(ZooModel):
     defaults: dict[str, Any] = {
         "nz": 100, "ngf": 32, "ndf": 32, "lr": 2e-4, "betas": [0.5, 0.999], "spectral_norm": True,
         "ttur": False, "ema": 0.0, "grad_clip": 10.0, "diffaug": True, "clusters": 0,
-        "class_conditional": False, "layout_prior": 20, "layout_weight": 1.0, "lecam": 0.0,
+        "class_conditional": False, "layout_prior": 20, "layout_weight": 1.0,
     }
     critic_norm = "batch"
     # Batches of 32, not 64: in 20 one-core minutes (bf16, seed 0) 20,472 steps instead of 13,212
@@ -183,7 +163,7 @@ class DCGAN(ZooModel):
     # GANs were unconditioned before `clusters`, not conditioned on layouts before `layout_prior`
     # (the layout weight, unused then, reads as today's default so such runs resume with it), and
     # only the cGAN took labels before `class_conditional`.
-    predates_key = {"clusters": 0, "layout_prior": 0, "layout_weight": 1.0, "class_conditional": False, "lecam": 0.0}
+    predates_key = {"clusters": 0, "layout_prior": 0, "layout_weight": 1.0, "class_conditional": False}
 
     @property
     def clustered(self) -> bool:
@@ -223,8 +203,6 @@ class DCGAN(ZooModel):
         norm = "none" if c["spectral_norm"] else self.critic_norm
         self.networks["discriminator"] = Discriminator(c["img_size"], c["ndf"], self._n_classes(), norm, c["spectral_norm"],
                                                        code_dim=code_dim)
-        if float(c["lecam"]) > 0:
-            self.networks["lecam"] = LeCamAnchors()
         lr_g, lr_d = self.lrs()
         self.optimizers["generator"] = self.adam(self.networks["generator"].parameters(), lr_g, c["betas"])
         self.optimizers["discriminator"] = self.adam(self.networks["discriminator"].parameters(), lr_d, c["betas"])
@@ -298,12 +276,7 @@ class DCGAN(ZooModel):
     def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float]]:
         d_real, d_fake = self.critic_pair(real, fake, labels)
         loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
-        logs = {"d/real": d_real.mean().item(), "d/fake": d_fake.mean().item()}
-        if "lecam" in self.networks:
-            penalty = self.networks["lecam"].penalty(d_real, d_fake)
-            loss = loss + float(self.config["lecam"]) * penalty
-            logs["d/lecam"] = penalty.item()
-        return loss, logs
+        return loss, {"d/real": d_real.mean().item(), "d/fake": d_fake.mean().item()}
 
     def generator_adversarial(self, fake: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         return F.softplus(-self.critic(fake, labels)).mean()
@@ -371,12 +344,6 @@ class WGANGP(DCGAN):
     }  # the gradient penalty, not spectral norm, keeps this critic Lipschitz
     critic_norm = "layer"
     batch_size = 64  # 32 made 2.4x the steps (19,642) in 20 one-core minutes but came no closer: 1.86 / 8.20 against 1.84 / 8.36
-
-    def build(self, for_training: bool) -> None:
-        if float(self.config["lecam"]) > 0:
-            raise ValueError("wgan_gp: `lecam` regularises the non-saturating critic of dcgan/cgan; "
-                             "the gradient penalty (gp_weight) is WGAN-GP's")
-        super().build(for_training)
 
     def discriminator_loss(self, real, fake, labels):
         d = self.networks["discriminator"]
