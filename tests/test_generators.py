@@ -28,7 +28,7 @@ TINY = {
     "dcgan": {"nz": 8, "ngf": 8, "ndf": 8, "ema": 0.999, "layout_prior": 2},
     "wgan_gp": {"nz": 8, "ngf": 8, "ndf": 8, "n_critic": 2},
     "cgan": {"nz": 8, "ngf": 8, "ndf": 8},
-    "vae": {"latent": 8, "width": 8},
+    "vae": {"latent": 8, "width": 8, "ndf": 8},
     "ddpm": {"width": 8, "mults": [1, 2], "timesteps": 50, "sample_steps": 4, "n_classes": 2},
 }
 AUTO_PRECISION = "bf16" if has_fast_bf16(torch.device("cpu")) else "fp32"  # what the default, auto, picks here

@@ -41,7 +41,9 @@ class VAE(ZooModel):
     adversarial gradient at the decoder's last layer is ``adversarial`` times the reconstruction
     gradient there (Esser et al. 2021), which spares tuning it against the pixel loss's scale; it
     ramps up linearly over the first ``adversarial_warmup`` steps, while the decoder learns to
-    reconstruct at all."""
+    reconstruct at all. On by default (0.5): in 20 one-core minutes it made 7,742 steps against
+    18,140 for the plain VAE, yet FD-classifier fell from 17.05 to 9.57 and the classifier score
+    rose from 1.66 to 1.77 (weight 1.0: 9.64 / 1.74); ``--set adversarial=0`` is the plain VAE."""
 
     name = "vae"
     sampler = "decoder"
@@ -49,7 +51,7 @@ class VAE(ZooModel):
     defaults: dict[str, Any] = {
         "latent": 128, "width": 32, "lr": 1e-3, "betas": [0.9, 0.999], "sigma": 0.2, "beta": 1.0,
         "ema": 0.0, "grad_clip": 10.0, "prior_components": 10,
-        "adversarial": 0.0, "adversarial_warmup": 1000, "ndf": 32, "critic_lr": 2e-4, "critic_betas": [0.5, 0.999],
+        "adversarial": 0.5, "adversarial_warmup": 1000, "ndf": 32, "critic_lr": 2e-4, "critic_betas": [0.5, 0.999],
     }
     sampling_extras = ("prior",)
     PRIOR_FIT_IMAGES = 4000  # the fit of 10 components in 128-d then takes ~8 s of one CPU thread per checkpoint
