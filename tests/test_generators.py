@@ -297,7 +297,7 @@ def test_vae_checkpoints_carry_their_fitted_prior(image_folder, tmp_path):
 
 def test_adversarial_vae_trains_its_critic_and_balances_the_two_gradients(image_folder, tmp_path):
     torch.manual_seed(0)
-    overrides = {**TINY["vae"], "adversarial": 0.5, "adversarial_warmup": 4, "ndf": 8}
+    overrides = {**TINY["vae"], "adversarial": 0.5, "adversarial_warmup": 4}
     model = build_model("vae", {**overrides, "img_size": 16})
     critic = model.networks["critic"]
     before = [p.detach().clone() for p in critic.parameters()]

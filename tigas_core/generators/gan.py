@@ -54,6 +54,16 @@ def diff_augment(images: torch.Tensor) -> torch.Tensor:
     return x * (~hole).unsqueeze(1).to(x.dtype)
 
 
+def critic_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    """The non-saturating GAN loss of a critic with logits ``d_real`` on real and ``d_fake`` on generated images."""
+    return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+
+
+def generator_loss(d_fake: torch.Tensor) -> torch.Tensor:
+    """The non-saturating GAN loss of a generator whose images get the critic's logits ``d_fake``."""
+    return F.softplus(-d_fake).mean()
+
+
 def condition_embedding(n_classes: int, code_dim: int, dim: int) -> nn.Module | None:
     """What a condition becomes inside the networks: a class label (``n_classes``) through a
     lookup table, a continuous code (``code_dim``) through a linear map; None without one."""
@@ -275,11 +285,10 @@ class DCGAN(ZooModel):
 
     def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float]]:
         d_real, d_fake = self.critic_pair(real, fake, labels)
-        loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
-        return loss, {"d/real": d_real.mean().item(), "d/fake": d_fake.mean().item()}
+        return critic_loss(d_real, d_fake), {"d/real": d_real.mean().item(), "d/fake": d_fake.mean().item()}
 
     def generator_adversarial(self, fake: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        return F.softplus(-self.critic(fake, labels)).mean()
+        return generator_loss(self.critic(fake, labels))
 
     def generator_turn(self, step: int) -> bool:
         return True
