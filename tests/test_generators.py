@@ -38,10 +38,10 @@ AUTO_PRECISION = "bf16" if has_fast_bf16(torch.device("cpu")) else "fp32"  # wha
 def image_folder(tmp_path_factory) -> Path:
     """Two class folders of 32 px natural-like images and one unreadable file."""
     root = tmp_path_factory.mktemp("zoo_data")
-    for label in ("cats", "ships"):
+    for class_index, label in enumerate(("cats", "ships")):
         (root / label).mkdir()
-        for i in range(6):
-            Image.fromarray(natural_like(32, 32, seed=hash((label, i)) % 1000)).save(root / label / f"{i}.png")
+        for i in range(6):  # seeded by position, the same images in every run (hash() of a str is not)
+            Image.fromarray(natural_like(32, 32, seed=100 * class_index + i)).save(root / label / f"{i}.png")
     (root / "ships" / "broken.png").write_bytes(b"not a png")
     return root
 

@@ -2,8 +2,9 @@
 `tigas generate` serve DCGAN, WGAN-GP, cGAN, VAE and DDPM alike."""
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 import torch
 from torch import nn
@@ -191,6 +192,17 @@ class ZooModel:
             logs["tigas/term"], logs["tigas/score"] = term.item(), tigas.last_score
         return loss + term
 
+    def optimise(self, name: str, loss: torch.Tensor, *clipped: nn.Module) -> float:
+        """One update of optimizer ``name``: backpropagate ``loss``, clip the gradients of each of
+        the ``clipped`` networks on its own (`clip`), step. Returns their summed norms before
+        clipping, for the logs."""
+        optimizer = self.optimizers[name]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = sum((self.clip(module) for module in clipped), 0.0)
+        optimizer.step()
+        return norm
+
     def clip(self, module: nn.Module) -> float:
         """Clip gradients (TIGAS gradients through a frozen network can spike) and return the norm."""
         limit = float(self.config.get("grad_clip", 0.0))
@@ -198,3 +210,14 @@ class ZooModel:
         if limit <= 0 or not params:
             return 0.0
         return float(torch.nn.utils.clip_grad_norm_(params, limit))
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[nn.Module]:
+    """``module``'s parameters out of the graphs built inside the block, so a generator loss
+    computed through a critic there leaves no gradients in it when backpropagated, even after."""
+    module.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        module.requires_grad_(True)

@@ -180,10 +180,7 @@ class DDPM(ZooModel):
         if tigas is not None and late.any():
             x0_hat = ((x_t[late] - (1 - ab[late]).sqrt() * eps_hat[late]) / ab[late].sqrt()).clamp(-1, 1)
             loss = self.with_tigas_term(loss, tigas, x0_hat, step, logs)
-        self.optimizers["unet"].zero_grad(set_to_none=True)
-        loss.backward()
-        logs["grad_norm/unet"] = self.clip(unet)
-        self.optimizers["unet"].step()
+        logs["grad_norm/unet"] = self.optimise("unet", loss, unet)
         return logs
 
     def _predict_noise(self, net: nn.Module, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:

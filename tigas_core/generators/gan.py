@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from tigas_core.generators.base import ZooModel
+from tigas_core.generators.base import ZooModel, frozen
 from tigas_core.generators.clusters import COMPONENTS, ImageClusters, LayoutCodes
 from tigas_core.generators.common import MixturePrior, to_unit
 
@@ -302,28 +302,20 @@ class DCGAN(ZooModel):
             fake = g(z, cond)
 
         d_loss, logs = self.discriminator_loss(real, fake.detach(), cond)
-        self.optimizers["discriminator"].zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.clip(d)
-        self.optimizers["discriminator"].step()
+        self.optimise("discriminator", d_loss, d)
         logs["loss/d"] = d_loss.item()
 
         if g_turn:
-            g_step = self.generator_step_index(step)
-            d.requires_grad_(False)  # the generator step must not leave gradients in D
-            adv = self.generator_adversarial(fake, cond)
+            with frozen(d):  # the generator step must leave no gradients in D
+                adv = self.generator_adversarial(fake, cond)
             g_loss = adv
             if self.layout_conditioned and self.config["layout_weight"] > 0:  # the fake must keep the layout it was given
                 layout_error = (self.networks["layout"].codes(to_unit(fake)) - cond).pow(2).mean()
                 g_loss = g_loss + self.config["layout_weight"] * layout_error
                 logs["loss/g_layout"] = layout_error.item()
             if tigas is not None:
-                g_loss = self.with_tigas_term(g_loss, tigas, fake, g_step, logs)
-            self.optimizers["generator"].zero_grad(set_to_none=True)
-            g_loss.backward()
-            d.requires_grad_(True)
-            logs["grad_norm/g"] = self.clip(g)
-            self.optimizers["generator"].step()
+                g_loss = self.with_tigas_term(g_loss, tigas, fake, self.generator_step_index(step), logs)
+            logs["grad_norm/g"] = self.optimise("generator", g_loss, g)
             logs["loss/g_adv"] = adv.item()
         return logs
 

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tigas_core.generators.base import ZooModel
+from tigas_core.generators.base import ZooModel, frozen
 from tigas_core.generators.common import MixturePrior, from_uint8
 from tigas_core.generators.gan import Discriminator, Generator, critic_loss, diff_augment, generator_loss
 
@@ -103,10 +103,7 @@ class VAE(ZooModel):
         prior decodes, detached), in one pass since a spectral-norm critic has no batch statistics."""
         d_real, d_fake = self.critic(torch.cat([real, fakes])).split([len(real), len(fakes)])
         loss = critic_loss(d_real, d_fake)
-        self.optimizers["critic"].zero_grad(set_to_none=True)
-        loss.backward()
-        self.clip(self.networks["critic"])
-        self.optimizers["critic"].step()
+        self.optimise("critic", loss, self.networks["critic"])
         return {"loss/d": loss.item(), "d/real": d_real.mean().item(), "d/fake": d_fake.mean().item()}
 
     def adversarial_weight(self, rec_loss: torch.Tensor, adv_loss: torch.Tensor, step: int) -> torch.Tensor:
@@ -137,21 +134,15 @@ class VAE(ZooModel):
         loss = rec_loss + self.config["beta"] * kl
         logs = {"loss/recon": rec_loss.item(), "loss/kl": kl.item()}
         if self.adversarial:
-            critic = self.networks["critic"]
             fakes = torch.cat([recon[: n - n // 2], prior_fake[: n // 2]])
             logs.update(self.critic_step(real, fakes.detach()))
-            critic.requires_grad_(False)  # the VAE step must not leave gradients in the critic
-            adv = generator_loss(self.critic(fakes))
+            with frozen(self.networks["critic"]):  # the VAE step must leave no gradients in the critic
+                adv = generator_loss(self.critic(fakes))
             weight = self.adversarial_weight(rec_loss, adv, step)
             loss = loss + weight * adv
             logs["loss/g_adv"], logs["adv_weight"] = adv.item(), weight.item()
         if tigas is not None:
             loss = self.with_tigas_term(loss, tigas, prior_fake, step, logs)
-        self.optimizers["vae"].zero_grad(set_to_none=True)
-        loss.backward()
-        if self.adversarial:
-            self.networks["critic"].requires_grad_(True)
-        logs["grad_norm/vae"] = self.clip(dec) + self.clip(enc)
-        self.optimizers["vae"].step()
+        logs["grad_norm/vae"] = self.optimise("vae", loss, dec, enc)
         logs["loss/total"] = loss.item()
         return logs
