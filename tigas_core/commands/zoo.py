@@ -53,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     train.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
     train.add_argument("--precision", choices=PRECISIONS, default="auto",
-                       help="bf16: convolutions and matmuls in bfloat16 (1.3-1.6x the steps per second on a CPU with AMX or AVX512-BF16); "
+                       help="bf16: convolutions and matmuls in bfloat16 (1.4-1.7x the steps per second on a CPU with AMX or AVX512-BF16); "
                             "auto (default): bf16 where the CPU or GPU runs it natively, else fp32")
     train.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
 

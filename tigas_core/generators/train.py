@@ -80,7 +80,7 @@ def training_precision(device: torch.device, precision: str) -> contextlib.Abstr
     convolutions and matrix products in bfloat16 while weights, optimiser moments and losses stay
     float32; bfloat16 has float32's exponent range, so no loss scaling is needed. On one core of
     an AMX CPU every zoo model made 1.37-1.47x the steps per second of float32, on an AMD EPYC with
-    AVX512-BF16 1.30-1.56x (benchmarks/zoo_precision.py)."""
+    AVX512-BF16 1.45-1.69x (benchmarks/zoo_precision.py)."""
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
