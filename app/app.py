@@ -512,8 +512,7 @@ def load_tigas(args: argparse.Namespace) -> TIGAS:
         return TIGAS(checkpoint_path=args.weights, device=args.device)
     if args.repo_id:
         # The pinned tag belongs to the default repo; another repo defaults to its main branch.
-        revision = args.revision or (DEFAULT_REVISION if args.repo_id == DEFAULT_REPO_ID else None)
-        return TIGAS(auto_download=True, repo_id=args.repo_id, revision=revision, device=args.device)
+        return TIGAS(auto_download=True, repo_id=args.repo_id, revision=args.revision, device=args.device)
     return TIGAS(device=args.device)
 
 

@@ -64,3 +64,22 @@ def test_resume_skips_rows_already_written(weights_dir, make_image, tmp_path):
     assert str(paths[1]) in proc.stdout and str(paths[2]) in proc.stdout
     table = pd.read_csv(tmp_path / "res.csv", keep_default_na=False)
     assert sorted(table["path"]) == sorted(map(str, paths))
+
+
+def test_bad_input_is_one_clear_line_and_exit_status_2(weights_dir, make_image, tmp_path):
+    image = str(make_image("ok.png", seed=1))
+    cases = [
+        (["--weights", str(tmp_path / "nodir")], "nodir: no such weights folder or file"),
+        (["--weights", str(weights_dir), "--device", "gpu"], "unknown device 'gpu'"),
+        (["--weights", str(weights_dir), "--device", "cuda:99"], "usable CUDA device(s)"),
+        (["--weights", str(weights_dir), "--resume"], "--resume needs --csv"),
+        (["--batch-size", "0"], "--batch-size: expected a positive integer, got 0"),  # argparse, before any model loads
+        (["--threshold", "2"], "--threshold: expected a number in [0, 1], got 2.0"),
+        (["--plot", str(tmp_path / "p.svg")], "a plot is written as .html or .png, not .svg"),
+    ]
+    for extra, message in cases:
+        proc = tigas_cli("score", image, *extra)
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, (extra, proc.stderr)
+    proc = tigas_cli("-v", "score", image, "--weights", str(tmp_path / "nodir"))
+    assert proc.returncode != 0 and "Traceback" in proc.stderr and "WeightsNotFoundError" in proc.stderr
+

@@ -189,6 +189,10 @@ def test_export_then_generate_cli(image_folder, tmp_path, caplog):
     assert files[0].read_bytes() != (truncated / "cgan_00000.png").read_bytes()
     assert cli_main(["generate", "--model", "vae", "--checkpoint", str(stem), "--n", "1", "--out", str(out)]) == 2
     assert cli_main(["generate", "--checkpoint", str(stem), "--n", "1", "--sample-steps", "3", "--out", str(out)]) == 2
+    caplog.clear()
+    never = tmp_path / "fake" / "never"
+    assert cli_main(["generate", "--checkpoint", str(stem), "--n", "1", "--label", "2", "--out", str(never)]) == 2
+    assert "class indices 0-1" in caplog.text and not never.exists()  # refused before any folder is made
 
 
 def test_generate_is_reproducible(image_folder, tmp_path):
@@ -465,8 +469,14 @@ def test_model_options_change_the_networks():
     lr_d = sn.optimizers["discriminator"].param_groups[0]["lr"]
     assert lr_d == pytest.approx(4 * lr_g)
     assert build_model("dcgan", {**TINY["dcgan"], "ema": 0.0}).ema is None
-    with pytest.raises(ValueError, match="unknown config keys"):
+    with pytest.raises(ValueError, match="unknown config keys.*its keys are .*adversarial"):
         build_model("vae", {"ngf": 3})
+    with pytest.raises(ValueError, match="lr must be float like its default 0.0002, got 'abc'"):
+        build_model("dcgan", {"lr": "abc"})  # what `--set lr=abc` passes
+    with pytest.raises(ValueError, match="spectral_norm must be bool"):
+        build_model("dcgan", {"spectral_norm": 1})
+    with pytest.raises(ValueError, match="not class-conditional"):
+        build_model("dcgan", TINY["dcgan"], for_training=False).sample(1, torch.tensor([0]), seed=0)
 
 
 def test_diff_augment_cuts_out_and_keeps_gradients():

@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from tigas_core.hub import CONFIG_NAME, WEIGHTS_NAME, WeightsNotFoundError, load_model, resolve_weights, save_pretrained
+from tigas_core.hub import (
+    CONFIG_NAME, DEFAULT_REPO_ID, DEFAULT_REVISION, WEIGHTS_NAME, WeightsNotFoundError, load_model, resolve_weights,
+    revision_for, save_pretrained,
+)
 
 REPO_ID = "tigas-test/tiny"
 REVISION = "v0.1.0"
@@ -44,12 +47,25 @@ def test_legacy_pt_loads_only_plain_tensors(small_model, tmp_path):
         load_model(tmp_path / "pickled.pt")
 
 
+def test_bare_state_dict_pt_of_another_config_is_a_clear_error(small_model, tmp_path):
+    """A .pt without its config is read with the default config; other shapes must say so, not raise torch's error."""
+    torch.save(small_model.state_dict(), tmp_path / "bare.pt")
+    with pytest.raises(WeightsNotFoundError, match=r"bare\.pt: weights do not match.*size mismatch.*without a 'config'"):
+        load_model(tmp_path / "bare.pt")
+
+
+def test_pinned_revision_is_the_default_repos_only():
+    assert revision_for(DEFAULT_REPO_ID, None) == DEFAULT_REVISION
+    assert revision_for("someone/their-tigas", None) == "main"  # `tigas hub push` makes no tag
+    assert revision_for("someone/their-tigas", "v2") == "v2"
+
+
 def test_mismatched_weights_are_refused(small_model, tmp_path):
     folder = save_pretrained(small_model, tmp_path / "w")
     config = json.loads((folder / CONFIG_NAME).read_text())
     config["feature_dim"] = 48
     (folder / CONFIG_NAME).write_text(json.dumps(config))
-    with pytest.raises(Exception, match="(?i)size mismatch|do not match"):
+    with pytest.raises(WeightsNotFoundError, match="do not match.*size mismatch"):
         load_model(folder)
 
 
@@ -142,3 +158,12 @@ def test_space_folder_installs_without_the_checkout_and_runs_its_own_copy(tmp_pa
     done = subprocess.run([sys.executable, "-c", probe], cwd=space, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr
     assert Path(done.stdout.strip()).resolve().is_relative_to(space.resolve())  # the Space's copy, not the checkout's
+
+
+def test_repo_id_missing_from_the_offline_cache_is_a_weights_error(tmp_path, monkeypatch):
+    """An explicit repo id that cannot be fetched names the repo and revision tried, as WeightsNotFoundError."""
+    script = ("import sys\nfrom tigas_core.hub import WeightsNotFoundError, load_model\n"
+              "try:\n    load_model('someone/not-cached')\nexcept WeightsNotFoundError as exc:\n    print('ERROR', exc)\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HOME": str(tmp_path / "hf_home")}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert "ERROR Hub someone/not-cached@main:" in proc.stdout, proc.stdout + proc.stderr

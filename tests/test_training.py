@@ -121,7 +121,7 @@ def test_trainer_checkpoints_resume_and_final_weights(dataset_root, tmp_path):
     (out / "final" / "README.md").write_text("# card\n")
     assert main(["hub", "export", str(tmp_path / "hf"), "--weights", str(out / "final")]) == 0
     assert sorted(p.name for p in (tmp_path / "hf").iterdir()) == ["README.md", "config.json", "model.safetensors"]
-    assert main(["hub", "export", str(tmp_path / "hf2"), "--weights", str(tmp_path / "missing")]) == 1
+    assert main(["hub", "export", str(tmp_path / "hf2"), "--weights", str(tmp_path / "missing")]) == 2
 
 
 def test_sigkill_mid_epoch_resumes_from_last_checkpoint(dataset_root, tmp_path):

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from tigas_core import spectral
-from tigas_core.hub import DEFAULT_REPO_ID, DEFAULT_REVISION, resolve_weights
+from tigas_core.hub import DEFAULT_REPO_ID, resolve_weights
 from tigas_core.io import ImageSource, TIGASInputError, describe, iter_image_files, load_image, preprocess, to_uint8_image
 from tigas_core.model import BRANCHES, TIGASModel
 
@@ -36,9 +36,19 @@ def verdict(score: float, threshold: float = 0.5, margin: float = 0.1) -> str:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto``: CUDA when available, else the CPU. A named device is checked here, so a typo or a
+    GPU that is not there fails with one clear line, not deep inside the first tensor move."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"unknown device {str(device)!r}: use auto, cpu, cuda or cuda:N") from exc
+    if resolved.type == "cuda":
+        available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (resolved.index or 0) >= available:
+            raise ValueError(f"device {str(device)!r}: this machine has {available} usable CUDA device(s); use cpu or auto")
+    return resolved
 
 
 @dataclasses.dataclass
@@ -82,7 +92,7 @@ class TIGAS:
         checkpoint_path: str | os.PathLike | None = None,
         auto_download: bool = False,
         repo_id: str = DEFAULT_REPO_ID,
-        revision: str | None = DEFAULT_REVISION,
+        revision: str | None = None,
         device: str | torch.device = "auto",
         img_size: int | None = None,
         model: TIGASModel | None = None,

@@ -2,7 +2,9 @@
 
 Each module defines ``add_arguments(parser)`` and ``run(args) -> int`` and its docstring's first
 line is the help text, so `tigas --help` stays fast and a subcommand's heavy imports (gradio,
-streamlit, training) are paid only when it runs.
+streamlit, training) are paid only when it runs. Errors that mean bad input (ValueError, which
+TIGASInputError is, and OSError: missing files, missing weights, an unreachable Hub) end a command
+here with one line and exit status 2; ``-v`` shows their traceback.
 """
 from __future__ import annotations
 
@@ -49,7 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    return int(importlib.import_module(f"tigas_core.commands.{args.command}").run(args) or 0)
+    command = importlib.import_module(f"tigas_core.commands.{args.command}")
+    try:
+        return int(command.run(args) or 0)
+    except (ValueError, OSError) as exc:  # bad input, missing files or weights, Hub unreachable: say why in one line
+        if args.verbose:
+            raise
+        logging.getLogger("tigas").error("tigas %s: %s (tigas -v %s ... shows the traceback)", args.command, exc, args.command)
+        return 2
 
 
 if __name__ == "__main__":

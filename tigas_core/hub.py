@@ -90,7 +90,13 @@ def _load_legacy(path: Path) -> TIGASModel:
 
 
 def _load_state(model: TIGASModel, state: dict, origin: Path) -> None:
-    result = model.load_state_dict(state, strict=False)
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # same names, other shapes: weights of a differently configured model
+        detail = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), str(exc).splitlines()[0])
+        raise WeightsNotFoundError(f"{origin}: weights do not match the model described by its config ({detail})"
+                                   + ("; a .pt file without a 'config' entry is read with the default config"
+                                      if origin.suffix != ".safetensors" else "")) from exc
     if result.missing_keys or result.unexpected_keys:
         raise WeightsNotFoundError(
             f"{origin}: weights do not match the model described by its config "
@@ -98,11 +104,25 @@ def _load_state(model: TIGASModel, state: dict, origin: Path) -> None:
         )
 
 
+def revision_for(repo_id: str, revision: str | None) -> str:
+    """``revision`` if given; otherwise the pinned tag for the project's own repo and ``main`` for
+    any other (a repo made by `tigas hub push` has no such tag)."""
+    if revision is not None:
+        return revision
+    return DEFAULT_REVISION if repo_id == DEFAULT_REPO_ID else "main"
+
+
 def _load_from_hub(repo_id: str, revision: str | None) -> TIGASModel:
     from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
 
-    config_path = hf_hub_download(repo_id, CONFIG_NAME, revision=revision)
-    weights_path = hf_hub_download(repo_id, WEIGHTS_NAME, revision=revision)
+    revision = revision_for(repo_id, revision)
+    try:
+        config_path = hf_hub_download(repo_id, CONFIG_NAME, revision=revision)
+        weights_path = hf_hub_download(repo_id, WEIGHTS_NAME, revision=revision)
+    except (OSError, ValueError, EntryNotFoundError) as exc:  # offline and not cached, unknown repo, revision or file
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        raise WeightsNotFoundError(f"Hub {repo_id}@{revision}: {type(exc).__name__}: {first_line}") from exc
     return _load_files(Path(config_path), Path(weights_path))
 
 
@@ -110,9 +130,10 @@ def resolve_weights(
     checkpoint_path: str | os.PathLike | None = None,
     auto_download: bool = False,
     repo_id: str = DEFAULT_REPO_ID,
-    revision: str | None = DEFAULT_REVISION,
+    revision: str | None = None,
 ) -> tuple[TIGASModel, str]:
     """Find weights in order: explicit checkpoint -> Hub via the HF cache (if auto_download) -> bundled.
+    ``revision`` None means the pinned tag for the default repo, ``main`` for others (`revision_for`).
 
     Logs one line naming the weights used and why; never falls back to random weights.
     """
@@ -122,24 +143,25 @@ def resolve_weights(
         logger.info("TIGAS weights: %s (given explicitly)", source)
         return model, source
     hub_problem = None
+    revision = revision_for(repo_id, revision)
     if auto_download:
         try:
             model = _load_from_hub(repo_id, revision)
             source = f"hub {repo_id}@{revision}"
             logger.info("TIGAS weights: %s (from the Hugging Face cache or Hub)", source)
             return model, source
-        except Exception as exc:  # offline, missing revision, no network: fall back, and say so
-            hub_problem = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        except WeightsNotFoundError as exc:  # offline, missing revision, no network: fall back, and say so
+            hub_problem = str(exc)
     bundled = bundled_weights_dir()
     if (bundled / WEIGHTS_NAME).is_file():
         model = load_model(bundled)
         source = f"bundled {bundled}"
-        reason = f"Hub {repo_id}@{revision} unavailable ({hub_problem})" if hub_problem else "default"
+        reason = f"Hub {repo_id}@{revision} unavailable ({hub_problem.split(': ', 1)[1]})" if hub_problem else "default"
         logger.info("TIGAS weights: %s (%s)", source, reason)
         return model, source
     tried = [f"bundled weights in {bundled} (no {WEIGHTS_NAME})"]
     if auto_download:
-        tried.insert(0, f"Hub {repo_id}@{revision} ({hub_problem})")
+        tried.insert(0, hub_problem)
     raise WeightsNotFoundError(
         "No TIGAS weights found. Tried: " + "; ".join(tried) + ". Pass checkpoint_path= a weights folder "
         "(config.json + model.safetensors), set TIGAS_ASSETS_DIR, or use auto_download=True with network "

@@ -1,0 +1,36 @@
+"""One module per `tigas` subcommand (see tigas_core/cli.py), and the argument types they share:
+argparse rejects a bad value with the option's name before any model or data is loaded."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (batch sizes, counts, threads, limits)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def probability(text: str) -> float:
+    """A number in [0, 1] (a score threshold)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
+    return value
+
+
+def plot_path(text: str) -> Path:
+    """Where a plot goes: .html (interactive, self-contained) or .png."""
+    path = Path(text)
+    if path.suffix.lower() not in (".html", ".png"):
+        raise argparse.ArgumentTypeError(f"{text}: a plot is written as .html or .png, not {path.suffix or 'a file without extension'}")
+    return path

@@ -7,6 +7,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from tigas_core.commands import positive_int
+
 log = logging.getLogger("tigas.evaluate")
 
 
@@ -18,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="split seed used for training (default: %(default)s)")
     parser.add_argument("--train-split", type=float, default=0.8)
     parser.add_argument("--val-split", type=float, default=0.1)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--max-per-generator", type=int, default=0,
                         help="score at most this many test images per generator and class (seeded; 0 = all)")
     parser.add_argument("--device", default="auto")

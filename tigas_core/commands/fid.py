@@ -11,6 +11,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from tigas_core.commands import positive_int
+
 log = logging.getLogger("tigas.fid")
 
 
@@ -19,10 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir_b", type=Path, help="second image folder (e.g. generated images)")
     parser.add_argument("--features", choices=["tigas", "inception"], default="tigas")
     parser.add_argument("--checkpoint", default=None, help="TIGAS weights folder (for --features tigas)")
-    parser.add_argument("--max-images", type=int, default=None, help="use at most this many images per folder (evenly spaced)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--kid-subset-size", type=int, default=1000)
-    parser.add_argument("--kid-subsets", type=int, default=100)
+    parser.add_argument("--max-images", type=positive_int, default=None, help="use at most this many images per folder (evenly spaced)")
+    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument("--kid-subset-size", type=positive_int, default=1000)
+    parser.add_argument("--kid-subsets", type=positive_int, default=100)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
 
@@ -63,22 +65,21 @@ def compare_folders(dir_a: Path, dir_b: Path, features: str = "tigas", tigas=Non
 
 def run(args: argparse.Namespace) -> int:
     from tigas_core.config import atomic_write_text
-    from tigas_core.io import TIGASInputError
-    from tigas_core.metrics.frechet import InceptionUnavailableError
 
-    try:
-        tigas = None
-        if args.features == "tigas":
-            from tigas_core.api import TIGAS
+    tigas = None
+    if args.features == "tigas":
+        from tigas_core.api import TIGAS
 
-            tigas = TIGAS(checkpoint_path=args.checkpoint, device=args.device)
-        result = compare_folders(args.dir_a, args.dir_b, args.features, tigas, args.max_images, args.batch_size,
-                                 args.kid_subset_size, args.kid_subsets, args.device, progress=True)
-    except (InceptionUnavailableError, TIGASInputError, ValueError, FileNotFoundError) as exc:
-        log.error("%s", exc)
-        return 2
+        tigas = TIGAS(checkpoint_path=args.checkpoint, device=args.device)
+    result = compare_folders(args.dir_a, args.dir_b, args.features, tigas, args.max_images, args.batch_size,
+                             args.kid_subset_size, args.kid_subsets, args.device, progress=True)
     for line in result["errors"]:
         log.warning("skipped %s", line)
+    fewest, dim = min(result["n_a"], result["n_b"]), result["extractor"].dim
+    if fewest <= dim:
+        log.warning("%d images against %d feature dimensions: with no more images than dimensions the covariance "
+                    "is rank-deficient and FD mostly measures the sample size; compare distances at equal, larger n",
+                    fewest, dim)
     name = "FD-TIGAS" if args.features == "tigas" else "FD-Inception"
     print(f"{name}: {result['fd']:.4f}  ({result['n_a']} vs {result['n_b']} images)")
     print(f"KID ({result['features']} features): {result['kid_mean']:.5f} ± {result['kid_std']:.5f}")

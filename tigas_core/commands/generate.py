@@ -5,25 +5,24 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
-log = logging.getLogger("tigas.generate")
+from tigas_core.commands import positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="run folder, checkpoint.safetensors/.json or an exported stem")
     parser.add_argument("--model", default=None, help="expected zoo model name (checked against the checkpoint)")
-    parser.add_argument("--n", type=int, default=2000, help="number of images")
+    parser.add_argument("--n", type=positive_int, default=2000, help="number of images")
     parser.add_argument("--out", required=True, type=Path, help="output folder (created)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=250)
+    parser.add_argument("--batch-size", type=positive_int, default=250)
     parser.add_argument("--label", type=int, default=None, help="class label for a conditional model (default: all classes in turn)")
     parser.add_argument("--prefix", default=None, help="file name prefix (default: the model name)")
-    parser.add_argument("--sample-steps", type=int, default=None, help="DDIM steps for a diffusion model (default: its config)")
+    parser.add_argument("--sample-steps", type=positive_int, default=None, help="DDIM steps for a diffusion model (default: its config)")
     parser.add_argument("--guidance", type=float, default=None,
                         help="classifier-free guidance scale of a class-conditional DDPM (default: its config; 1 = none)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
     parser.add_argument("--no-ema", action="store_true", help="sample from the last generator weights, not their moving average")
     parser.add_argument("--truncation", type=float, default=1.0,
@@ -37,13 +36,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     from tigas_core.generators.sampling import generate_images
 
-    try:
-        written = generate_images(args.checkpoint, args.out, args.n, args.seed, args.batch_size, args.label, args.model, args.prefix,
-                                  progress=True, sample_steps=args.sample_steps, device=args.device,
-                                  use_ema=not args.no_ema, truncation=args.truncation,
-                                  guidance=args.guidance)
-    except (ValueError, FileNotFoundError) as exc:
-        log.error("%s", exc)
-        return 2
+    written = generate_images(args.checkpoint, args.out, args.n, args.seed, args.batch_size, args.label, args.model, args.prefix,
+                              progress=True, sample_steps=args.sample_steps, device=args.device,
+                              use_ema=not args.no_ema, truncation=args.truncation, guidance=args.guidance)
     print(f"wrote {len(written)} images to {args.out}")
     return 0

@@ -3,11 +3,8 @@ or build (and upload) the Gradio app as a self-contained Space folder (`space DI
 from __future__ import annotations
 
 import argparse
-import logging
 import shutil
 from pathlib import Path
-
-log = logging.getLogger("tigas.hub")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,32 +35,28 @@ def _export(weights: str | None, directory: Path) -> Path:
 def run(args: argparse.Namespace) -> int:
     from tigas_core import hub
 
-    try:
-        if args.action == "export":
-            _export(args.weights, args.directory)
-            print(f"exported to {args.directory}")
-            return 0
-        if args.action == "space":
-            from tigas_core.space import build_space, push_space
-
-            folder = build_space(args.directory)
-            print(f"Space folder written to {folder}")
-            if args.push:
-                print(push_space(folder, args.push, private=args.private))
-            return 0
-        import tempfile
-
-        folder = args.folder
-        tmp = None
-        if folder is None:
-            tmp = Path(tempfile.mkdtemp(prefix="tigas-hub-"))
-            folder = _export(None, tmp)
-        try:
-            print(hub.push_to_hub(folder, args.repo_id, private=args.private))
-        finally:
-            if tmp is not None:
-                shutil.rmtree(tmp, ignore_errors=True)
+    if args.action == "export":
+        _export(args.weights, args.directory)
+        print(f"exported to {args.directory}")
         return 0
-    except (hub.WeightsNotFoundError, FileNotFoundError, ValueError) as exc:
-        log.error("%s", exc)
-        return 1
+    if args.action == "space":
+        from tigas_core.space import build_space, push_space
+
+        folder = build_space(args.directory)
+        print(f"Space folder written to {folder}")
+        if args.push:
+            print(push_space(folder, args.push, private=args.private))
+        return 0
+    import tempfile
+
+    folder = args.folder
+    tmp = None
+    if folder is None:
+        tmp = Path(tempfile.mkdtemp(prefix="tigas-hub-"))
+        folder = _export(None, tmp)
+    try:
+        print(hub.push_to_hub(folder, args.repo_id, private=args.private))
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0

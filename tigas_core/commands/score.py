@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tigas_core.commands import plot_path, positive_int, probability
 from tigas_core.config import atomic_write_text
 from tigas_core.io import IMAGE_EXTENSIONS, iter_image_files
 
@@ -18,14 +19,14 @@ from tigas_core.io import IMAGE_EXTENSIONS, iter_image_files
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", help="image files and/or folders")
     parser.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--weights", help="weights folder, .safetensors or Hub repo id (default: bundled)")
     parser.add_argument("--auto-download", action="store_true", help="prefer the pinned Hub weights (HF cache)")
-    parser.add_argument("--threshold", type=float, help="decision threshold (default: the calibrated one)")
+    parser.add_argument("--threshold", type=probability, help="decision threshold (default: the calibrated one)")
     parser.add_argument("--csv", type=Path, help="write all rows to this CSV")
     parser.add_argument("--json", type=Path, help="write all rows and a summary to this JSON")
-    parser.add_argument("--plot", type=Path, help="score histogram: .html (interactive) or .png")
+    parser.add_argument("--plot", type=plot_path, help="score histogram: .html (interactive, works offline) or .png")
     parser.add_argument("--resume", action="store_true", help="with --csv: skip files already scored by an interrupted run")
     parser.add_argument("-q", "--quiet", action="store_true", help="no per-image lines")
 
@@ -71,7 +72,7 @@ def write_plot(table: pd.DataFrame, out: Path, threshold: float) -> None:
         os.environ.setdefault("BROWSER_PATH", "/usr/bin/chromium")
         fig.write_image(str(out))
     else:
-        fig.write_html(str(out), include_plotlyjs="cdn")
+        fig.write_html(str(out), include_plotlyjs=True)  # embedded: the file opens offline too
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
 
     from tigas_core.api import RESULT_COLUMNS, TIGAS, verdict
 
+    if args.resume and not args.csv:
+        raise ValueError("--resume needs --csv: an interrupted run's rows are kept in CSV.partial")
     paths = collect_paths(args.paths, args.recursive)
     if not paths:
         print("tigas score: no image files found in " + ", ".join(args.paths) + f" (extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})", file=sys.stderr)

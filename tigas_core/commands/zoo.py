@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 from pathlib import Path
 
-log = logging.getLogger("tigas.zoo")
+from tigas_core.commands import positive_int
 
 
 def _parse_value(text: str):
@@ -30,12 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--data", required=True, type=Path, help="image folder; class sub-folders are labels (cGAN)")
     train.add_argument("--out", required=True, type=Path, help="run folder: checkpoint, samples/, tb/")
     train.add_argument("--minutes", type=float, default=20.0, help="wall-clock budget of this invocation")
-    train.add_argument("--steps", type=int, default=None, help="stop at this total step count (for equal-step comparisons)")
-    train.add_argument("--batch-size", type=int, default=None,
+    train.add_argument("--steps", type=positive_int, default=None, help="stop at this total step count (for equal-step comparisons)")
+    train.add_argument("--batch-size", type=positive_int, default=None,
                        help="default: the model's own (see the README), or the run's own when resuming")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--img-size", type=int, default=32)
-    train.add_argument("--data-limit", type=int, default=None, help="use at most this many images")
+    train.add_argument("--img-size", type=positive_int, default=32)
+    train.add_argument("--data-limit", type=positive_int, default=None, help="use at most this many images")
     train.add_argument("--spectral-norm", action="store_true", help="spectral normalisation in the discriminator")
     train.add_argument("--ttur", action="store_true", help="two time-scale update rule: D lr x2, G lr /2")
     train.add_argument("--ema", type=float, default=None, help="EMA decay of the generator weights (0 = off)")
@@ -45,12 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a model config value (JSON value)")
     train.add_argument("--tigas-weight", type=float, default=0.0, help="add weight * (1 - TIGAS score) to the generator loss")
     train.add_argument("--tigas-checkpoint", default=None, help="TIGAS weights (default: the bundled ones)")
-    train.add_argument("--tigas-every", type=int, default=1, help="apply the TIGAS term every N generator steps")
+    train.add_argument("--tigas-every", type=positive_int, default=1, help="apply the TIGAS term every N generator steps")
     train.add_argument("--tigas-warmup", type=int, default=0, help="ramp the TIGAS weight up over N steps")
     train.add_argument("--tigas-warmup-mode", choices=["linear", "cosine"], default="linear")
     train.add_argument("--tigas-multi-scale", action="store_true", help="average TIGAS over resized copies")
     train.add_argument("--quality-grid", action="store_true", help="also write samples/quality_sorted.png (needs TIGAS)")
-    train.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    train.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     train.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
     train.add_argument("--precision", choices=PRECISIONS, default="auto",
                        help="bf16: convolutions and matmuls in bfloat16 (1.4-1.7x the steps per second on a CPU with AMX or AVX512-BF16); "
@@ -70,7 +69,7 @@ def _run_train(args: argparse.Namespace) -> int:
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
         overrides[key] = _parse_value(value)
     if args.spectral_norm:
         overrides["spectral_norm"] = True
@@ -116,8 +115,4 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    try:
-        return _run_train(args) if args.zoo_command == "train" else _run_export(args)
-    except (ValueError, FileNotFoundError) as exc:
-        log.error("%s", exc)
-        return 2
+    return _run_train(args) if args.zoo_command == "train" else _run_export(args)

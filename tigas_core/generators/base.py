@@ -35,7 +35,9 @@ class ZooModel:
     def __init__(self, config: dict[str, Any] | None = None, for_training: bool = True):
         unknown = set(config or {}) - set(self.defaults) - {"img_size", "n_classes"}
         if unknown:
-            raise ValueError(f"{self.name}: unknown config keys {sorted(unknown)}")
+            raise ValueError(f"{self.name}: unknown config keys {sorted(unknown)}; its keys are {', '.join(sorted(self.defaults))}")
+        for key, value in (config or {}).items():
+            self._check_type(key, value)
         self.config: dict[str, Any] = {"img_size": 32, "n_classes": 0, **self.defaults, **(config or {})}
         self.conditional = self.takes_labels(self.config)
         if self.conditional and int(self.config["n_classes"]) < 1:
@@ -48,6 +50,21 @@ class ZooModel:
         self.build(for_training)
         decay = float(self.config.get("ema", 0.0))
         self.ema = EMA(self.networks[self.sampler], decay) if (for_training and decay > 0) else None
+
+    def _check_type(self, key: str, value: Any) -> None:
+        """A setting must have its default's kind (a number for a number, true/false for a flag), so
+        ``--set lr=abc`` fails here naming the key, not later inside an optimizer."""
+        default = self.defaults.get(key)
+        if default is None:
+            return
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, (int, float)):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            raise ValueError(f"{self.name}: {key} must be {type(default).__name__} like its default {default!r}, got {value!r}")
 
     @classmethod
     def takes_labels(cls, config: dict[str, Any]) -> bool:
@@ -109,16 +126,28 @@ class ZooModel:
     def sampling_network(self) -> nn.Module:
         return self.ema.module if self.ema is not None else self.networks[self.sampler]
 
+    def check_sampling(self, labels: torch.Tensor | None = None, truncation: float = 1.0) -> None:
+        """Refuse what this model cannot sample: labels for an unconditional model or outside its
+        classes, a truncation without a latent code or outside (0, 1]."""
+        if labels is not None:
+            if not self.conditional:
+                raise ValueError(f"this {self.name} is not class-conditional: it takes no label")
+            n_classes = int(self.config["n_classes"])
+            if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < n_classes):
+                raise ValueError(f"labels must be class indices 0-{n_classes - 1} for this {self.name}, "
+                                 f"got {sorted(set(labels.tolist()) - set(range(n_classes)))[:5]}")
+        if truncation != 1.0 and self.latent_dim_key is None:
+            raise ValueError(f"truncation applies to models with a latent code (GANs, VAE), not {self.name!r}")
+        if not 0.0 < truncation <= 1.0:
+            raise ValueError(f"truncation must be in (0, 1], got {truncation}")
+
     @torch.no_grad()
     def sample(self, n: int, labels: torch.Tensor | None = None, seed: int | None = None,
                truncation: float = 1.0) -> torch.Tensor:
         """``n`` images [n,3,H,W] in [0,1]; same seed, same images. Labels cycle over the classes
         for a conditional model unless given. ``truncation`` < 1 scales the latent codes (GANs, VAE;
         see `latent`)."""
-        if truncation != 1.0 and self.latent_dim_key is None:
-            raise ValueError(f"truncation applies to models with a latent code (GANs, VAE), not {self.name!r}")
-        if not 0.0 < truncation <= 1.0:
-            raise ValueError(f"truncation must be in (0, 1], got {truncation}")
+        self.check_sampling(labels, truncation)
         net = self.sampling_network()
         was_training = net.training
         net.eval()

@@ -16,6 +16,7 @@ def write_samples(model: ZooModel, out: Path, n: int, seed: int = 0, batch_size:
     """``n`` PNGs ``<prefix>_<index>.png``; batch ``i`` uses seed ``seed + i`` so the same call
     writes the same files. A conditional model cycles through its classes unless ``label``;
     ``truncation`` < 1 trades variety for fidelity (see `ZooModel.latent`)."""
+    model.check_sampling(None if label is None else torch.tensor([label]), truncation)  # before any file or folder
     prefix = prefix or model.name
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -253,6 +253,7 @@ def evaluate(
         for method, by_condition in scores.items():
             row["metrics"][method] = {c: binary_metrics(values[idx], labels[idx], threshold) for c, values in by_condition.items()}
         rows.append(row)
+    in_data = {r.generator for records in splits.values() for r in records if r.label != REAL_LABEL}
     return {
         "weights": tigas.weights_source,
         "img_size": tigas.img_size,
@@ -266,6 +267,8 @@ def evaluate(
         "test_errors": test_errors,
         "pooled": {method: {c: binary_metrics(v, labels, threshold) for c, v in by_condition.items()} for method, by_condition in scores.items()},
         "generators": rows,
+        # Generators whose images all fell in train/val (tiles of one source grid stay together): no row.
+        "without_test_images": sorted(in_data - {row["generator"] for row in rows}),
         "summary": summarise(rows),
     }
 
@@ -304,7 +307,9 @@ def render_markdown(report: dict, command: str | None = None) -> str:
     lines += [f"Weights: {report['weights']} (img_size {report['img_size']}, threshold {report['threshold']:.2f}). "
               f"Held-out generators (never in training): {', '.join(report['holdout_generators']) or 'none'}. "
               f"Split sizes: {report['split_counts']}; scored test images: {report['scored_test_images']}"
-              + (f" (at most {report['max_per_generator']} per generator and class)" if report["max_per_generator"] else "") + ".", "",
+              + (f" (at most {report['max_per_generator']} per generator and class)" if report["max_per_generator"] else "") + "."
+              + (f" No test images, so no row (all their images, grouped by source, fell in train/val): "
+                 f"{', '.join(report['without_test_images'])}." if report.get("without_test_images") else ""), "",
               "AUROC and AP compare the pooled real test images with each generator's test images (AP treats "
               "generated as the positive class); accuracy is class-balanced at the calibrated threshold; ECE is "
               "class-balanced with 15 bins. Robustness columns are TIGAS AUROC after the perturbation, applied to "

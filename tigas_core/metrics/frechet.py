@@ -96,7 +96,7 @@ class TIGASFeatures:
         return features.astype(np.float64), errors
 
 
-class InceptionUnavailableError(RuntimeError):
+class InceptionUnavailableError(FileNotFoundError):
     """Inception-v3 weights are not in the local torch cache (and are never downloaded)."""
 
 

@@ -31,6 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
+from tigas_core.api import resolve_device
 from tigas_core.config import atomic_write_text
 from tigas_core.data import BalancedSampler, ImageDataset, ImageRecord, describe_split, load_records, split_records
 from tigas_core.data.records import REAL_LABEL
@@ -130,13 +131,12 @@ class Trainer:
 
     @staticmethod
     def _pick_device(name: str) -> torch.device:
-        if name == "auto":
-            name = "cuda" if torch.cuda.is_available() else "cpu"
-        if name == "cuda" and dist.is_initialized():
+        device = resolve_device(name)
+        if device == torch.device("cuda") and dist.is_initialized():
             local = int(os.environ.get("LOCAL_RANK", "0"))
             torch.cuda.set_device(local)
             return torch.device("cuda", local)
-        return torch.device(name)
+        return device
 
     # ----------------------------------------------------------------- checkpoints
     @property
