@@ -5,12 +5,13 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from PIL import Image
 
 from tigas_core import TIGASMetric
 from tigas_core.api import RESULT_COLUMNS, verdict
-from tigas_core.io import load_image, preprocess
+from tigas_core.io import TIGASInputError, load_image, preprocess
 from tigas_core.model import BRANCHES
 
 
@@ -28,6 +29,16 @@ def test_every_input_kind_gives_the_same_score(tigas, make_image):
         assert isinstance(value, float) and abs(value - expected) < 1e-5
     batch = tigas(load_image(path).unsqueeze(0))
     assert batch.shape == (1, 1)
+
+
+def test_float_tensors_in_another_range_are_refused_not_clamped(tigas, make_image):
+    image = load_image(make_image("a.png"))
+    for wrong, hint in ((image * 255, "divide a 0-255 image by 255"), (image * 2 - 1, r"map a \[-1, 1\] image with \(x \+ 1\) / 2")):
+        for given in (wrong, wrong.unsqueeze(0)):  # one image (file path of the API) and a batch (differentiable path)
+            with pytest.raises(TIGASInputError, match=f"expected \\[0, 1\\]: {hint}"):
+                tigas(given)
+    slightly_over = (image * 1.02).clamp(max=1.05)  # a generator's overshoot is clamped, as before
+    assert abs(tigas(slightly_over) - tigas(slightly_over.clamp(0, 1))) < 1e-5
 
 
 def test_lists_and_folders_give_one_row_per_image(tigas, make_image, tmp_path):

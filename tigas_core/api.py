@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from tigas_core import spectral
 from tigas_core.hub import DEFAULT_REPO_ID, resolve_weights
-from tigas_core.io import ImageSource, TIGASInputError, describe, iter_image_files, load_image, preprocess, to_uint8_image
+from tigas_core.io import ImageSource, TIGASInputError, check_unit_range, describe, iter_image_files, load_image, preprocess, to_uint8_image
 from tigas_core.model import BRANCHES, TIGASModel
 
 logger = logging.getLogger("tigas")
@@ -138,6 +138,8 @@ class TIGAS:
         if isinstance(images, torch.Tensor) and images.ndim == 4:
             if images.shape[1] != 3:
                 raise TIGASInputError(describe(images), f"expected [B,3,H,W], got {tuple(images.shape)}")
+            if images.is_floating_point():
+                check_unit_range(images, describe(images))
             return images, False
         if isinstance(images, (str, os.PathLike)) and Path(images).is_dir():
             paths = list(iter_image_files(images))
