@@ -511,7 +511,7 @@ def load_tigas(args: argparse.Namespace) -> TIGAS:
     if args.weights:
         return TIGAS(checkpoint_path=args.weights, device=args.device)
     if args.repo_id:
-        # The pinned tag belongs to the default repo; another repo defaults to its main branch.
+        # No --revision: the pinned tag for the default repo, main for another (hub.revision_for).
         return TIGAS(auto_download=True, repo_id=args.repo_id, revision=args.revision, device=args.device)
     return TIGAS(device=args.device)
 

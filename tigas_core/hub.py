@@ -122,7 +122,7 @@ def _load_from_hub(repo_id: str, revision: str | None) -> TIGASModel:
         weights_path = hf_hub_download(repo_id, WEIGHTS_NAME, revision=revision)
     except (OSError, ValueError, EntryNotFoundError) as exc:  # offline and not cached, unknown repo, revision or file
         first_line = str(exc).splitlines()[0] if str(exc) else ""
-        raise WeightsNotFoundError(f"Hub {repo_id}@{revision}: {type(exc).__name__}: {first_line}") from exc
+        raise WeightsNotFoundError(f"Hub {repo_id}@{revision} unavailable ({type(exc).__name__}: {first_line})") from exc
     return _load_files(Path(config_path), Path(weights_path))
 
 
@@ -156,7 +156,7 @@ def resolve_weights(
     if (bundled / WEIGHTS_NAME).is_file():
         model = load_model(bundled)
         source = f"bundled {bundled}"
-        reason = f"Hub {repo_id}@{revision} unavailable ({hub_problem.split(': ', 1)[1]})" if hub_problem else "default"
+        reason = hub_problem or "default"
         logger.info("TIGAS weights: %s (%s)", source, reason)
         return model, source
     tried = [f"bundled weights in {bundled} (no {WEIGHTS_NAME})"]

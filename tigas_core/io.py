@@ -183,7 +183,7 @@ def _tensor_to_rgb(tensor: torch.Tensor, label: str) -> torch.Tensor:
 def check_unit_range(images: torch.Tensor, label: str) -> None:
     """Float images are [0, 1]; small overshoots (a generator's output) are clamped later, but values
     far outside mean another convention (0-255, or [-1, 1]) that would score as a washed-out image."""
-    low, high = float(images.detach().amin()), float(images.detach().amax())
+    low, high = (float(bound) for bound in torch.aminmax(images.detach()))
     if high > 1.5 or low < -0.5:
         hint = "divide a 0-255 image by 255" if high > 1.5 else "map a [-1, 1] image with (x + 1) / 2"
         raise TIGASInputError(label, f"float values span [{low:.3g}, {high:.3g}], expected [0, 1]: {hint}")
