@@ -24,12 +24,14 @@ def test_score_folder_writes_csv_json_and_plot(weights_dir, make_image, tmp_path
         make_image(f"imgs/{i}.png", seed=i)
     make_image("imgs/nested/n.jpg", seed=7)
     (tmp_path / "imgs" / "bad.png").write_bytes(b"nope")
+    (tmp_path / "imgs" / "nested" / "prompt.json").write_text("{}")
     out = tmp_path / "out"
     proc = tigas_cli("score", str(tmp_path / "imgs"), "--recursive", "--weights", str(weights_dir), "--batch-size", "2",
                      "--csv", str(out / "s.csv"), "--json", str(out / "s.json"), "--plot", str(out / "s.html"))
     assert proc.returncode == 0, proc.stderr
     assert "Scored 5 of 6 images (1 failed)" in proc.stdout
     assert f"ERROR  {tmp_path / 'imgs' / 'bad.png'}: not an image" in proc.stdout
+    assert "skipped 1 file(s) that are not images by extension (.json: 1)" in proc.stderr
     table = pd.read_csv(out / "s.csv", keep_default_na=False)
     assert len(table) == 6 and (table["error"] != "").sum() == 1
     payload = json.loads((out / "s.json").read_text())

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tigas_core.io import MIN_SIDE, TIGASInputError, iter_image_files, load_image, preprocess
+from tigas_core.io import MIN_SIDE, TIGASInputError, iter_image_files, load_image, preprocess, skipped_file_types
 
 
 def test_rgb_file_loads_as_float_chw(make_image):
@@ -171,3 +171,20 @@ def test_iter_image_files_is_sorted_filters_and_skips_hidden(tmp_path, make_imag
     names = [p.relative_to(tmp_path).as_posix() for p in iter_image_files(tmp_path)]
     assert names == ["a.jpg", "b.png", "sub/c.PNG"]
     assert [p.name for p in iter_image_files(tmp_path, recursive=False)] == ["a.jpg", "b.png"]
+    (tmp_path / "sub" / "vector.svg").write_text("<svg/>")
+    (tmp_path / ".hidden" / "notes.txt").write_text("x")
+    assert skipped_file_types(tmp_path) == {".txt": 1, ".svg": 1}
+    assert skipped_file_types(tmp_path, recursive=False) == {".txt": 1}
+
+
+@pytest.mark.parametrize("name", ["phone.heic", "web.avif", "camera.jfif"])
+def test_phone_and_web_formats_load_like_png(make_image, name):
+    """HEIC (phone cameras) and AVIF (image services) are read, not skipped, and decode close to the PNG."""
+    reference = load_image(make_image("reference.png"))
+    path = make_image(name, quality=95, **({"format": "JPEG"} if name.endswith(".jfif") else {}))
+    assert path in list(iter_image_files(path.parent))
+    decoded = load_image(path)
+    assert decoded.shape == reference.shape
+    difference = decoded - reference
+    assert difference.abs().mean() < 0.06  # lossy like a JPEG at quality 95 (0.04 here), but the same picture
+    assert difference.mean(dim=(1, 2)).abs().max() < 0.01  # and no colour shift

@@ -8,16 +8,22 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Iterator, Union
 
 import numpy as np
+import pillow_heif
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+# Phone cameras save HEIC; modern image services serve AVIF (Pillow reads it natively).
+pillow_heif.register_heif_opener()
+
 IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".avif",
+     ".heic", ".heif", ".ppm", ".pgm", ".pbm"}
 )
 MIN_SIDE = 32
 MAX_PIXELS = 64_000_000
@@ -198,17 +204,30 @@ def _check_size(tensor: torch.Tensor, label: str) -> torch.Tensor:
 
 def iter_image_files(folder: str | os.PathLike, recursive: bool = True) -> Iterator[Path]:
     """Image files below ``folder`` in a stable (sorted) order; hidden files and folders skipped."""
+    yield from sorted(p for p in _visible_files(folder, recursive) if p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def skipped_file_types(folder: str | os.PathLike, recursive: bool = True) -> Counter[str]:
+    """How many visible files below ``folder`` `iter_image_files` passes over, by extension.
+
+    Lets a folder run say what it left out (a user's ``.svg`` or ``.raw`` files) instead of
+    silently scoring fewer files than the folder holds.
+    """
+    return Counter(
+        p.suffix.lower() or "(no extension)"
+        for p in _visible_files(folder, recursive) if p.suffix.lower() not in IMAGE_EXTENSIONS
+    )
+
+
+def _visible_files(folder: str | os.PathLike, recursive: bool) -> Iterator[Path]:
     root = Path(folder)
     if not root.is_dir():
         raise TIGASInputError(os.fspath(folder), "not a directory")
     pattern = root.rglob("*") if recursive else root.glob("*")
-    files = (
+    return (
         p for p in pattern
-        if p.suffix.lower() in IMAGE_EXTENSIONS
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-        and p.is_file()
+        if not any(part.startswith(".") for part in p.relative_to(root).parts) and p.is_file()
     )
-    yield from sorted(files)
 
 
 def resize_shorter_side(images: torch.Tensor, size: int) -> torch.Tensor:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from tigas_core.commands import plot_path, positive_int, probability
 from tigas_core.config import atomic_write_text
-from tigas_core.io import IMAGE_EXTENSIONS, iter_image_files
+from tigas_core.io import IMAGE_EXTENSIONS, iter_image_files, skipped_file_types
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +40,10 @@ def collect_paths(inputs: list[str], recursive: bool) -> list[Path]:
             found = list(iter_image_files(path, recursive=recursive))
             if not found:
                 print(f"warning: {path}: folder contains no image files" + ("" if recursive else " (use --recursive for sub-folders)"), file=sys.stderr)
+            skipped = skipped_file_types(path, recursive=recursive)
+            if skipped:
+                kinds = ", ".join(f"{ext}: {count}" for ext, count in skipped.most_common())
+                print(f"warning: {path}: skipped {skipped.total()} file(s) that are not images by extension ({kinds})", file=sys.stderr)
             paths.extend(found)
         else:
             paths.append(path)
