@@ -306,8 +306,22 @@ def saliency_figure(explanation: Explanation) -> go.Figure:
     )
     figure.update_xaxes(visible=False)
     figure.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
-    figure.update_layout(title="Where it looks generated", margin=dict(t=70, b=10, l=10, r=10), height=360)
+    figure.update_layout(title="Where the score is most sensitive", margin=dict(t=70, b=10, l=10, r=10), height=360)
     return figure
+
+
+def weights_label(tigas: TIGAS) -> str:
+    """Which weights score here, and for the bundled baseline what it is known to get wrong."""
+    source = tigas.weights_source
+    if source.startswith("bundled"):
+        return (f"the bundled baseline ({tigas.img_size} px views, trained on a CPU mostly on 32 px CIFAR-10 photos). "
+                "It misjudges many sharp, high-resolution photos: the skimage.data examples below read "
+                "'likely generated', and rotating a photo can swing its score. Serve better weights with "
+                "`tigas app --weights DIR` or `--repo-id`")
+    kind, _, detail = source.partition(" ")
+    if kind == "checkpoint":  # name the weights, not a path on the server
+        source = f"checkpoint {Path(detail).name}"
+    return f"{source} ({tigas.img_size} px views)"
 
 
 def explanation_summary(name: str, explanation: Explanation, threshold: float) -> str:
@@ -315,7 +329,10 @@ def explanation_summary(name: str, explanation: Explanation, threshold: float) -
     width, height = explanation.image_size
     return (
         f"### `{name}`: score **{explanation.score:.3f}** ({verdict(explanation.score, threshold)})\n"
-        f"Components: {components}. Original size {width}x{height} px; threshold {threshold:.2f}."
+        f"Components: {components}. Original size {width}x{height} px; threshold {threshold:.2f}.\n\n"
+        "Each branch's score comes from its own head; the final score is read from the fused features, "
+        "so it is not the weighted mean of the branch scores (the weights say how much each branch's "
+        "features counted in that fusion)."
     )
 
 
@@ -412,7 +429,8 @@ def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[
             "# TIGAS: how real does this image look?\n"
             "A no-reference realism score in [0, 1] (1 = looks like a real photo, 0 = looks generated), "
             "combining perceptual, spectral and statistical branches. Drop images, paste one (Ctrl+V), "
-            f"or pick files; up to {limits.max_files} files per request, {limits.max_file_mb:g} MiB per file."
+            f"or pick files; up to {limits.max_files} files per request, {limits.max_file_mb:g} MiB per file.\n\n"
+            f"**Weights:** {weights_label(tigas)}."
         )
         with gr.Row():
             with gr.Column(scale=2):
@@ -429,7 +447,7 @@ def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[
             with gr.Column(scale=3):
                 table = gr.Dataframe(value=results_table([]), label="Results (sorted by score; click a row to inspect)",
                                      interactive=False, elem_id="tigas-table", wrap=True,
-                                     column_widths=["19%", "10%", "13%", "12%", "12%", "12%", "22%"])
+                                     column_widths=["18%", "9%", "13%", "14%", "12%", "14%", "20%"])
                 with gr.Row():
                     csv_button = gr.DownloadButton("Download CSV", interactive=False, elem_id="tigas-csv")
                     json_button = gr.DownloadButton("Download JSON", interactive=False, elem_id="tigas-json")

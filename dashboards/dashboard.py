@@ -127,6 +127,10 @@ def extract_zip(data: bytes, dest_root: Path) -> Path:
     return target
 
 
+# A ranking metric of 1 or 2 images (AUROC 1.000 from a single image) only looks like a result.
+MIN_IMAGES_FOR_METRICS = 5
+
+
 def summary_table(frame: pd.DataFrame, real_name: str, threshold: float, distances: dict[str, float]) -> pd.DataFrame:
     """Per generator: n, mean, median, std, share flagged as generated, AUROC/AP/ECE against real, FD to real.
 
@@ -150,7 +154,7 @@ def summary_table(frame: pd.DataFrame, real_name: str, threshold: float, distanc
             "AUROC": np.nan, "AP": np.nan, "accuracy": np.nan, "ECE": np.nan,
             "FD to real": distances.get(generator, np.nan),
         }
-        if generator != real_name and len(scores) and len(real_scores):
+        if generator != real_name and min(len(scores), len(real_scores)) >= MIN_IMAGES_FOR_METRICS:
             labels = np.r_[np.full(len(real_scores), REAL_LABEL), np.full(len(scores), 1 - REAL_LABEL)]
             metrics = binary_metrics(np.r_[real_scores, scores], labels, threshold)
             row.update(AUROC=metrics["auroc"], AP=metrics["ap"], accuracy=metrics["accuracy"], ECE=metrics["ece"])
@@ -479,7 +483,13 @@ def main() -> None:
                                     ("mean", "median", "std", "flagged", "AUROC", "AP", "accuracy", "ECE", "FD to real")})
         st.caption(f"Each generator against '{real_name}'. AUROC 0.5 = indistinguishable from real; AP with generated "
                    "images as the positive class; accuracy: class-balanced at the threshold; ECE: calibration error; "
-                   "flagged: share scored below the threshold; FD: Fréchet distance of fused TIGAS features.")
+                   "flagged: share scored below the threshold; FD: Fréchet distance of fused TIGAS features. "
+                   f"AUROC, AP, accuracy and ECE need at least {MIN_IMAGES_FOR_METRICS} scored images in both groups; "
+                   "below about 30 treat them as rough.")
+        feature_dim = scored.features.shape[1]
+        if has_real and table["n"].min() <= feature_dim:
+            st.warning(f"FD from groups of {feature_dim} images or fewer ({feature_dim}-d features) is biased upwards "
+                       "and noisy: compare it only between groups of the same size.", icon="⚠️")
         st.download_button("Download summary (CSV)", table.to_csv(index=False), "tigas_summary.csv", "text/csv",
                            on_click="ignore")
     with tabs[1]:

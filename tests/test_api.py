@@ -41,6 +41,34 @@ def test_float_tensors_in_another_range_are_refused_not_clamped(tigas, make_imag
     assert abs(tigas(slightly_over) - tigas(slightly_over.clamp(0, 1))) < 1e-5
 
 
+def test_batches_get_the_same_conversions_and_checks_as_one_image(tigas, make_image):
+    image = load_image(make_image("a.png"))
+    as_uint8 = (image * 255).round().to(torch.uint8)
+    single = tigas(as_uint8)
+    assert torch.allclose(tigas(as_uint8.unsqueeze(0).repeat(2, 1, 1, 1)), torch.full((2, 1), single), atol=1e-5)
+    overshoot = (image * 1.02).clamp(max=1.05)
+    assert abs(float(tigas(overshoot.unsqueeze(0))) - tigas(overshoot)) < 1e-5  # clamped in both
+    hwc = np.asarray(as_uint8.permute(1, 2, 0))
+    assert torch.allclose(tigas(np.stack([hwc, hwc])), torch.full((2, 1), single), atol=1e-5)
+    for bad, reason in ((torch.full((2, 3, 64, 64), math.nan), "NaN"), (torch.rand(2, 5, 64, 64), "expected 1, 3 or 4 channels")):
+        with pytest.raises(TIGASInputError, match=reason):
+            tigas(bad)
+    assert tigas(torch.rand(2, 3, 28, 28)).shape == (2, 1)  # a small generator's batch (the loss path) is up-sampled
+
+
+def test_folders_decode_a_bounded_number_of_batches_ahead(tigas, make_image, tmp_path, monkeypatch):
+    import tigas_core.api
+
+    paths = [make_image(f"many/{i:02d}.png", size=(40, 40), seed=i) for i in range(24)]
+    decoded = []
+    real_load_image = tigas_core.api.load_image
+    monkeypatch.setattr(tigas_core.api, "load_image", lambda path: decoded.append(path) or real_load_image(path))
+    rows = tigas.iter_file_results(paths, batch_size=2, workers=2)
+    first = next(rows)
+    assert first["error"] == "" and len(decoded) <= 3 * 2  # the batch scored and two queued, not 24 images
+    assert len(list(rows)) == 23 and len(decoded) == 24
+
+
 def test_lists_and_folders_give_one_row_per_image(tigas, make_image, tmp_path):
     paths = [make_image(f"d/{i}.png", seed=i) for i in range(3)]
     scores = tigas(paths)
@@ -131,8 +159,11 @@ def test_tigas_metric_update_compute_reset(tigas):
 def test_tigas_metric_on_precomputed_scores():
     metric = TIGASMetric(use_model=False)
     metric.update(torch.tensor([0.2, 0.4]))
-    metric.update(pd.Series([0.9]).to_numpy())
+    metric.update(pd.Series([0.9, math.nan]).to_numpy())  # NaN: a file compute_directory could not score
     assert torch.isclose(metric.compute()["score"], torch.tensor(0.5))
+    metric.reset()
+    with pytest.warns(UserWarning, match="before the ``update`` method"):
+        assert torch.isnan(metric.compute()["score"])  # nothing measured reads NaN, not 0
 
 
 def test_tigas_metric_is_differentiable(tigas):

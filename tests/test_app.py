@@ -168,6 +168,16 @@ def test_file_cap_and_duplicate_names(tigas, images):
     assert list(table["file"][:2]) == sorted(scored, key=lambda n: -next(r["score"] for r in records if r["file"] == n))
 
 
+def test_the_page_names_its_weights_and_the_baseline_says_what_it_misjudges(weights_dir):
+    from tigas_core.commands.app import _load_app_module
+
+    app = _load_app_module()
+    given = app.weights_label(TIGAS(checkpoint_path=weights_dir))
+    assert given == f"checkpoint {weights_dir.name} (64 px views)"  # a name, not a path on the server
+    bundled = app.weights_label(TIGAS())
+    assert bundled.startswith("the bundled baseline") and "misjudges" in bundled
+
+
 def test_app_script_help_runs():
     """The Space entry point parses its options (python app/app.py)."""
     app_file = Path(__file__).resolve().parents[1] / "app" / "app.py"

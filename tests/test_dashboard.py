@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import importlib.util
 import os
+import signal
 import sys
 import zipfile
 from pathlib import Path
@@ -361,7 +362,7 @@ def test_browser_renders_charts(tmp_path, dataset, weights, chromium):
     command = [sys.executable, "-m", "tigas_core.cli", "dashboard", str(dataset), "--weights", str(weights),
                "--port", str(port), "--address", "127.0.0.1"]
     health = f"http://127.0.0.1:{port}/_stcore/health"
-    with LocalServer(command, health, tmp_path / "dashboard.log", env, timeout_s=60), chromium() as browser:
+    with LocalServer(command, health, tmp_path / "dashboard.log", env, timeout_s=60) as server, chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"http://127.0.0.1:{port}/", timeout=60_000)
         page.wait_for_selector('[data-testid="stDataFrame"]', timeout=90_000)
@@ -385,3 +386,8 @@ def test_browser_renders_charts(tmp_path, dataset, weights, chromium):
             page.get_by_role("button", name="PNG").first.click()
         assert Path(download.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert shot.stat().st_size > 10_000
+
+        # `tigas dashboard` is the Streamlit server itself: a SIGTERM to that one pid leaves nothing serving.
+        os.kill(server.process.pid, signal.SIGTERM)
+        server.process.wait(timeout=30)
+        assert not server.answers()

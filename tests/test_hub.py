@@ -95,10 +95,10 @@ print("SOURCE", t.weights_source)
 """
 
 
-def run_offline(cache: Path, assets: Path, *args: str) -> subprocess.CompletedProcess:
+def run_offline(cache: Path, assets: Path, *args: str, script: str = RESOLVE_SCRIPT) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache), "HF_HOME": str(cache.parent / "hf_home"),
            "TIGAS_ASSETS_DIR": str(assets)}
-    return subprocess.run([sys.executable, "-c", RESOLVE_SCRIPT, *args], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_auto_download_resolves_through_the_offline_hf_cache(small_model, weights_dir, tmp_path):
@@ -119,6 +119,11 @@ def test_hub_miss_falls_back_to_bundled_and_says_why(weights_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert f"SOURCE bundled {weights_dir}" in proc.stdout
     assert f"Hub {REPO_ID}@v9.9.9 unavailable" in proc.stdout
+    # Without any logging set up (plain Python), the fallback still reaches the user's terminal.
+    plain = run_offline(tmp_path / "hub", weights_dir, REPO_ID, "v9.9.9", script=(
+        "import sys; from tigas_core import TIGAS; TIGAS(auto_download=True, repo_id=sys.argv[1], revision=sys.argv[2])"))
+    assert plain.returncode == 0, plain.stderr
+    assert f"bundled {weights_dir}, because Hub {REPO_ID}@v9.9.9 unavailable" in plain.stderr
 
 
 def test_nothing_found_is_a_clear_error_never_random_weights(tmp_path, monkeypatch):

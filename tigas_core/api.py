@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import math
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -16,7 +18,7 @@ import torch.nn.functional as F
 
 from tigas_core import spectral
 from tigas_core.hub import DEFAULT_REPO_ID, resolve_weights
-from tigas_core.io import ImageSource, TIGASInputError, check_unit_range, describe, iter_image_files, load_image, preprocess, to_uint8_image
+from tigas_core.io import ImageSource, TIGASInputError, batch_to_rgb, describe, iter_image_files, load_image, preprocess, to_uint8_image
 from tigas_core.model import BRANCHES, TIGASModel
 
 logger = logging.getLogger("tigas")
@@ -136,24 +138,23 @@ class TIGAS:
 
     def _as_batch(self, images: Any) -> tuple[torch.Tensor, bool]:
         if isinstance(images, torch.Tensor) and images.ndim == 4:
-            if images.shape[1] != 3:
-                raise TIGASInputError(describe(images), f"expected [B,3,H,W], got {tuple(images.shape)}")
-            if images.is_floating_point():
-                check_unit_range(images, describe(images))
-            return images, False
+            return batch_to_rgb(images, describe(images)), False
         if isinstance(images, (str, os.PathLike)) and Path(images).is_dir():
             paths = list(iter_image_files(images))
             if not paths:
                 raise TIGASInputError(os.fspath(images), "folder contains no image files")
-            return self._stack([load_image(p) for p in paths]), False
+            return self._load_views(paths), False
+        if isinstance(images, np.ndarray) and images.ndim == 4:
+            return self._load_views(list(images)), False  # [B,H,W,C] or [B,C,H,W]
         if isinstance(images, (list, tuple)):
             if not images:
                 raise TIGASInputError("<empty list>", "no images given")
-            return self._stack([load_image(item) for item in images]), False
+            return self._load_views(images), False
         return load_image(images).unsqueeze(0), True
 
-    def _stack(self, images: list[torch.Tensor]) -> torch.Tensor:
-        return torch.stack([preprocess(img, self.img_size) for img in images])
+    def _load_views(self, sources: Sequence[ImageSource]) -> torch.Tensor:
+        """Model-size views of every source; each original is dropped once its view is made."""
+        return torch.stack([preprocess(load_image(source), self.img_size) for source in sources])
 
     # ------------------------------------------------------------------ files
     def iter_file_results(self, paths: Sequence[str | os.PathLike], batch_size: int = 16, workers: int = 2,
@@ -164,7 +165,7 @@ class TIGAS:
         ``spectral_profile`` [bins] and ``spectrum_grid`` [S,S] from the same forward pass.
 
         Unreadable files yield a row with NaN scores and the reason in ``error``; nothing aborts.
-        Memory stays constant: one batch is decoded ahead at most.
+        Memory stays constant: at most ``workers`` batches are decoded ahead of the model.
         """
         def load(path):
             try:
@@ -174,11 +175,20 @@ class TIGAS:
             except Exception as exc:  # a file must never take the whole run down
                 return None, f"unreadable ({type(exc).__name__}: {exc})"
 
-        chunks = [list(paths[i : i + batch_size]) for i in range(0, len(paths), batch_size)]
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            pending = pool.map(lambda chunk: [load(p) for p in chunk], chunks)
-            for chunk, loaded in zip(chunks, pending):
-                yield from self._score_chunk(chunk, loaded, with_features)
+        def decode(chunk: list) -> list:
+            return [load(p) for p in chunk]
+
+        chunks = iter([list(paths[i : i + batch_size]) for i in range(0, len(paths), batch_size)])
+        workers = max(1, workers)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            # A bounded queue of `workers` chunks (pool.map would decode the whole folder ahead).
+            pending = deque((chunk, pool.submit(decode, chunk)) for chunk in itertools.islice(chunks, workers))
+            while pending:
+                chunk, decoded = pending.popleft()
+                following = next(chunks, None)
+                if following is not None:
+                    pending.append((following, pool.submit(decode, following)))
+                yield from self._score_chunk(chunk, decoded.result(), with_features)
 
     def _score_chunk(self, chunk: list, loaded: list, with_features: bool) -> Iterator[dict]:
         good = [i for i, (tensor, _) in enumerate(loaded) if tensor is not None]

@@ -156,8 +156,10 @@ def resolve_weights(
     if (bundled / WEIGHTS_NAME).is_file():
         model = load_model(bundled)
         source = f"bundled {bundled}"
-        reason = hub_problem or "default"
-        logger.info("TIGAS weights: %s (%s)", source, reason)
+        if hub_problem:  # the Hub weights were asked for: falling back must not go unnoticed
+            logger.warning("TIGAS weights: %s, because %s", source, hub_problem)
+        else:
+            logger.info("TIGAS weights: %s (default)", source)
         return model, source
     tried = [f"bundled weights in {bundled} (no {WEIGHTS_NAME})"]
     if auto_download:

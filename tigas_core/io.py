@@ -166,24 +166,37 @@ def _array_to_tensor(array: np.ndarray, label: str) -> torch.Tensor:
 
 
 def _tensor_to_rgb(tensor: torch.Tensor, label: str) -> torch.Tensor:
-    if not tensor.is_floating_point():
-        tensor = tensor.float() / (255.0 if tensor.dtype == torch.uint8 else 65535.0)
     if tensor.ndim == 2:
         tensor = tensor.unsqueeze(0)
     if tensor.ndim != 3:
         raise TIGASInputError(label, f"expected an image with 2 or 3 dimensions, got shape {tuple(tensor.shape)}")
-    channels = tensor.shape[0]
+    return batch_to_rgb(tensor.unsqueeze(0), label)[0]
+
+
+def batch_to_rgb(images: torch.Tensor, label: str) -> torch.Tensor:
+    """[B,C,H,W] tensor -> RGB float [B,3,H,W] in [0, 1], with the checks a single image gets.
+
+    Integer tensors are rescaled (uint8 / 255, wider types / 65535); 1 channel is repeated and a
+    4th (alpha) is composited over white; NaN/inf and far-out-of-range floats are refused; small
+    overshoots are clamped (differentiably: zero gradient beyond). No MIN_SIDE here: a batch is
+    the differentiable path of TIGASLoss and TIGASMetric, where a 28 px generator's output is fine.
+    """
+    if images.ndim != 4:
+        raise TIGASInputError(label, f"expected a batch [B,C,H,W], got shape {tuple(images.shape)}")
+    if not images.is_floating_point():
+        images = images.float() / (255.0 if images.dtype == torch.uint8 else 65535.0)
+    channels = images.shape[1]
     if channels == 1:
-        tensor = tensor.expand(3, -1, -1)
+        images = images.expand(-1, 3, -1, -1)
     elif channels == 4:
-        alpha = tensor[3:4]
-        tensor = tensor[:3] * alpha + (1.0 - alpha)
+        alpha = images[:, 3:4]
+        images = images[:, :3] * alpha + (1.0 - alpha)
     elif channels != 3:
         raise TIGASInputError(label, f"expected 1, 3 or 4 channels, got {channels}")
-    if not torch.isfinite(tensor).all():
+    if not torch.isfinite(images.detach()).all():
         raise TIGASInputError(label, "image contains NaN or infinite values")
-    check_unit_range(tensor, label)
-    return tensor.clamp(0.0, 1.0)
+    check_unit_range(images, label)
+    return images.clamp(0.0, 1.0)
 
 
 def check_unit_range(images: torch.Tensor, label: str) -> None:

@@ -39,7 +39,7 @@ class LocalServer:
             self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env,
                                             start_new_session=True)
         deadline = time.monotonic() + self.timeout_s
-        while not self._answers():
+        while not self.answers():
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.command[0]} exited with {self.process.returncode}:\n{self.log_tail()}")
             if time.monotonic() > deadline:
@@ -48,7 +48,8 @@ class LocalServer:
             time.sleep(0.5)
         return self
 
-    def _answers(self) -> bool:
+    def answers(self) -> bool:
+        """Whether the ready URL answers 200 right now."""
         try:
             with urllib.request.urlopen(self.ready_url, timeout=2) as response:
                 return response.status == 200

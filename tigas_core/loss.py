@@ -41,6 +41,8 @@ class TIGASLoss:
 
         if every_n_steps < 1:
             raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps}")
+        if weight < 0:
+            raise ValueError(f"weight must be >= 0 (a negative weight would reward looking generated), got {weight}")
         if model is None:
             model = TIGAS()
         elif isinstance(model, torch.nn.Module):

@@ -1,17 +1,19 @@
 """Launch the Streamlit dashboard.
 
 The dashboard lives in dashboards/dashboard.py at the repository root (outside the package), so
-this command starts `streamlit run` on that file in a child process: headless, usage statistics
-off, settings handed over as script arguments. Streamlit itself is imported only by the child.
+this command replaces itself with `streamlit run` on that file (exec, so signals such as Ctrl+C
+or a service manager's SIGTERM reach Streamlit directly and nothing is left behind): headless,
+usage statistics off, settings handed over as script arguments.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
+
+from tigas_core.commands import positive_int
 
 DASHBOARD_FILE = Path(__file__).resolve().parents[2] / "dashboards" / "dashboard.py"
 
@@ -24,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8501, help="port to serve on (default: 8501)")
     parser.add_argument("--address", default="localhost", help="address to bind (default: localhost)")
     parser.add_argument("--cache-dir", help="where scores are cached (default: $TIGAS_CACHE_DIR or ~/.cache/tigas)")
-    parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass when scoring")
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="images per forward pass when scoring")
+    parser.add_argument("--threads", type=positive_int, help="CPU threads for scoring (default: torch's choice)")
 
 
 def streamlit_command(args: argparse.Namespace) -> list[str]:
@@ -58,11 +61,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"tigas dashboard: {args.root}: not found", file=sys.stderr)
         return 2
     env = dict(os.environ, STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
+    if args.threads:
+        env["TIGAS_NUM_THREADS"] = str(args.threads)
     browser = shutil.which("chromium") or shutil.which("google-chrome")
     if browser and "BROWSER_PATH" not in env:
         env["BROWSER_PATH"] = browser  # kaleido's PNG export of plots needs a Chrome
-    print(f"TIGAS dashboard on http://{args.address}:{args.port}", file=sys.stderr)
-    try:
-        return subprocess.call(streamlit_command(args), env=env)
-    except KeyboardInterrupt:
-        return 130
+    print(f"TIGAS dashboard on http://{args.address}:{args.port}", file=sys.stderr, flush=True)
+    command = streamlit_command(args)
+    os.execve(command[0], command, env)

@@ -15,7 +15,7 @@ class TIGASMetric(Metric):
 
     ``model``: a `TIGAS`, a `TIGASModel`, or None for the default `TIGAS()`. With
     ``use_model=False`` the metric aggregates precomputed scores ([B] or [B,1] tensors), e.g. the
-    ``score`` column of `TIGAS.compute_directory`.
+    ``score`` column of `TIGAS.compute_directory`, whose NaN rows (files that failed) are left out.
     """
 
     is_differentiable = True
@@ -34,7 +34,8 @@ class TIGASMetric(Metric):
     def _batch_scores(self, images: Any) -> dict[str, torch.Tensor]:
         if not self.use_model:
             scores = images if isinstance(images, torch.Tensor) else torch.tensor(np.asarray(images, dtype=np.float32))
-            return {"score": scores.float().reshape(-1)}
+            scores = scores.float().reshape(-1)
+            return {"score": scores[~torch.isnan(scores)]}  # NaN marks a file that could not be scored
         out = self.tigas(images, return_features=True)
         result = {"score": out["score"].reshape(-1)}
         result.update({f"{b}_score": out["components"][b].reshape(-1) for b in BRANCHES})
@@ -53,8 +54,9 @@ class TIGASMetric(Metric):
         self._accumulate(self._batch_scores(images))
 
     def compute(self) -> dict[str, torch.Tensor]:
-        """Means over all updates: score and (with a model) each branch's component score."""
-        count = self.count.clamp(min=1).double()
+        """Means over all updates: score and (with a model) each branch's component score; NaN
+        before any update (torchmetrics also warns), never a score of 0 that looks measured."""
+        count = self.count.double()
         result = {"score": (self.score_sum / count).float()}
         if self.use_model:
             result.update({f"{b}_score": (getattr(self, f"{b}_sum") / count).float() for b in BRANCHES})
