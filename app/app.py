@@ -433,7 +433,7 @@ def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[
             f"**Weights:** {weights_label(tigas)}."
         )
         with gr.Row():
-            with gr.Column(scale=2):
+            with gr.Column(scale=1):
                 upload = gr.File(label="Images", file_count="multiple", elem_id="tigas-upload", height=180)
                 threshold = gr.Slider(0.0, 1.0, value=default_threshold, step=0.01, label="Decision threshold",
                                       info=f"within ±{VERDICT_MARGIN:g} of the threshold a score reads 'uncertain'",
@@ -444,10 +444,10 @@ def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[
                                 example_labels=[Path(path).name for path in examples],
                                 label="Examples (real photos from skimage.data and images from the project's own generators)",
                                 elem_id="tigas-examples")
-            with gr.Column(scale=3):
+            with gr.Column(scale=2):
                 table = gr.Dataframe(value=results_table([]), label="Results (sorted by score; click a row to inspect)",
                                      interactive=False, elem_id="tigas-table", wrap=True,
-                                     column_widths=["18%", "9%", "13%", "14%", "12%", "14%", "20%"])
+                                     column_widths=["18%", "10%", "12%", "15%", "13%", "15%", "17%"])
                 with gr.Row():
                     csv_button = gr.DownloadButton("Download CSV", interactive=False, elem_id="tigas-csv")
                     json_button = gr.DownloadButton("Download JSON", interactive=False, elem_id="tigas-json")
