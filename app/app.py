@@ -22,8 +22,6 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 if str(Path(__file__).resolve().parents[1]) not in sys.path:
     # `python app/app.py` (how a Space starts it) puts app/ on sys.path, not the checkout root.
@@ -33,6 +31,7 @@ from tigas_core.api import TIGAS, Explanation, verdict  # noqa: E402
 from tigas_core.hub import DEFAULT_REPO_ID, DEFAULT_REVISION, WeightsNotFoundError  # noqa: E402
 from tigas_core.io import TIGASInputError  # noqa: E402
 from tigas_core.model import BRANCHES  # noqa: E402
+from tigas_core.plots import FUSION_NOTE, explanation_figures  # noqa: E402
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # read when gradio is imported
 import gradio as gr  # noqa: E402
@@ -43,8 +42,6 @@ DEFAULT_PORT = 7860
 DOWNLOAD_MAX_AGE_S = 3600
 MAP_KEYS = ("spectrum", "saliency")  # the large 2-D arrays of Explanation.to_dict(arrays=True)
 VERDICT_MARGIN = inspect.signature(verdict).parameters["margin"].default
-# Transparent where the model does not care, opaque red where it looks generated: the photo stays visible.
-SALIENCY_COLORS = [[0.0, "rgba(255,0,0,0)"], [0.3, "rgba(255,160,0,0.15)"], [1.0, "rgba(255,0,0,0.85)"]]
 
 # Clipboard images pasted anywhere on the page join the upload box, so paste goes through the
 # same multi-file path as drag-and-drop and the file picker.
@@ -233,83 +230,6 @@ class DownloadWriter:
                 folder.rmdir()
 
 
-# --------------------------------------------------------------------------------------------
-# Figures: arrange arrays from Explanation; no numbers are computed here.
-
-
-def branch_figure(explanation: Explanation) -> go.Figure:
-    scores = [float(explanation.components[b]) for b in BRANCHES]
-    weights = [float(explanation.branch_weights[b]) for b in BRANCHES]
-    figure = go.Figure(
-        [
-            go.Bar(name="component score", x=list(BRANCHES), y=scores, text=[f"{v:.3f}" for v in scores],
-                   textposition="outside", marker_color="#4C78A8"),
-            go.Bar(name="fusion weight", x=list(BRANCHES), y=weights, text=[f"{v:.3f}" for v in weights],
-                   textposition="outside", marker_color="#F58518"),
-        ]
-    )
-    figure.update_layout(
-        title=f"Branch scores and fusion weights (TIGAS score {explanation.score:.3f})",
-        barmode="group", yaxis=dict(range=[0, 1.15], title="value in [0, 1]"),
-        legend=dict(orientation="h", y=-0.15), margin=dict(t=60, b=40, l=50, r=20), height=360,
-    )
-    return figure
-
-
-def spectrum_figure(explanation: Explanation) -> go.Figure:
-    spectrum = np.asarray(explanation.spectrum)
-    height, width = spectrum.shape
-    figure = go.Figure(
-        go.Heatmap(
-            z=spectrum, x=(np.arange(width) - width // 2) / width, y=(np.arange(height) - height // 2) / height,
-            colorscale="Viridis", colorbar=dict(title="log power"),
-            hovertemplate="fx %{x:.3f}<br>fy %{y:.3f}<br>log power %{z:.3f}<extra></extra>",
-        )
-    )
-    figure.update_layout(
-        title="2-D log-magnitude spectrum (model view, DC at centre)",
-        xaxis=dict(title="horizontal frequency (cycles/px)", scaleanchor="y", constrain="domain"),
-        yaxis=dict(title="vertical frequency (cycles/px)", constrain="domain"),
-        margin=dict(t=60, b=40, l=50, r=20), height=360,
-    )
-    return figure
-
-
-def profile_figure(explanation: Explanation) -> go.Figure:
-    frequencies = np.asarray(explanation.frequencies)
-    figure = go.Figure(
-        [
-            go.Scatter(x=frequencies, y=np.asarray(explanation.radial_profile), name="this image", mode="lines+markers",
-                       marker=dict(size=4), hovertemplate="f %{x:.3f}<br>image %{y:.3f}<extra></extra>"),
-            go.Scatter(x=frequencies, y=np.asarray(explanation.reference_profile), name="natural-image reference",
-                       mode="lines", line=dict(dash="dash"), hovertemplate="f %{x:.3f}<br>reference %{y:.3f}<extra></extra>"),
-        ]
-    )
-    figure.update_layout(
-        title="Radial power profile vs natural-image reference",
-        xaxis=dict(title="spatial frequency (fraction of Nyquist)"), yaxis=dict(title="normalised log10 power"),
-        hovermode="x unified", legend=dict(orientation="h", y=-0.2), margin=dict(t=60, b=40, l=50, r=20), height=360,
-    )
-    return figure
-
-
-def saliency_figure(explanation: Explanation) -> go.Figure:
-    image = np.asarray(explanation.image)
-    figure = make_subplots(rows=1, cols=2, subplot_titles=("model view", "saliency overlay"), horizontal_spacing=0.04)
-    figure.add_trace(go.Image(z=image, hoverinfo="skip"), row=1, col=1)
-    figure.add_trace(go.Image(z=image, hoverinfo="skip"), row=1, col=2)
-    figure.add_trace(
-        go.Heatmap(z=np.asarray(explanation.saliency), zmin=0, zmax=1, colorscale=SALIENCY_COLORS,
-                   colorbar=dict(title="saliency"),
-                   hovertemplate="x %{x}<br>y %{y}<br>saliency %{z:.3f}<extra></extra>"),
-        row=1, col=2,
-    )
-    figure.update_xaxes(visible=False)
-    figure.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
-    figure.update_layout(title="Where the score is most sensitive", margin=dict(t=70, b=10, l=10, r=10), height=360)
-    return figure
-
-
 def weights_label(tigas: TIGAS) -> str:
     """Which weights score here, and for the bundled baseline what it is known to get wrong."""
     source = tigas.weights_source
@@ -329,10 +249,7 @@ def explanation_summary(name: str, explanation: Explanation, threshold: float) -
     width, height = explanation.image_size
     return (
         f"### `{name}`: score **{explanation.score:.3f}** ({verdict(explanation.score, threshold)})\n"
-        f"Components: {components}. Original size {width}x{height} px; threshold {threshold:.2f}.\n\n"
-        "Each branch's score comes from its own head; the final score is read from the fused features, "
-        "so it is not the weighted mean of the branch scores (the weights say how much each branch's "
-        "features counted in that fusion)."
+        f"Components: {components}. Original size {width}x{height} px; threshold {threshold:.2f}.\n\n{FUSION_NOTE}"
     )
 
 
@@ -379,10 +296,9 @@ def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[
             explanation = tigas.explain(scored[name])
         except TIGASInputError as exc:  # e.g. the upload expired from Gradio's cache
             return f"`{name}` could not be explained: {exc.reason}", None, None, None, None
-        return (
-            explanation_summary(name, explanation, threshold), branch_figure(explanation),
-            spectrum_figure(explanation), profile_figure(explanation), saliency_figure(explanation),
-        )
+        figures = explanation_figures(explanation)
+        return (explanation_summary(name, explanation, threshold), figures["branches"], figures["spectrum"],
+                figures["profile"], figures["saliency"])
 
     def api_score(file: str | None, threshold: float | None = None) -> dict[str, Any]:
         """Score one image: JSON with score, components, branch_weights, verdict."""

@@ -25,7 +25,6 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
-from plotly.subplots import make_subplots
 from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
 from tigas_core.data.records import REAL, REAL_LABEL, read_csv_index, scan_folder
@@ -33,6 +32,7 @@ from tigas_core.io import iter_image_files
 from tigas_core.metrics.evaluation import binary_metrics
 from tigas_core.metrics.frechet import StreamingStats, frechet_distance
 from tigas_core.model import BRANCHES
+from tigas_core.plots import explanation_figures
 from tigas_core.score_cache import ScoreCache, ScoredSet, default_cache_dir
 from tigas_core.spectral import radial_frequencies
 
@@ -276,28 +276,6 @@ def confusion_figure(frame: pd.DataFrame, real_name: str, threshold: float, gene
                        color_continuous_scale="Blues")
     figure.update_layout(title=f"Confusion matrix at threshold {threshold:.2f}", coloraxis_showscale=False)
     return figure
-
-
-def explanation_figures(explanation) -> dict[str, go.Figure]:
-    """Branch bars, spectrum, radial profile vs reference, and saliency over the model view."""
-    bars = go.Figure()
-    names = list(explanation.components)
-    bars.add_bar(x=names, y=[explanation.components[n] for n in names], name="branch score")
-    bars.add_bar(x=names, y=[explanation.branch_weights[n] for n in names], name="fusion weight")
-    bars.update_layout(title=f"Branches (score {explanation.score:.3f}, {explanation.verdict})", barmode="group", yaxis_range=[0, 1])
-    spectrum = px.imshow(explanation.spectrum, color_continuous_scale="viridis", labels={"color": "log10 power"})
-    spectrum.update_layout(title="Log10 power spectrum (mean level removed)").update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
-    profile = go.Figure()
-    profile.add_scatter(x=explanation.frequencies, y=explanation.radial_profile, name="this image")
-    profile.add_scatter(x=explanation.frequencies, y=explanation.reference_profile, name="real reference", line=dict(dash="dash"))
-    profile.update_layout(title="Radial power profile", xaxis_title="frequency / Nyquist", yaxis_title="log10 power")
-    saliency = make_subplots(rows=1, cols=2, subplot_titles=("model view", "saliency"))
-    saliency.add_trace(go.Image(z=explanation.image), row=1, col=1)
-    saliency.add_trace(go.Heatmap(z=explanation.saliency, colorscale="Inferno", zmin=0, zmax=1, showscale=False), row=1, col=2)
-    saliency.update_yaxes(autorange="reversed", scaleanchor="x2", row=1, col=2)
-    saliency.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
-    saliency.update_layout(title="Where the score is most sensitive")
-    return {"explain_branches": bars, "explain_spectrum": spectrum, "explain_profile": profile, "explain_saliency": saliency}
 
 
 # --------------------------------------------------------------------------------------------
@@ -553,7 +531,7 @@ def gallery(frame: pd.DataFrame, tigas, model_id: str, generators: list[str], de
     except Exception as exc:  # e.g. the file changed or vanished since it was scored
         st.error(f"{path}: cannot explain ({exc})")
         return {}
-    figures = explanation_figures(explanation)
+    figures = {f"explain_{name}": figure for name, figure in explanation_figures(explanation).items()}
     left, right = st.columns(2)
     for i, (name, figure) in enumerate(figures.items()):
         (left if i % 2 == 0 else right).plotly_chart(figure, key=name)

@@ -15,7 +15,7 @@ def tigas_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 def test_help_lists_every_command():
     proc = tigas_cli("--help")
     assert proc.returncode == 0
-    for command in ("score", "train", "evaluate", "generate", "zoo", "fid", "hub", "app", "dashboard"):
+    for command in ("score", "explain", "train", "evaluate", "generate", "zoo", "fid", "hub", "app", "dashboard"):
         assert command in proc.stdout
 
 
@@ -85,3 +85,27 @@ def test_bad_input_is_one_clear_line_and_exit_status_2(weights_dir, make_image, 
     proc = tigas_cli("-v", "score", image, "--weights", str(tmp_path / "nodir"))
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "WeightsNotFoundError" in proc.stderr
 
+
+
+def test_explain_writes_an_offline_report_per_image_and_goes_on_after_a_bad_file(weights_dir, make_image, tmp_path):
+    from tigas_core.api import TIGAS
+
+    first = make_image("a/photo.png", seed=1)
+    second = make_image("b/photo.png", seed=2)  # same name in another folder: its own report
+    (tmp_path / "a" / "broken.png").write_bytes(b"\x89PNG not really")
+    out = tmp_path / "reports"
+    proc = tigas_cli("explain", str(tmp_path / "a"), str(second), "--weights", str(weights_dir), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert f"ERROR  {tmp_path / 'a' / 'broken.png'}: corrupt or truncated image" in proc.stdout
+    assert "Explained 2 of 3 images" in proc.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["explanations.json", "photo.html", "photo_2.html", "plotly.min.js"]
+    page = (out / "photo.html").read_text()
+    assert 'src="plotly.min.js"' in page and "Where the score is most sensitive" in page
+    assert "Radial power profile" in page and "photo.png: score" in page
+    assert len((out / "plotly.min.js").read_text()) > 1_000_000  # the library itself, so the page opens offline
+    results = json.loads((out / "explanations.json").read_text())["results"]
+    tigas = TIGAS(checkpoint_path=weights_dir)
+    explained = [row for row in results if not row["error"]]
+    assert [row["report"] for row in explained] == ["photo.html", "photo_2.html"]
+    for row, path in zip(explained, (first, second)):
+        assert abs(row["score"] - tigas(path)) < 1e-5

@@ -69,6 +69,18 @@ class Explanation:
     image: np.ndarray  # HxWx3 uint8: the model's view of the image
     image_size: tuple[int, int]  # (width, height) of the original
 
+    def figures(self) -> dict:
+        """Plotly figures by name (branches, spectrum, profile, saliency): what the app and dashboard show."""
+        from tigas_core.plots import explanation_figures
+
+        return explanation_figures(self)
+
+    def save_html(self, path: str | os.PathLike, title: str = "image") -> Path:
+        """A report page of the score and the four figures (opens offline; plotly.min.js beside it)."""
+        from tigas_core.plots import write_explanation_html
+
+        return write_explanation_html(self, path, title)
+
     def to_dict(self, arrays: bool = False) -> dict[str, Any]:
         """JSON-able summary; ``arrays=True`` adds the profiles and maps as nested lists."""
         data = {

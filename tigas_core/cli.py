@@ -17,6 +17,7 @@ from tigas_core import __version__
 
 COMMANDS = {
     "score": "Score images or folders and print/save the results.",
+    "explain": "Write an offline HTML report per image: branches, spectrum, radial profile, saliency.",
     "train": "Train a TIGAS model from a YAML config.",
     "evaluate": "Evaluate weights per generator (AUROC, AP, ECE, robustness) with baselines.",
     "generate": "Sample images from a trained generator-zoo checkpoint.",

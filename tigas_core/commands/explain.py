@@ -1,0 +1,64 @@
+"""Explain scores: one offline HTML report per image (branches, spectrum, radial profile, saliency).
+
+    tigas explain photo.jpg outputs/ --out reports/
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from tigas_core.commands import probability
+from tigas_core.commands.score import collect_paths
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", help="image files and/or folders")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the reports (<image>.html, plotly.min.js, explanations.json)")
+    parser.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--weights", help="weights folder, .safetensors or Hub repo id (default: bundled)")
+    parser.add_argument("--auto-download", action="store_true", help="prefer the pinned Hub weights (HF cache)")
+    parser.add_argument("--threshold", type=probability, help="decision threshold for the verdict (default: the calibrated one)")
+
+
+def report_names(paths: list[Path]) -> list[str]:
+    """``<stem>.html`` per image; a stem seen before gets ``_2``, ``_3``... so no report overwrites another."""
+    seen: dict[str, int] = {}
+    names = []
+    for path in paths:
+        seen[path.stem] = seen.get(path.stem, 0) + 1
+        names.append(f"{path.stem}.html" if seen[path.stem] == 1 else f"{path.stem}_{seen[path.stem]}.html")
+    return names
+
+
+def run(args: argparse.Namespace) -> int:
+    from tigas_core.api import TIGAS, verdict
+    from tigas_core.config import atomic_write_text
+    from tigas_core.io import TIGASInputError
+
+    paths = collect_paths(args.paths, args.recursive)
+    if not paths:
+        print("tigas explain: no image files found in " + ", ".join(args.paths), file=sys.stderr)
+        return 1
+    tigas = TIGAS(checkpoint_path=args.weights, auto_download=args.auto_download, device=args.device)
+    threshold = tigas.threshold if args.threshold is None else args.threshold
+    results = []
+    for path, name in zip(paths, report_names(paths)):
+        try:
+            explanation = tigas.explain(path)
+        except TIGASInputError as exc:  # one bad file is reported and skipped, never the end of the run
+            print(f"ERROR  {path}: {exc.reason}")
+            results.append({"path": str(path), "error": exc.reason})
+            continue
+        explanation = dataclasses.replace(explanation, verdict=verdict(explanation.score, threshold))
+        report = explanation.save_html(args.out / name, title=path.name)
+        print(f"{explanation.score:.4f}  {explanation.verdict:<16}  {path}  ->  {report}")
+        results.append({"path": str(path), "report": name, "error": "", **explanation.to_dict()})
+    atomic_write_text(args.out / "explanations.json",
+                      json.dumps({"weights": tigas.weights_source, "threshold": threshold, "results": results}, indent=2) + "\n")
+    explained = sum(1 for row in results if not row["error"])
+    print(f"\nExplained {explained} of {len(results)} images; reports in {args.out}  [weights: {tigas.weights_source}]")
+    return 0 if explained else 1
