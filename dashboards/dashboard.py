@@ -32,7 +32,7 @@ from tigas_core.io import iter_image_files
 from tigas_core.metrics.evaluation import binary_metrics
 from tigas_core.metrics.frechet import StreamingStats, frechet_distance
 from tigas_core.model import BRANCHES
-from tigas_core.plots import explanation_figures
+from tigas_core.plots import FUSION_NOTE, explanation_figures
 from tigas_core.score_cache import ScoreCache, ScoredSet, default_cache_dir
 from tigas_core.spectral import radial_frequencies
 
@@ -532,6 +532,7 @@ def gallery(frame: pd.DataFrame, tigas, model_id: str, generators: list[str], de
         st.error(f"{path}: cannot explain ({exc})")
         return {}
     figures = {f"explain_{name}": figure for name, figure in explanation_figures(explanation).items()}
+    st.caption(FUSION_NOTE)
     left, right = st.columns(2)
     for i, (name, figure) in enumerate(figures.items()):
         (left if i % 2 == 0 else right).plotly_chart(figure, key=name)
