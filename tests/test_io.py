@@ -175,6 +175,10 @@ def test_iter_image_files_is_sorted_filters_and_skips_hidden(tmp_path, make_imag
     (tmp_path / ".hidden" / "notes.txt").write_text("x")
     assert skipped_file_types(tmp_path) == {".txt": 1, ".svg": 1}
     assert skipped_file_types(tmp_path, recursive=False) == {".txt": 1}
+    with pytest.raises(TIGASInputError, match="folder not found"):
+        list(iter_image_files(tmp_path / "typo"))
+    with pytest.raises(TIGASInputError, match="not a directory"):
+        list(iter_image_files(tmp_path / "notes.txt"))
 
 
 @pytest.mark.parametrize("name", ["phone.heic", "web.avif", "camera.jfif"])

@@ -234,6 +234,8 @@ def skipped_file_types(folder: str | os.PathLike, recursive: bool = True) -> Cou
 
 def _visible_files(folder: str | os.PathLike, recursive: bool) -> Iterator[Path]:
     root = Path(folder)
+    if not root.exists():
+        raise TIGASInputError(os.fspath(folder), "folder not found")
     if not root.is_dir():
         raise TIGASInputError(os.fspath(folder), "not a directory")
     pattern = root.rglob("*") if recursive else root.glob("*")
