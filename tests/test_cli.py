@@ -109,3 +109,14 @@ def test_explain_writes_an_offline_report_per_image_and_goes_on_after_a_bad_file
     assert [row["report"] for row in explained] == ["photo.html", "photo_2.html"]
     for row, path in zip(explained, (first, second)):
         assert abs(row["score"] - tigas(path)) < 1e-5
+
+
+def test_score_takes_urls_next_to_files(weights_dir, make_image, served_folder):
+    from tigas_core.api import TIGAS
+
+    _, base = served_folder
+    local = make_image("served/photo.png")
+    proc = tigas_cli("score", f"{base}/photo.png", f"{base}/gone.png", "--weights", str(weights_dir))
+    assert proc.returncode == 0, proc.stderr
+    assert f"{TIGAS(checkpoint_path=weights_dir)(local):.4f}" in proc.stdout and f"{base}/photo.png" in proc.stdout
+    assert f"ERROR  {base}/gone.png: download failed (HTTP 404" in proc.stdout

@@ -192,3 +192,16 @@ def test_phone_and_web_formats_load_like_png(make_image, name):
     difference = decoded - reference
     assert difference.abs().mean() < 0.06  # lossy like a JPEG at quality 95 (0.04 here), but the same picture
     assert difference.mean(dim=(1, 2)).abs().max() < 0.01  # and no colour shift
+
+
+def test_http_urls_are_downloaded_and_decoded_like_files(served_folder, make_image):
+    folder, base = served_folder
+    local = make_image("served/photo.png")
+    assert torch.equal(load_image(f"{base}/photo.png"), load_image(local))
+    with pytest.raises(TIGASInputError, match=r"/missing.png: download failed \(HTTP 404"):
+        load_image(f"{base}/missing.png")
+    (folder / "notes.txt").write_text("not an image")
+    with pytest.raises(TIGASInputError, match="not an image"):
+        load_image(f"{base}/notes.txt")
+    with pytest.raises(TIGASInputError, match="download failed"):
+        load_image("http://127.0.0.1:9/nothing-listens-here.png")

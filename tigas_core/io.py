@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import os
+import urllib.error
+import urllib.request
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -28,6 +30,7 @@ IMAGE_EXTENSIONS = frozenset(
 MIN_SIDE = 32
 MAX_PIXELS = 64_000_000
 MAX_FILE_BYTES = 100 * 1024 * 1024
+DOWNLOAD_TIMEOUT_S = 30
 
 # Leading bytes of common formats: a file that starts like an image but will not open is damaged, not foreign.
 _IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
@@ -60,7 +63,8 @@ def describe(source: object) -> str:
 
 
 def load_image(source: ImageSource, *, name: str | None = None, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
-    """Load any supported input as an RGB float tensor [3, H, W] in [0, 1].
+    """Load any supported input as an RGB float tensor [3, H, W] in [0, 1]: a path, an http(s)
+    URL (downloaded, at most MAX_FILE_BYTES), bytes, a PIL image, an array or a tensor.
 
     Raises TIGASInputError for missing, empty, truncated, non-image, unsupported, too small or
     too large inputs, naming the input (``name`` overrides the name used in messages).
@@ -76,6 +80,8 @@ def load_image(source: ImageSource, *, name: str | None = None, max_pixels: int 
         if not source:
             raise TIGASInputError(label, "empty input (0 bytes)")
         return _check_size(_open_and_decode(io.BytesIO(source), label, max_pixels), label)
+    if is_url(source):
+        return _check_size(_open_and_decode(io.BytesIO(_download(str(source), label)), label, max_pixels), label)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():
@@ -93,6 +99,29 @@ def load_image(source: ImageSource, *, name: str | None = None, max_pixels: int 
         except PermissionError as exc:
             raise TIGASInputError(label, "permission denied") from exc
     raise TIGASInputError(label, f"unsupported input type {type(source).__name__}")
+
+
+def is_url(source: object) -> bool:
+    """An http(s) address given as a string (a path never starts like one)."""
+    return isinstance(source, str) and source.lower().startswith(("http://", "https://"))
+
+
+def _download(url: str, label: str) -> bytes:
+    """The body of ``url``, at most MAX_FILE_BYTES, with errors that say what went wrong."""
+    request = urllib.request.Request(url, headers={"User-Agent": "tigas-metric"})
+    try:
+        with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response:
+            data = response.read(MAX_FILE_BYTES + 1)
+    except urllib.error.HTTPError as exc:
+        raise TIGASInputError(label, f"download failed (HTTP {exc.code} {exc.reason})") from exc
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TIGASInputError(label, f"download failed ({reason})") from exc
+    if len(data) > MAX_FILE_BYTES:
+        raise TIGASInputError(label, f"download too large (> {MAX_FILE_BYTES / 2**20:.0f} MiB)")
+    if not data:
+        raise TIGASInputError(label, "empty download (0 bytes)")
+    return data
 
 
 def _open_and_decode(stream: io.IOBase, label: str, max_pixels: int) -> torch.Tensor:

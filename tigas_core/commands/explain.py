@@ -9,13 +9,15 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from urllib.parse import urlparse
 
 from tigas_core.commands import probability
 from tigas_core.commands.score import collect_paths
+from tigas_core.io import is_url
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", help="image files and/or folders")
+    parser.add_argument("paths", nargs="+", help="image files, folders and/or http(s) URLs")
     parser.add_argument("--out", type=Path, required=True, help="folder for the reports (<image>.html, plotly.min.js, explanations.json)")
     parser.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
@@ -24,13 +26,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=probability, help="decision threshold for the verdict (default: the calibrated one)")
 
 
-def report_names(paths: list[Path]) -> list[str]:
+def display_name(source: Path | str) -> str:
+    """The file name of a path, or of a URL's path (``https://x/a/b.jpg?s=1`` -> ``b.jpg``)."""
+    if is_url(source):
+        return Path(urlparse(source).path).name or "download"
+    return Path(source).name
+
+
+def report_names(paths: list[Path | str]) -> list[str]:
     """``<stem>.html`` per image; a stem seen before gets ``_2``, ``_3``... so no report overwrites another."""
     seen: dict[str, int] = {}
     names = []
     for path in paths:
-        seen[path.stem] = seen.get(path.stem, 0) + 1
-        names.append(f"{path.stem}.html" if seen[path.stem] == 1 else f"{path.stem}_{seen[path.stem]}.html")
+        stem = Path(display_name(path)).stem
+        seen[stem] = seen.get(stem, 0) + 1
+        names.append(f"{stem}.html" if seen[stem] == 1 else f"{stem}_{seen[stem]}.html")
     return names
 
 
@@ -54,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             results.append({"path": str(path), "error": exc.reason})
             continue
         explanation = dataclasses.replace(explanation, verdict=verdict(explanation.score, threshold))
-        report = explanation.save_html(args.out / name, title=path.name)
+        report = explanation.save_html(args.out / name, title=display_name(path))
         print(f"{explanation.score:.4f}  {explanation.verdict:<16}  {path}  ->  {report}")
         results.append({"path": str(path), "report": name, "error": "", **explanation.to_dict()})
     atomic_write_text(args.out / "explanations.json",

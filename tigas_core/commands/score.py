@@ -13,11 +13,11 @@ import pandas as pd
 
 from tigas_core.commands import plot_path, positive_int, probability
 from tigas_core.config import atomic_write_text
-from tigas_core.io import IMAGE_EXTENSIONS, iter_image_files, skipped_file_types
+from tigas_core.io import IMAGE_EXTENSIONS, is_url, iter_image_files, skipped_file_types
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", help="image files and/or folders")
+    parser.add_argument("paths", nargs="+", help="image files, folders and/or http(s) URLs")
     parser.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
     parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
@@ -31,10 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no per-image lines")
 
 
-def collect_paths(inputs: list[str], recursive: bool) -> list[Path]:
-    """Folders expand to their image files; files are kept as given (even bad ones, to report them)."""
-    paths: list[Path] = []
+def collect_paths(inputs: list[str], recursive: bool) -> list[Path | str]:
+    """Folders expand to their image files; files and http(s) URLs are kept as given (even bad
+    ones, to report them)."""
+    paths: list[Path | str] = []
     for item in inputs:
+        if is_url(item):
+            paths.append(item)
+            continue
         path = Path(item)
         if path.is_dir():
             found = list(iter_image_files(path, recursive=recursive))
