@@ -53,6 +53,22 @@ def test_wraps_a_bare_model_and_freezes_it(small_model, generator):
     assert generator.net[0].weight.grad.abs().sum() > 0
 
 
+def test_the_first_batch_is_checked_for_the_unit_range_later_strays_are_clamped(generator, tigas):
+    from tigas_core.io import TIGASInputError
+
+    below_zero = generator(torch.randn(3, 8)) - 0.9  # far below 0, as a [-1, 1] generator's output is
+    with pytest.raises(TIGASInputError, match=r"map a \[-1, 1\] image"):
+        TIGASLoss(tigas)(below_zero)
+    loss_fn = TIGASLoss(tigas, weight=1.0)
+    good = fake_batch(generator)
+    loss_fn(good)
+    stray = good.detach().clone()
+    stray[0, 0, 0, 0], stray[1, 1, 2, 2] = -0.8, 1.9  # a run's later batch with two wild pixels
+    assert loss_fn(stray).item() == pytest.approx(1.0 - float(tigas(stray.clamp(0, 1)).mean()), abs=1e-5)
+    with pytest.raises(ValueError, match="weight must be >= 0"):
+        TIGASLoss(tigas, weight=-1.0)
+
+
 def test_every_n_steps_skips(generator, tigas):
     loss_fn = TIGASLoss(tigas, weight=1.0, every_n_steps=3)
     images = fake_batch(generator)

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 class TIGASLoss:
     """``weight * (1 - mean TIGAS score)`` of a batch, differentiable w.r.t. the images.
 
+    Images are [B,3,H,W] in [0, 1]. The first batch scored is checked for that convention (a
+    [-1, 1] or 0-255 batch raises a TIGASInputError that says how to map it); later batches are
+    clamped to [0, 1], so a long run never stops on a few stray pixels.
+
     Args:
         model: a ``TIGAS`` scorer, a bare ``TIGASModel`` (wrapped in TIGAS) or None for the
             default ``TIGAS()`` (bundled weights).
@@ -55,13 +59,20 @@ class TIGASLoss:
         self.scales = tuple(scales)
         self.last_score: float | None = None
         self._calls = 0
+        self._range_checked = False
 
     def score(self, images: torch.Tensor) -> torch.Tensor:
         """Per-image TIGAS score [B] (mean over scales when multi-scale), keeping the graph."""
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"TIGASLoss expects images [B,3,H,W] in [0,1], got shape {tuple(images.shape)}")
+        if self._range_checked:
+            # The first batch was checked for the [0, 1] convention (a [-1, 1] or 0-255 generator is
+            # refused there); later strays are clamped, so a long run never dies on one pixel.
+            images = images.clamp(0.0, 1.0)
         if not self.multi_scale:
-            return self.scorer(images).reshape(-1)
+            scores = self.scorer(images).reshape(-1)
+            self._range_checked = True
+            return scores
         size = images.shape[-2:]
         copies = [
             images if s == 1.0 else F.interpolate(
@@ -70,6 +81,7 @@ class TIGASLoss:
             for s in self.scales
         ]
         scores = [self.scorer(copy).reshape(-1) for copy in copies]
+        self._range_checked = True
         return torch.stack(scores).mean(dim=0)
 
     def __call__(self, images: torch.Tensor, step: int | None = None) -> torch.Tensor:
