@@ -386,7 +386,7 @@ def choose_source(settings: Settings) -> tuple[str, str] | None:
     return ("csv" if location.lower().endswith(".csv") else "folder"), str(Path(location).expanduser())
 
 
-@st.cache_resource(show_spinner="Building the demo set: 16 photo crops and 16 samples of each bundled zoo generator (about a minute on a CPU, once per start)…")
+@st.cache_resource(show_spinner="Building the demo set: 16 photo crops and 16 samples of each bundled zoo generator (once per start)…")
 def demo_root(cache_dir: str) -> str | None:
     """With no input, the project's own demo set (generator-zoo samples + package-shipped photos)."""
     try:
