@@ -129,11 +129,16 @@ def _float_or_none(value: Any) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
-def score_paths(tigas: TIGAS, paths: Sequence[str], limits: AppLimits, threshold: float) -> tuple[list[dict], dict[str, str]]:
+def score_paths(tigas: TIGAS, paths: Sequence[str], limits: AppLimits, threshold: float,
+                known: dict[str, dict] | None = None) -> tuple[list[dict], dict[str, str]]:
     """Score uploaded files; returns one record per file (in upload order) and name -> path of the
-    files that scored. Files over the size cap or beyond the file cap get a message instead."""
+    files that scored. Files over the size cap or beyond the file cap get a message instead.
+    ``known`` (upload path -> record) holds this session's earlier results: files dropped before
+    keep their upload path, so adding files to the list scores only the new ones."""
+    known = known or {}
     names = _display_names(paths)
     records: dict[str, dict[str, Any]] = {}
+    scored: dict[str, str] = {}
     to_score: list[tuple[str, str]] = []
     for index, (name, path) in enumerate(zip(names, paths)):
         if index >= limits.max_files:
@@ -143,8 +148,11 @@ def score_paths(tigas: TIGAS, paths: Sequence[str], limits: AppLimits, threshold
         if too_big:
             records[name] = _empty_record(name, too_big)
             continue
+        if path in known:
+            records[name] = {**known[path], "file": name}
+            scored[name] = path
+            continue
         to_score.append((name, path))
-    scored: dict[str, str] = {}
     if to_score:
         frame = tigas.score_files([path for _, path in to_score], progress=False)
         for (name, path), row in zip(to_score, frame.to_dict("records")):
@@ -267,8 +275,10 @@ def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[
     downloads = DownloadWriter()
     default_threshold = float(tigas.threshold)
 
-    def on_upload(files: list[str] | None, threshold: float):
-        records, scored = score_paths(tigas, [str(path) for path in files or []], limits, threshold)
+    def on_upload(files: list[str] | None, threshold: float, records: list[dict], scored: dict[str, str]):
+        by_name = {record["file"]: record for record in records}
+        known = {path: by_name[name] for name, path in scored.items() if name in by_name}
+        records, scored = score_paths(tigas, [str(path) for path in files or []], limits, threshold, known)
         return _render_results(records, scored, threshold)
 
     def on_threshold(records: list[dict], scored: dict[str, str], threshold: float):
@@ -394,7 +404,7 @@ def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[
         uses_model = dict(concurrency_id="tigas", api_visibility="private")
         inspect_args = dict(fn=on_inspect, inputs=[chosen, scored_state, threshold], outputs=inspect_outputs, **uses_model)
         # Programmatic dropdown updates do not fire .input, so each path explains exactly once.
-        upload.change(on_upload, [upload, threshold], result_outputs, **uses_model).then(**inspect_args)
+        upload.change(on_upload, [upload, threshold, records_state, scored_state], result_outputs, **uses_model).then(**inspect_args)
         threshold.change(on_threshold, [records_state, scored_state, threshold], result_outputs,
                          api_visibility="private", trigger_mode="always_last").then(**inspect_args)
         table.select(on_select_row, [table], [chosen], api_visibility="private").then(**inspect_args)

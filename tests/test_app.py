@@ -168,6 +168,19 @@ def test_file_cap_and_duplicate_names(tigas, images):
     assert list(table["file"][:2]) == sorted(scored, key=lambda n: -next(r["score"] for r in records if r["file"] == n))
 
 
+def test_files_dropped_before_are_not_scored_again(tigas, images):
+    from tigas_core.commands.app import _load_app_module
+
+    app = _load_app_module()
+    first, second = str(images["photo"]), str(images["smooth"])
+    records, scored = app.score_paths(tigas, [first], app.AppLimits(), threshold=0.5)
+    earlier = {**records[0], "score": 0.123}  # marked, so a reused record can be told from a rescored one
+    records, scored = app.score_paths(tigas, [first, second], app.AppLimits(), threshold=0.5, known={first: earlier})
+    assert [r["score"] for r in records] == [0.123, pytest.approx(float(tigas(second)), abs=1e-5)]
+    assert scored == {"astronaut.png": first, "gradient.png": second}
+    assert records[0]["verdict"] == "likely generated"  # the verdict follows the threshold, reused or not
+
+
 def test_the_page_names_its_weights_and_the_baseline_says_what_it_misjudges(weights_dir):
     from tigas_core.commands.app import _load_app_module
 
