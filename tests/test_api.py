@@ -156,6 +156,17 @@ def test_tigas_metric_update_compute_reset(tigas):
     assert torch.allclose(metric.compute()["score"], tigas(images[:2]).mean(), atol=1e-5)
 
 
+def test_tigas_metric_moves_its_network_and_tigas_follows(small_model):
+    from tigas_core.api import TIGAS
+
+    import copy
+
+    metric = TIGASMetric(TIGAS(model=copy.deepcopy(small_model), device="cpu"))
+    assert metric.scorer is metric.tigas.model and metric.tigas.device == torch.device("cpu")
+    metric.to(torch.device("meta"))  # what .to("cuda") does, on a device every machine has
+    assert metric.tigas.device == torch.device("meta") and metric.score_sum.device == torch.device("meta")
+
+
 def test_tigas_metric_on_precomputed_scores():
     metric = TIGASMetric(use_model=False)
     metric.update(torch.tensor([0.2, 0.4]))

@@ -115,13 +115,19 @@ class TIGAS:
             model, self.weights_source = resolve_weights(checkpoint_path, auto_download, repo_id, revision)
         else:
             self.weights_source = "model passed in"
-        self.device = resolve_device(device)
-        self.model = model.to(self.device).eval().requires_grad_(False)
-        if self.device.type == "cpu":
+        device = resolve_device(device)
+        self.model = model.to(device).eval().requires_grad_(False)
+        if device.type == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)  # ~25% faster convs on CPU
         self.config = self.model.config
         self.img_size = img_size or self.config.img_size
         self.threshold = self.config.threshold
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model is, read from its weights: moving the model (e.g. with a TIGASMetric's
+        ``.to("cuda")``) moves where images are sent."""
+        return next(self.model.parameters()).device
 
     # ------------------------------------------------------------------ tensors
     def forward_tensor(self, images: torch.Tensor) -> dict:

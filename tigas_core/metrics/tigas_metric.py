@@ -26,6 +26,10 @@ class TIGASMetric(Metric):
         super().__init__(**kwargs)
         self.use_model = use_model
         self.tigas = _as_tigas(model) if use_model else None
+        if self.tigas is not None:
+            # A child module (as torchmetrics' LPIPS keeps its network), so metric.to(device) moves
+            # the frozen network with the states and TIGAS sends images where it now is.
+            self.scorer = self.tigas.model
         self.add_state("score_sum", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         for branch in BRANCHES:
             self.add_state(f"{branch}_sum", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
