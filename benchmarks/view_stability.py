@@ -3,9 +3,9 @@
     python benchmarks/view_stability.py --data ../shared/data [--weights DIR] [--every 3]
 
 A realism score should not care whether a photo is mirrored: a horizontally flipped photograph is
-just as real. This scores the high-resolution images of the data folder (real/imagenet against
-every fake/<generator> except the 64 px dcgan-celeba tiles) as they are, mirrored, rotated by 90
-degrees, and as the mean logit of the image and its mirror (test-time flip averaging), and prints
+just as real (and a greyscale one is still a photograph). This scores the high-resolution images
+of the data folder (real/imagenet against every fake/<generator> except the 64 px dcgan-celeba
+tiles) as they are, mirrored, rotated by 90 degrees, in greyscale, and as the mean logit of the image and its mirror (test-time flip averaging), and prints
 for each view the mean score of both classes and the AUROC, and how much a view moves the
 scores of the same files (mean absolute change, Pearson correlation with the upright scores).
 Writes benchmarks/results/view_stability.md.
@@ -28,6 +28,7 @@ VIEWS = {
     "as is": lambda image: image,
     "mirrored": lambda image: image.flip(-1),
     "rotated 90°": lambda image: torch.rot90(image, 1, (1, 2)),
+    "greyscale": lambda image: image.mean(dim=0, keepdim=True).expand(3, -1, -1),
 }
 LOW_RESOLUTION = {"dcgan-celeba"}  # 64 px tiles: not the high-resolution case this measures
 
