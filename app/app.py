@@ -238,6 +238,12 @@ class DownloadWriter:
                 folder.rmdir()
 
 
+def api_error(message: str) -> gr.Error:
+    """A bad request's answer: the client gets ``message``; in the page the toast stays until
+    closed (it used to vanish after 10 s); no traceback in the server log for a user's bad file."""
+    return gr.Error(message, duration=None, print_exception=False)
+
+
 def weights_label(tigas: TIGAS) -> str:
     """Which weights score here, and for the bundled baseline what it is known to get wrong."""
     source = tigas.weights_source
@@ -314,11 +320,11 @@ def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[
         """Score one image: JSON with score, components, branch_weights, verdict."""
         threshold = default_threshold if threshold is None else float(threshold)
         if file is None:
-            raise gr.Error("no file given")
+            raise api_error("no file given")
         records, _ = score_paths(tigas, [str(file)], limits, threshold)
         record = records[0]
         if record["error"]:
-                raise gr.Error(f"{record['file']}: {record['error']}")
+                raise api_error(f"{record['file']}: {record['error']}")
         return {
             "file": record["file"], "score": record["score"], "verdict": record["verdict"], "threshold": threshold,
             "components": {b: record[b] for b in BRANCHES},
@@ -331,16 +337,16 @@ def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[
         (nested lists, ~3 MB of JSON at 256 px, so they are opt-in)."""
         threshold = default_threshold if threshold is None else float(threshold)
         if file is None:
-            raise gr.Error("no file given")
+            raise api_error("no file given")
         path = str(file)
         name = Path(path).name
         too_big = _size_error(path, limits)
         if too_big:
-            raise gr.Error(f"{name}: {too_big}")
+            raise api_error(f"{name}: {too_big}")
         try:
             explanation = tigas.explain(path)
         except TIGASInputError as exc:
-            raise gr.Error(f"{name}: {exc.reason}") from exc
+            raise api_error(f"{name}: {exc.reason}") from exc
         payload = explanation.to_dict(arrays=True)
         if not maps:
             for key in MAP_KEYS:
