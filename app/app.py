@@ -199,6 +199,12 @@ def results_table(records: list[dict]) -> pd.DataFrame:
     return frame.sort_values("score", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
 
 
+def ranked_names(records: list[dict], scored: dict[str, str]) -> list[str]:
+    """The scored files in the table's order (best score first): the inspect list and the thumbnails."""
+    table = results_table(records)
+    return [name for name in table["file"] if name in scored] if not table.empty else []
+
+
 def status_markdown(records: list[dict]) -> str:
     if not records:
         return "Drop images above (or paste one, or pick an example) to score them."
@@ -293,17 +299,23 @@ def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[
     def _render_results(records: list[dict], scored: dict[str, str], threshold: float):
         table = results_table(records)
         csv_path, json_path = downloads.write(records) if records else (None, None)
-        ranked = [name for name in table["file"] if name in scored] if not table.empty else []
+        ranked = ranked_names(records, scored)
+        by_name = {record["file"]: record for record in records}
+        thumbnails = [(scored[name], f"{by_name[name]['score']:.3f} · {by_name[name]['verdict']} · {name}") for name in ranked]
         return (
             records, scored, table, status_markdown(records),
             gr.update(choices=ranked, value=ranked[0] if ranked else None),
             gr.update(value=csv_path, interactive=csv_path is not None),
             gr.update(value=json_path, interactive=json_path is not None),
+            gr.update(value=thumbnails, visible=bool(thumbnails)),
         )
 
     def on_select_row(table: pd.DataFrame, event: gr.SelectData):
         row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
         return gr.update(value=str(table.iloc[row]["file"]))
+
+    def on_select_thumbnail(records: list[dict], scored: dict[str, str], event: gr.SelectData):
+        return gr.update(value=ranked_names(records, scored)[event.index])
 
     def on_inspect(name: str | None, scored: dict[str, str], threshold: float):
         if not name or name not in scored:
@@ -383,6 +395,9 @@ def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[
                 with gr.Row():
                     csv_button = gr.DownloadButton("Download CSV", interactive=False, elem_id="tigas-csv")
                     json_button = gr.DownloadButton("Download JSON", interactive=False, elem_id="tigas-json")
+                thumbnails = gr.Gallery(label="Scored images (best score first; click one to inspect)", columns=6,
+                                        height=240, object_fit="contain", allow_preview=False, visible=False,
+                                        elem_id="tigas-thumbnails")
         chosen = gr.Dropdown(choices=[], label="Inspect file", elem_id="tigas-inspect")
         summary = gr.Markdown("Select a scored file to see its breakdown.", elem_id="tigas-summary")
         with gr.Row():
@@ -404,7 +419,7 @@ def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[
                 explain_button = gr.Button("Explain (JSON)")
             api_output = gr.JSON(label="Response", elem_id="tigas-api-output")
 
-        result_outputs = [records_state, scored_state, table, status, chosen, csv_button, json_button]
+        result_outputs = [records_state, scored_state, table, status, chosen, csv_button, json_button, thumbnails]
         inspect_outputs = [summary, branch_plot, spectrum_plot, profile_plot, saliency_plot]
         # Every event that runs the model shares one concurrency group, so the limit is per process.
         uses_model = dict(concurrency_id="tigas", api_visibility="private")
@@ -414,6 +429,7 @@ def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[
         threshold.change(on_threshold, [records_state, scored_state, threshold], result_outputs,
                          api_visibility="private", trigger_mode="always_last").then(**inspect_args)
         table.select(on_select_row, [table], [chosen], api_visibility="private").then(**inspect_args)
+        thumbnails.select(on_select_thumbnail, [records_state, scored_state], [chosen], api_visibility="private").then(**inspect_args)
         chosen.input(**inspect_args)
         score_button.click(api_score, [api_file, api_threshold], api_output, api_name="score", concurrency_id="tigas")
         explain_button.click(api_explain, [api_file, api_threshold, api_maps], api_output, api_name="explain",

@@ -236,6 +236,16 @@ def test_browser_upload_scores_plots_and_bad_files(server, tigas, images, tmp_pa
         expect(page.locator("#tigas-csv")).to_be_enabled()
         assert "/tmp/" not in page.locator("body").inner_text()
 
+        # Thumbnails of the scored files, best first, captioned with score and verdict; a click inspects one.
+        ranked = sorted(expected, key=expected.get, reverse=True)
+        thumbnails = page.locator("#tigas-thumbnails img")
+        expect(thumbnails).to_have_count(2)
+        for key in ranked:
+            expect(page.locator("#tigas-thumbnails")).to_contain_text(f"{expected[key]:.3f}")
+            expect(page.locator("#tigas-thumbnails")).to_contain_text(images[key].name)
+        thumbnails.nth(1).click()
+        expect(page.locator("#tigas-summary")).to_contain_text(images[ranked[1]].name)
+
         page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
         assert (tmp_path / "app.png").stat().st_size > 10_000
 
