@@ -199,9 +199,8 @@ def results_table(records: list[dict]) -> pd.DataFrame:
     return frame.sort_values("score", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
 
 
-def ranked_names(records: list[dict], scored: dict[str, str]) -> list[str]:
-    """The scored files in the table's order (best score first): the inspect list and the thumbnails."""
-    table = results_table(records)
+def ranked_names(table: pd.DataFrame, scored: dict[str, str]) -> list[str]:
+    """The scored files in the `results_table` order (best score first): the inspect list and the thumbnails."""
     return [name for name in table["file"] if name in scored] if not table.empty else []
 
 
@@ -299,7 +298,7 @@ def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[
     def _render_results(records: list[dict], scored: dict[str, str], threshold: float):
         table = results_table(records)
         csv_path, json_path = downloads.write(records) if records else (None, None)
-        ranked = ranked_names(records, scored)
+        ranked = ranked_names(table, scored)
         by_name = {record["file"]: record for record in records}
         thumbnails = [(scored[name], f"{by_name[name]['score']:.3f} · {by_name[name]['verdict']} · {name}") for name in ranked]
         return (
@@ -314,8 +313,8 @@ def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[
         row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
         return gr.update(value=str(table.iloc[row]["file"]))
 
-    def on_select_thumbnail(records: list[dict], scored: dict[str, str], event: gr.SelectData):
-        return gr.update(value=ranked_names(records, scored)[event.index])
+    def on_select_thumbnail(table: pd.DataFrame, scored: dict[str, str], event: gr.SelectData):
+        return gr.update(value=ranked_names(table, scored)[event.index])
 
     def on_inspect(name: str | None, scored: dict[str, str], threshold: float):
         if not name or name not in scored:
@@ -429,7 +428,7 @@ def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[
         threshold.change(on_threshold, [records_state, scored_state, threshold], result_outputs,
                          api_visibility="private", trigger_mode="always_last").then(**inspect_args)
         table.select(on_select_row, [table], [chosen], api_visibility="private").then(**inspect_args)
-        thumbnails.select(on_select_thumbnail, [records_state, scored_state], [chosen], api_visibility="private").then(**inspect_args)
+        thumbnails.select(on_select_thumbnail, [table, scored_state], [chosen], api_visibility="private").then(**inspect_args)
         chosen.input(**inspect_args)
         score_button.click(api_score, [api_file, api_threshold], api_output, api_name="score", concurrency_id="tigas")
         explain_button.click(api_explain, [api_file, api_threshold, api_maps], api_output, api_name="explain",

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.special import expit, logit
 from sklearn.metrics import roc_auc_score
 
 from tigas_core import TIGAS
@@ -41,8 +42,8 @@ def score_views(tigas: TIGAS, paths: list[str]) -> dict[str, np.ndarray]:
         for name, view in VIEWS.items():
             scores[name].append(float(tigas(view(image))))
     result = {name: np.asarray(values) for name, values in scores.items()}
-    logits = [np.log(np.clip(result[v], 1e-6, 1 - 1e-6) / np.clip(1 - result[v], 1e-6, 1)) for v in ("as is", "mirrored")]
-    result["mean of as is + mirrored"] = 1 / (1 + np.exp(-(logits[0] + logits[1]) / 2))
+    logits = [logit(np.clip(result[view], 1e-6, 1 - 1e-6)) for view in ("as is", "mirrored")]
+    result["mean of as is + mirrored"] = expit((logits[0] + logits[1]) / 2)
     return result
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tigas_core.io import MIN_SIDE, TIGASInputError, iter_image_files, load_image, preprocess, skipped_file_types
+from tigas_core.io import MIN_SIDE, TIGASInputError, iter_image_files, list_folder, load_image, preprocess
 
 
 def test_rgb_file_loads_as_float_chw(make_image):
@@ -173,8 +173,9 @@ def test_iter_image_files_is_sorted_filters_and_skips_hidden(tmp_path, make_imag
     assert [p.name for p in iter_image_files(tmp_path, recursive=False)] == ["a.jpg", "b.png"]
     (tmp_path / "sub" / "vector.svg").write_text("<svg/>")
     (tmp_path / ".hidden" / "notes.txt").write_text("x")
-    assert skipped_file_types(tmp_path) == {".txt": 1, ".svg": 1}
-    assert skipped_file_types(tmp_path, recursive=False) == {".txt": 1}
+    images, skipped = list_folder(tmp_path)
+    assert images == list(iter_image_files(tmp_path)) and skipped == {".txt": 1, ".svg": 1}
+    assert list_folder(tmp_path, recursive=False)[1] == {".txt": 1}
     with pytest.raises(TIGASInputError, match="folder not found"):
         list(iter_image_files(tmp_path / "typo"))
     with pytest.raises(TIGASInputError, match="not a directory"):

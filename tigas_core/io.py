@@ -246,19 +246,21 @@ def _check_size(tensor: torch.Tensor, label: str) -> torch.Tensor:
 
 def iter_image_files(folder: str | os.PathLike, recursive: bool = True) -> Iterator[Path]:
     """Image files below ``folder`` in a stable (sorted) order; hidden files and folders skipped."""
-    yield from sorted(p for p in _visible_files(folder, recursive) if p.suffix.lower() in IMAGE_EXTENSIONS)
+    yield from list_folder(folder, recursive)[0]
 
 
-def skipped_file_types(folder: str | os.PathLike, recursive: bool = True) -> Counter[str]:
-    """How many visible files below ``folder`` `iter_image_files` passes over, by extension.
-
-    Lets a folder run say what it left out (a user's ``.svg`` or ``.raw`` files) instead of
-    silently scoring fewer files than the folder holds.
-    """
-    return Counter(
-        p.suffix.lower() or "(no extension)"
-        for p in _visible_files(folder, recursive) if p.suffix.lower() not in IMAGE_EXTENSIONS
-    )
+def list_folder(folder: str | os.PathLike, recursive: bool = True) -> tuple[list[Path], Counter[str]]:
+    """One walk of ``folder``: its image files (as `iter_image_files` gives them) and, by extension,
+    how many other visible files it passes over, so a folder run can say what it left out (a
+    user's ``.svg`` or ``.raw`` files) instead of silently scoring fewer files than it holds."""
+    images, skipped = [], Counter()
+    for path in _visible_files(folder, recursive):
+        suffix = path.suffix.lower()
+        if suffix in IMAGE_EXTENSIONS:
+            images.append(path)
+        else:
+            skipped[suffix or "(no extension)"] += 1
+    return sorted(images), skipped
 
 
 def _visible_files(folder: str | os.PathLike, recursive: bool) -> Iterator[Path]:

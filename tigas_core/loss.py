@@ -69,20 +69,19 @@ class TIGASLoss:
             # The first batch was checked for the [0, 1] convention (a [-1, 1] or 0-255 generator is
             # refused there); later strays are clamped, so a long run never dies on one pixel.
             images = images.clamp(0.0, 1.0)
-        if not self.multi_scale:
+        if self.multi_scale:
+            size = images.shape[-2:]
+            copies = [
+                images if s == 1.0 else F.interpolate(
+                    F.interpolate(images, scale_factor=s, mode="bilinear", align_corners=False, antialias=s < 1.0),
+                    size=size, mode="bilinear", align_corners=False)
+                for s in self.scales
+            ]
+            scores = torch.stack([self.scorer(copy).reshape(-1) for copy in copies]).mean(dim=0)
+        else:
             scores = self.scorer(images).reshape(-1)
-            self._range_checked = True
-            return scores
-        size = images.shape[-2:]
-        copies = [
-            images if s == 1.0 else F.interpolate(
-                F.interpolate(images, scale_factor=s, mode="bilinear", align_corners=False, antialias=s < 1.0),
-                size=size, mode="bilinear", align_corners=False)
-            for s in self.scales
-        ]
-        scores = [self.scorer(copy).reshape(-1) for copy in copies]
         self._range_checked = True
-        return torch.stack(scores).mean(dim=0)
+        return scores
 
     def __call__(self, images: torch.Tensor, step: int | None = None) -> torch.Tensor:
         """The loss term (a 0-d tensor). ``step`` defaults to an internal call counter.

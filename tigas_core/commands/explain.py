@@ -11,19 +11,13 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
-from tigas_core.commands import probability
-from tigas_core.commands.score import collect_paths
+from tigas_core.commands.score import add_input_arguments, collect_paths, load_scorer
 from tigas_core.io import is_url
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", help="image files, folders and/or http(s) URLs")
+    add_input_arguments(parser)
     parser.add_argument("--out", type=Path, required=True, help="folder for the reports (<image>.html, plotly.min.js, explanations.json)")
-    parser.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    parser.add_argument("--weights", help="weights folder, .safetensors or Hub repo id (default: bundled)")
-    parser.add_argument("--auto-download", action="store_true", help="prefer the pinned Hub weights (HF cache)")
-    parser.add_argument("--threshold", type=probability, help="decision threshold for the verdict (default: the calibrated one)")
 
 
 def display_name(source: Path | str) -> str:
@@ -45,7 +39,7 @@ def report_names(paths: list[Path | str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tigas_core.api import TIGAS, verdict
+    from tigas_core.api import verdict
     from tigas_core.config import atomic_write_text
     from tigas_core.io import TIGASInputError
 
@@ -53,8 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         print("tigas explain: no image files found in " + ", ".join(args.paths), file=sys.stderr)
         return 1
-    tigas = TIGAS(checkpoint_path=args.weights, auto_download=args.auto_download, device=args.device)
-    threshold = tigas.threshold if args.threshold is None else args.threshold
+    tigas, threshold = load_scorer(args)
     results = []
     for path, name in zip(paths, report_names(paths)):
         try:

@@ -13,17 +13,30 @@ import pandas as pd
 
 from tigas_core.commands import plot_path, positive_int, probability
 from tigas_core.config import atomic_write_text
-from tigas_core.io import IMAGE_EXTENSIONS, is_url, iter_image_files, skipped_file_types
+from tigas_core.io import IMAGE_EXTENSIONS, is_url, list_folder
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """What to score and with which weights: shared by `tigas score` and `tigas explain`."""
     parser.add_argument("paths", nargs="+", help="image files, folders and/or http(s) URLs")
     parser.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
-    parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--weights", help="weights folder, .safetensors or Hub repo id (default: bundled)")
     parser.add_argument("--auto-download", action="store_true", help="prefer the pinned Hub weights (HF cache)")
     parser.add_argument("--threshold", type=probability, help="decision threshold (default: the calibrated one)")
+
+
+def load_scorer(args: argparse.Namespace):
+    """The TIGAS these arguments ask for, and the threshold to judge with."""
+    from tigas_core.api import TIGAS
+
+    tigas = TIGAS(checkpoint_path=args.weights, auto_download=args.auto_download, device=args.device)
+    return tigas, tigas.threshold if args.threshold is None else args.threshold
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_input_arguments(parser)
+    parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument("--csv", type=Path, help="write all rows to this CSV")
     parser.add_argument("--json", type=Path, help="write all rows and a summary to this JSON")
     parser.add_argument("--plot", type=plot_path, help="score histogram: .html (interactive, works offline) or .png")
@@ -41,10 +54,9 @@ def collect_paths(inputs: list[str], recursive: bool) -> list[Path | str]:
             continue
         path = Path(item)
         if path.is_dir():
-            found = list(iter_image_files(path, recursive=recursive))
+            found, skipped = list_folder(path, recursive=recursive)
             if not found:
                 print(f"warning: {path}: folder contains no image files" + ("" if recursive else " (use --recursive for sub-folders)"), file=sys.stderr)
-            skipped = skipped_file_types(path, recursive=recursive)
             if skipped:
                 kinds = ", ".join(f"{ext}: {count}" for ext, count in skipped.most_common())
                 print(f"warning: {path}: skipped {skipped.total()} file(s) that are not images by extension ({kinds})", file=sys.stderr)
@@ -86,7 +98,7 @@ def write_plot(table: pd.DataFrame, out: Path, threshold: float) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from tigas_core.api import RESULT_COLUMNS, TIGAS, verdict
+    from tigas_core.api import RESULT_COLUMNS, verdict
 
     if args.resume and not args.csv:
         raise ValueError("--resume needs --csv: an interrupted run's rows are kept in CSV.partial")
@@ -94,8 +106,7 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         print("tigas score: no image files found in " + ", ".join(args.paths) + f" (extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})", file=sys.stderr)
         return 1
-    tigas = TIGAS(checkpoint_path=args.weights, auto_download=args.auto_download, device=args.device)
-    threshold = tigas.threshold if args.threshold is None else args.threshold
+    tigas, threshold = load_scorer(args)
 
     partial = args.csv.with_name(args.csv.name + ".partial") if args.csv else None
     done: dict[str, dict] = {}
