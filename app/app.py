@@ -43,6 +43,10 @@ DOWNLOAD_MAX_AGE_S = 3600
 MAP_KEYS = ("spectrum", "saliency")  # the large 2-D arrays of Explanation.to_dict(arrays=True)
 VERDICT_MARGIN = inspect.signature(verdict).parameters["margin"].default
 
+# Gradio's gallery shrinks its grid to the number of images, so a single thumbnail would fill the
+# whole width: keep six columns however many images there are.
+THUMBNAIL_CSS = "#tigas-thumbnails .grid-container { --grid-cols: 6 !important; }"
+
 # Clipboard images pasted anywhere on the page join the upload box, so paste goes through the
 # same multi-file path as drag-and-drop and the file picker.
 PASTE_JS = """
@@ -505,7 +509,7 @@ def launch(args: argparse.Namespace) -> int:
     print(f"TIGAS app: weights {tigas.weights_source}; serving on http://{args.host}:{args.port}", flush=True)
     demo.launch(
         server_name=args.host, server_port=args.port, share=args.share, max_file_size=limits.upload_guard,
-        js=PASTE_JS, footer_links=["api", "gradio"], allowed_paths=[str(Path(p).parent) for p in examples[:1]],
+        js=PASTE_JS, css=THUMBNAIL_CSS, footer_links=["api", "gradio"], allowed_paths=[str(Path(p).parent) for p in examples[:1]],
     )
     return 0
 
