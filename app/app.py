@@ -9,6 +9,7 @@ sessions through a queue with a concurrency limit. It is the Hugging Face Space 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import inspect
 import math
 import os
@@ -23,8 +24,9 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-if str(Path(__file__).resolve().parents[1]) not in sys.path:
-    # `python app/app.py` (how a Space starts it) puts app/ on sys.path, not the checkout root.
+if importlib.util.find_spec("tigas_core") is None:
+    # `python app/app.py` (how a Space starts it) puts app/ on sys.path, not the folder that holds
+    # tigas_core; an installed TIGAS (editable or a wheel) needs nothing.
     sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
 from tigas_core.api import TIGAS, Explanation, verdict  # noqa: E402

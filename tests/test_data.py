@@ -11,7 +11,7 @@ from PIL import Image
 
 from conftest import natural_like
 from tigas_core.data import (
-    LEVELS, BalancedSampler, ImageDataset, augment, get_level, jpeg_reencode, load_records, random_view,
+    LEVELS, BalancedSampler, ImageDataset, augment, get_level, jpeg_reencode, load_records, random_view, recolour,
     read_csv_index, scan_folder, split_records,
 )
 from tigas_core.io import TIGASInputError
@@ -83,7 +83,7 @@ def test_splits_are_deterministic_leak_free_grouped_and_hold_out(dataset_root):
 
 def test_every_level_above_none_jpeg_reencodes_both_classes():
     assert LEVELS["none"].jpeg_quality is None
-    for name in ("light", "medium", "strong"):
+    for name in ("light", "medium", "strong", "strong-colour"):
         assert get_level(name).jpeg_quality == (30, 100)
     with pytest.raises(ValueError, match="augment level"):
         get_level("extreme")
@@ -95,6 +95,21 @@ def test_every_level_above_none_jpeg_reencodes_both_classes():
     views = [random_view(augment(image, spec, rng), 40, spec, rng) for _ in range(4)]
     assert all(v.shape == (3, 40, 40) and 0 <= float(v.min()) and float(v.max()) <= 1 for v in views)
     assert not torch.equal(views[0], views[1])
+
+
+def test_colour_jitter_keeps_luma_and_can_drop_colour():
+    image = torch.from_numpy(natural_like(40, 40, seed=2)).permute(2, 0, 1).float() / 255
+    luma = 0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2]
+    grey = recolour(image, 0.0)
+    assert torch.allclose(grey[0], grey[1]) and torch.allclose(grey[1], grey[2])
+    assert torch.allclose(grey[0], luma, atol=1e-6)
+    assert torch.allclose(recolour(image, 1.0), image, atol=1e-6)
+    vivid = recolour(image, 1.5)
+    assert float((vivid - luma).abs().mean()) > float((image - luma).abs().mean())
+    spec = get_level("strong-colour")
+    views = [augment(image, spec, random.Random(seed)) for seed in range(40)]
+    greyscale = [v for v in views if float((v[0] - v[2]).abs().max()) < 0.05]
+    assert 1 <= len(greyscale) < 20  # 15% of views, the rest keep (jittered) colour
 
 
 def test_dataset_views_and_bad_file_skipped(dataset_root, tmp_path, caplog):

@@ -14,6 +14,7 @@ from safetensors.torch import load_file, save_file
 
 from tigas_core.config import TIGASConfig, atomic_write_text
 from tigas_core.model import TIGASModel
+from tigas_core.resources import project_path
 
 logger = logging.getLogger("tigas")
 
@@ -30,8 +31,9 @@ class WeightsNotFoundError(FileNotFoundError):
 
 
 def bundled_weights_dir() -> Path:
-    """assets/ beside the package (a source checkout) unless TIGAS_ASSETS_DIR points elsewhere."""
-    return Path(os.environ.get("TIGAS_ASSETS_DIR") or Path(__file__).resolve().parents[1] / "assets")
+    """The bundled weights folder (assets/ of the checkout or its copy in a wheel) unless
+    TIGAS_ASSETS_DIR points elsewhere."""
+    return Path(os.environ.get("TIGAS_ASSETS_DIR") or project_path("assets"))
 
 
 def save_pretrained(model: TIGASModel, directory: str | os.PathLike, model_card: str | None = None) -> Path:

@@ -1,7 +1,8 @@
 """Launch the Gradio app.
 
 The app lives in app/app.py at the repository root (it is also the Hugging Face Space entry
-point), outside the tigas_core package, so it is loaded from there by file path. Its imports
+point), outside the tigas_core package (a wheel carries a copy inside it; see tigas_core.resources),
+so it is loaded from there by file path. Its imports
 (gradio) are paid only when this command runs.
 """
 from __future__ import annotations
@@ -10,16 +11,17 @@ import argparse
 import functools
 import importlib.util
 import sys
-from pathlib import Path
 from types import ModuleType
 
-APP_FILE = Path(__file__).resolve().parents[2] / "app" / "app.py"
+from tigas_core.resources import project_path
+
+APP_FILE = project_path("app", "app.py")
 
 
 @functools.lru_cache(maxsize=1)
 def _load_app_module() -> ModuleType:
     if not APP_FILE.is_file():
-        raise SystemExit(f"tigas app: {APP_FILE} not found; the app ships with the source checkout (pip install -e .)")
+        raise SystemExit(f"tigas app: {APP_FILE} not found; the app ships with the source checkout and the wheel; reinstall TIGAS")
     spec = importlib.util.spec_from_file_location("tigas_gradio_app", APP_FILE)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there

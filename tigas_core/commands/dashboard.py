@@ -1,6 +1,7 @@
 """Launch the Streamlit dashboard.
 
-The dashboard lives in dashboards/dashboard.py at the repository root (outside the package), so
+The dashboard lives in dashboards/dashboard.py at the repository root (a wheel carries a copy
+inside the package; see tigas_core.resources), so
 this command replaces itself with `streamlit run` on that file (exec, so signals such as Ctrl+C
 or a service manager's SIGTERM reach Streamlit directly and nothing is left behind): headless,
 usage statistics off, settings handed over as script arguments.
@@ -14,8 +15,9 @@ import sys
 from pathlib import Path
 
 from tigas_core.commands import positive_int
+from tigas_core.resources import project_path
 
-DASHBOARD_FILE = Path(__file__).resolve().parents[2] / "dashboards" / "dashboard.py"
+DASHBOARD_FILE = project_path("dashboards", "dashboard.py")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,7 +56,7 @@ def streamlit_command(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     if not DASHBOARD_FILE.is_file():
-        print(f"tigas dashboard: {DASHBOARD_FILE} not found; the dashboard ships with the source checkout (pip install -e .)",
+        print(f"tigas dashboard: {DASHBOARD_FILE} not found; the dashboard ships with the source checkout and the wheel; reinstall TIGAS",
               file=sys.stderr)
         return 2
     if args.root and not Path(args.root).expanduser().exists():

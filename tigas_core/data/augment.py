@@ -3,7 +3,9 @@
 Both classes get identical processing: a random JPEG re-encode (quality 30-100) of every
 training image, so "JPEG = real, PNG = fake" carries no signal; random resizing 0.5-1.5x and an
 occasional low-resolution round trip, so "small/blurry = real" carries none either; then flips,
-Gaussian blur and noise. The result goes through `tigas_core.io.preprocess`-style resizing with
+Gaussian blur and noise. The ``strong-colour`` level also jitters saturation and sometimes drops
+colour altogether, so that "vivid colours = generated" stops being a shortcut: the bundled
+weights read colourful real close-ups as generated and their greyscale copies as real. The result goes through `tigas_core.io.preprocess`-style resizing with
 a random crop, i.e. the same shorter-side resize as inference.
 """
 from __future__ import annotations
@@ -32,6 +34,8 @@ class AugmentSpec:
     noise_p: float = 0.0
     noise_std: tuple[float, float] = (0.005, 0.03)
     crop_scale: tuple[float, float] = (1.0, 1.0)  # shorter side img_size * U(crop_scale) before the random crop
+    saturation: tuple[float, float] = (1.0, 1.0)  # colour scaled around each pixel's grey level
+    greyscale_p: float = 0.0
 
 
 LEVELS: dict[str, AugmentSpec] = {
@@ -45,6 +49,7 @@ LEVELS: dict[str, AugmentSpec] = {
         noise_p=0.4, noise_std=(0.005, 0.05), crop_scale=(1.0, 1.5),
     ),
 }
+LEVELS["strong-colour"] = dataclasses.replace(LEVELS["strong"], saturation=(0.4, 1.6), greyscale_p=0.15)
 
 
 def get_level(name: str) -> AugmentSpec:
@@ -66,6 +71,12 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     """[3,H,W] float blurred with PIL's Gaussian filter (radius = sigma)."""
     blurred = Image.fromarray(to_uint8_image(image)).filter(ImageFilter.GaussianBlur(radius=float(sigma)))
     return torch.from_numpy(np.asarray(blurred, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
+
+
+def recolour(image: torch.Tensor, saturation: float) -> torch.Tensor:
+    """[3,H,W] with its colour scaled by ``saturation`` around the luma (0 = greyscale, 1 = unchanged)."""
+    luma = (0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2]).unsqueeze(0)
+    return (luma + saturation * (image - luma)).clamp(0, 1)
 
 
 def rescale(image: torch.Tensor, factor: float) -> torch.Tensor:
@@ -91,6 +102,10 @@ def augment(image: torch.Tensor, spec: AugmentSpec, rng: random.Random) -> torch
     if spec.noise_p and rng.random() < spec.noise_p:
         generator = torch.Generator().manual_seed(rng.getrandbits(31))
         image = (image + torch.randn(image.shape, generator=generator) * rng.uniform(*spec.noise_std)).clamp(0, 1)
+    if spec.greyscale_p and rng.random() < spec.greyscale_p:
+        image = recolour(image, 0.0)
+    elif spec.saturation != (1.0, 1.0):
+        image = recolour(image, rng.uniform(*spec.saturation))
     if spec.jpeg_quality is not None:
         image = jpeg_reencode(image, rng.randint(*spec.jpeg_quality))
     return image
