@@ -396,7 +396,7 @@ def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[
             with gr.Column(scale=2):
                 table = gr.Dataframe(value=results_table([]), label="Results (sorted by score; click a row to inspect)",
                                      interactive=False, elem_id="tigas-table", wrap=True,
-                                     column_widths=["18%", "10%", "12%", "15%", "13%", "15%", "17%"])
+                                     column_widths=["170px", "80px", "120px", "110px", "95px", "115px", "170px"])
                 with gr.Row():
                     csv_button = gr.DownloadButton("Download CSV", interactive=False, elem_id="tigas-csv")
                     json_button = gr.DownloadButton("Download JSON", interactive=False, elem_id="tigas-json")
