@@ -73,3 +73,18 @@ def test_installed_wheel_scores_with_its_bundled_weights_and_finds_its_app(insta
                                capture_output=True, text=True, timeout=300)
     assert help_text.returncode == 0, help_text.stderr
     assert "--weights" in help_text.stdout
+
+
+def test_torch_hub_entry_points_score_and_backpropagate():
+    """hubconf.py, loaded the way torch.hub loads a downloaded repository (source="local")."""
+    import torch
+
+    scorer = torch.hub.load(str(ROOT), "tigas", source="local", device="cpu")
+    assert scorer.weights_source.startswith("bundled")
+    image = torch.from_numpy(natural_like(64, 64, seed=4)).permute(2, 0, 1).float().div(255)
+    assert 0.0 <= scorer(image) <= 1.0
+    loss_fn = torch.hub.load(str(ROOT), "tigas_loss", source="local", weight=0.5)
+    batch = image[None].clone().requires_grad_(True)
+    loss = loss_fn(batch)
+    loss.backward()
+    assert 0.0 <= float(loss.detach()) <= 0.5 and float(batch.grad.abs().sum()) > 0
