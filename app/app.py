@@ -31,7 +31,8 @@ if importlib.util.find_spec("tigas_core") is None:
 
 from tigas_core.api import TIGAS, Explanation, verdict  # noqa: E402
 from tigas_core.hub import DEFAULT_REPO_ID, DEFAULT_REVISION, WeightsNotFoundError  # noqa: E402
-from tigas_core.io import TIGASInputError  # noqa: E402
+from tigas_core.commands import add_views_argument  # noqa: E402
+from tigas_core.io import VIEW_DESCRIPTIONS, TIGASInputError  # noqa: E402
 from tigas_core.model import BRANCHES  # noqa: E402
 from tigas_core.plots import FUSION_NOTE, explanation_figures  # noqa: E402
 
@@ -258,15 +259,16 @@ def api_error(message: str) -> gr.Error:
 def weights_label(tigas: TIGAS) -> str:
     """Which weights score here, and for the bundled baseline what it is known to get wrong."""
     source = tigas.weights_source
+    views = f"{tigas.img_size} px views" + ("" if tigas.views == "single" else f", {VIEW_DESCRIPTIONS[tigas.views]}")
     if source.startswith("bundled"):
-        return (f"the bundled baseline ({tigas.img_size} px views, trained on a CPU mostly on 32 px CIFAR-10 photos). "
+        return (f"the bundled baseline ({views}, trained on a CPU mostly on 32 px CIFAR-10 photos). "
                 "It misjudges many sharp, high-resolution photos: the skimage.data examples below read "
                 "'likely generated', and rotating a photo can swing its score. Serve better weights with "
                 "`tigas app --weights DIR` or `--repo-id`")
     kind, _, detail = source.partition(" ")
     if kind == "checkpoint":  # name the weights, not a path on the server
         source = f"checkpoint {Path(detail).name}"
-    return f"{source} ({tigas.img_size} px views)"
+    return f"{source} ({views})"
 
 
 def explanation_summary(name: str, explanation: Explanation, threshold: float) -> str:
@@ -464,6 +466,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--revision", default=None,
                         help=f"Hub revision (with --repo-id; default {DEFAULT_REVISION} for {DEFAULT_REPO_ID}, else main)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_views_argument(parser)
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", DEFAULT_HOST),
                         help=f"interface to listen on (default {DEFAULT_HOST}, or $GRADIO_SERVER_NAME as on a Space)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", DEFAULT_PORT)),
@@ -479,12 +482,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_tigas(args: argparse.Namespace) -> TIGAS:
     """The one model of this process."""
+    common = {"device": args.device, "views": args.views}
     if args.weights:
-        return TIGAS(checkpoint_path=args.weights, device=args.device)
+        return TIGAS(checkpoint_path=args.weights, **common)
     if args.repo_id:
         # No --revision: the pinned tag for the default repo, main for another (hub.revision_for).
-        return TIGAS(auto_download=True, repo_id=args.repo_id, revision=args.revision, device=args.device)
-    return TIGAS(device=args.device)
+        return TIGAS(auto_download=True, repo_id=args.repo_id, revision=args.revision, **common)
+    return TIGAS(**common)
 
 
 def example_files() -> list[str]:

@@ -5,7 +5,11 @@
 A realism score should not care whether a photo is mirrored: a horizontally flipped photograph is
 just as real (and a greyscale one is still a photograph). This scores the high-resolution images
 of the data folder (real/imagenet against every fake/<generator> except the 64 px dcgan-celeba
-tiles) as they are, mirrored, rotated by 90 degrees, in greyscale, and as the mean logit of the image and its mirror (test-time flip averaging), and prints
+tiles) as they are, mirrored, rotated by 90 degrees, in greyscale and shifted by one pixel of the
+model's view with one view, then with
+``TIGAS(views="mirror")`` and ``TIGAS(views="jitter")`` (``--views`` on the command line: the mean
+logit over the image and its mirror, or over 18 shifted views of both), as given, mirrored and
+shifted, and prints
 for each view the mean score of both classes and the AUROC, and how much a view moves the
 scores of the same files (mean absolute change, Pearson correlation with the upright scores).
 Writes benchmarks/results/view_stability.md.
@@ -19,32 +23,45 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.special import expit, logit
 from sklearn.metrics import roc_auc_score
 
 from tigas_core import TIGAS
 from tigas_core.io import load_image
 
-VIEWS = {
-    "as is": lambda image: image,
-    "mirrored": lambda image: image.flip(-1),
-    "rotated 90°": lambda image: torch.rot90(image, 1, (1, 2)),
-    "greyscale": lambda image: image.mean(dim=0, keepdim=True).expand(3, -1, -1),
-}
+def input_views(img_size: int) -> dict:
+    """What is done to each image before scoring; "shifted" moves the model's view by one pixel
+    (the original loses that many columns on the left)."""
+    return {
+        "as is": lambda image: image,
+        "mirrored": lambda image: image.flip(-1),
+        "rotated 90°": lambda image: torch.rot90(image, 1, (1, 2)),
+        "greyscale": lambda image: image.mean(dim=0, keepdim=True).expand(3, -1, -1),
+        "shifted 1 view px": lambda image: image[..., max(1, round(min(image.shape[-2:]) / img_size)):],
+    }
+
+
 LOW_RESOLUTION = {"dcgan-celeba"}  # 64 px tiles: not the high-resolution case this measures
 
 
+AVERAGED_INPUTS = ("as is", "mirrored", "shifted 1 view px")
+AVERAGED_VIEWS = ("mirror", "jitter")
+
+
 def score_views(tigas: TIGAS, paths: list[str]) -> dict[str, np.ndarray]:
-    """Scores per view, plus the flip-averaged score (mean of the two views' logits)."""
-    scores = {name: [] for name in VIEWS}
+    """Scores per input view with one model view, then with views="mirror" and "jitter" on the
+    image as is and mirrored."""
+    views = input_views(tigas.img_size)
+    averaged = {mode: TIGAS(model=tigas.model, device=tigas.device, views=mode) for mode in AVERAGED_VIEWS}
+    rows = [*views, *(f"views={mode!r}, {name}" for mode in AVERAGED_VIEWS for name in AVERAGED_INPUTS)]
+    scores = {name: [] for name in rows}
     for path in paths:
         image = load_image(path)
-        for name, view in VIEWS.items():
+        for name, view in views.items():
             scores[name].append(float(tigas(view(image))))
-    result = {name: np.asarray(values) for name, values in scores.items()}
-    logits = [logit(np.clip(result[view], 1e-6, 1 - 1e-6)) for view in ("as is", "mirrored")]
-    result["mean of as is + mirrored"] = expit((logits[0] + logits[1]) / 2)
-    return result
+        for mode, scorer in averaged.items():
+            for name in AVERAGED_INPUTS:
+                scores[f"views={mode!r}, {name}"].append(float(scorer(views[name](image))))
+    return {name: np.asarray(values) for name, values in scores.items()}
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ from PIL import Image
 from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
 from tigas_core.data.records import REAL, REAL_LABEL, read_csv_index, scan_folder
-from tigas_core.io import iter_image_files
+from tigas_core.io import VIEW_DESCRIPTIONS, VIEW_MODES, iter_image_files
 from tigas_core.metrics.evaluation import binary_metrics
 from tigas_core.metrics.frechet import StreamingStats, frechet_distance
 from tigas_core.model import BRANCHES
@@ -51,6 +51,7 @@ class Settings:
     real_name: str
     cache_dir: str
     batch_size: int
+    views: str = "single"
 
 
 def read_settings() -> Settings:
@@ -61,10 +62,11 @@ def read_settings() -> Settings:
     parser.add_argument("--real-name", default=os.environ.get("TIGAS_REAL_NAME") or "real")
     parser.add_argument("--cache-dir", default=os.environ.get("TIGAS_CACHE_DIR") or str(default_cache_dir()))
     parser.add_argument("--batch-size", type=int, default=int(os.environ.get("TIGAS_BATCH_SIZE") or 16))
+    parser.add_argument("--views", choices=VIEW_MODES, default=os.environ.get("TIGAS_VIEWS") or "single")
     # Under AppTest sys.argv belongs to pytest: only parse it when this file is the program.
     own_argv = Path(sys.argv[0]).resolve() == Path(__file__).resolve()
     args, _ = parser.parse_known_args(sys.argv[1:] if own_argv else [])
-    return Settings(args.root, args.weights, args.real_name, args.cache_dir, args.batch_size)
+    return Settings(args.root, args.weights, args.real_name, args.cache_dir, args.batch_size, args.views)
 
 
 def index_folder(root: str | os.PathLike) -> pd.DataFrame:
@@ -282,7 +284,7 @@ def confusion_figure(frame: pd.DataFrame, real_name: str, threshold: float, gene
 # Streamlit caching: the model once per process, results once per (model, file list, rescan)
 # --------------------------------------------------------------------------------------------
 @st.cache_resource(show_spinner="Loading the TIGAS model…")
-def load_tigas(weights: str | None):
+def load_tigas(weights: str | None, views: str = "single"):
     import torch
 
     from tigas_core.api import TIGAS
@@ -290,11 +292,11 @@ def load_tigas(weights: str | None):
     threads = os.environ.get("TIGAS_NUM_THREADS")
     if threads:
         torch.set_num_threads(int(threads))
-    return TIGAS(checkpoint_path=weights) if weights else TIGAS()
+    return TIGAS(checkpoint_path=weights, views=views)
 
 
 @st.cache_resource(show_spinner=False)
-def score_cache(_tigas, weights: str | None, cache_dir: str) -> ScoreCache:
+def score_cache(_tigas, weights: str | None, cache_dir: str, views: str = "single") -> ScoreCache:
     return ScoreCache(_tigas, cache_dir)
 
 
@@ -426,11 +428,11 @@ def main() -> None:
         return
 
     try:
-        tigas = load_tigas(settings.weights)
+        tigas = load_tigas(settings.weights, settings.views)
     except Exception as exc:  # missing or broken weights: say which and why, keep the page alive
         st.error(f"Cannot load TIGAS weights ({settings.weights or 'bundled'}): {exc}")
         return
-    cache = score_cache(tigas, settings.weights, settings.cache_dir)
+    cache = score_cache(tigas, settings.weights, settings.cache_dir, settings.views)
     scored, n_new, key = score_with_progress(cache, index, settings.batch_size, st.session_state.rescan)
     frame = pd.concat([index.reset_index(drop=True), scored.table.drop(columns="path")], axis=1)
 
@@ -441,7 +443,8 @@ def main() -> None:
         help=None if settings.real_name in generators else f"No folder is named '{settings.real_name}': pick the real one.")
     threshold = st.sidebar.slider("Threshold (score below = flagged as generated)", 0.0, 1.0,
                                   float(tigas.config.threshold), 0.01, key="threshold")
-    st.sidebar.caption(f"Model: {tigas.weights_source} · id {cache.model_id[:12]} · cache {cache.path}")
+    mirror = "" if tigas.views == "single" else f" · {VIEW_DESCRIPTIONS[tigas.views]}"
+    st.sidebar.caption(f"Model: {tigas.weights_source}{mirror} · id {cache.model_id[:12]} · cache {cache.path}")
     order = [real_name] + [g for g in generators if g != real_name]
 
     n_failed = int((frame["error"] != "").sum())

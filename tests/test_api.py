@@ -137,6 +137,41 @@ def test_explain_returns_everything_the_views_draw(tigas, make_image):
     assert set(data["components"]) == set(BRANCHES) and len(data["radial_profile"]) == bins
 
 
+@pytest.mark.parametrize("views, n_views", [("mirror", 2), ("jitter", 18)])
+def test_averaged_views_score_an_image_and_its_mirror_alike(make_image, views, n_views):
+    """With the bundled weights, whose single-view score does move when an image is mirrored."""
+    from tigas_core.api import TIGAS
+    from tigas_core.io import model_views
+
+    tigas = TIGAS(device="cpu")
+    averaged = TIGAS(model=tigas.model, device="cpu", views=views)
+    pixels = np.random.default_rng(5).integers(0, 256, (64, 97, 3), dtype=np.uint8)  # odd width: crops are not symmetric
+    pixels[:, 48:] = 128  # noise on the left, flat on the right: far from mirror-symmetric
+    path = make_image("unused.png").parent / "asym.png"
+    Image.fromarray(pixels).save(path)
+    image = load_image(path)
+    every_view = model_views(image[None], tigas.img_size, views)
+    assert every_view.shape == (1, n_views, 3, tigas.img_size, tigas.img_size)
+    assert torch.equal(model_views(image[None], tigas.img_size, "single")[:, 0], preprocess(image[None], tigas.img_size))
+    plain = tigas.forward_views(every_view[0][:, None])  # each view scored on its own
+    assert averaged(image) == pytest.approx(float(torch.sigmoid(plain["logit"].mean())), abs=1e-5)
+    assert averaged(image.flip(-1)) == pytest.approx(averaged(image), abs=1e-5)  # exactly mirror-invariant
+    assert abs(tigas(image) - tigas(image.flip(-1))) > 1e-3  # the single view is not (else this proves nothing)
+    out = averaged(image.unsqueeze(0), return_features=True)
+    for branch in BRANCHES:
+        expected_component = torch.sigmoid(plain["component_logits"][branch].mean())
+        assert float(out["components"][branch]) == pytest.approx(float(expected_component), abs=1e-5)
+    assert torch.allclose(out["features"]["fused"][0], plain["features"]["fused"].mean(0), atol=1e-5)
+    batch = image.unsqueeze(0).clone().requires_grad_(True)
+    averaged(batch).sum().backward()
+    assert float(batch.grad.abs().sum()) > 0
+    assert f"views={views!r}" in repr(averaged)
+    assert averaged.explain(image).score == pytest.approx(averaged(image), abs=1e-5)
+    assert averaged.score_files([path])["score"][0] == pytest.approx(averaged(image), abs=1e-5)
+    with pytest.raises(ValueError, match="unknown views"):
+        TIGAS(model=tigas.model, device="cpu", views="mirrored")
+
+
 def test_verdict_bands():
     assert verdict(0.9) == "likely real" and verdict(0.1) == "likely generated" and verdict(0.55) == "uncertain"
     assert verdict(0.75, threshold=0.8) == "uncertain" and verdict(float("nan")) == ""

@@ -189,6 +189,8 @@ def test_the_page_names_its_weights_and_the_baseline_says_what_it_misjudges(weig
     assert given == f"checkpoint {weights_dir.name} (64 px views)"  # a name, not a path on the server
     bundled = app.weights_label(TIGAS())
     assert bundled.startswith("the bundled baseline") and "misjudges" in bundled
+    jittered = app.weights_label(TIGAS(checkpoint_path=weights_dir, views="jitter"))
+    assert jittered == f"checkpoint {weights_dir.name} (64 px views, each image averaged over 18 shifted views of it and its mirror)"
 
 
 def test_app_script_help_runs():

@@ -5,7 +5,10 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
+import pytest
+from PIL import Image
 
 
 def tigas_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -17,6 +20,24 @@ def test_help_lists_every_command():
     assert proc.returncode == 0
     for command in ("score", "explain", "train", "evaluate", "generate", "zoo", "fid", "hub", "app", "dashboard"):
         assert command in proc.stdout
+
+
+def test_score_views_match_the_api(weights_dir, tmp_path):
+    from tigas_core.api import TIGAS
+
+    pixels = np.random.default_rng(9).integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    pixels[:, 45:] = pixels[:, 45:].mean(axis=(0, 1), dtype=np.float64).astype(np.uint8)  # noise left, flat right
+    image = tmp_path / "one.png"
+    Image.fromarray(pixels).save(image)
+    out = tmp_path / "m.json"
+    proc = tigas_cli("score", str(image), "--weights", str(weights_dir), "--views", "jitter", "--json", str(out), "-q")
+    assert proc.returncode == 0, proc.stderr
+    payload = json.loads(out.read_text())
+    assert payload["views"] == "jitter"
+    row = payload["results"][0]
+    expected = TIGAS(checkpoint_path=weights_dir, device="cpu", views="jitter")(str(image))
+    assert row["score"] == pytest.approx(expected, abs=1e-5)
+    assert row["score"] != pytest.approx(TIGAS(checkpoint_path=weights_dir, device="cpu")(str(image)), abs=1e-5)
 
 
 def test_score_folder_writes_csv_json_and_plot(weights_dir, make_image, tmp_path):

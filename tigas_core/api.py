@@ -18,7 +18,10 @@ import torch.nn.functional as F
 
 from tigas_core import spectral
 from tigas_core.hub import DEFAULT_REPO_ID, resolve_weights
-from tigas_core.io import ImageSource, TIGASInputError, batch_to_rgb, describe, iter_image_files, load_image, preprocess, to_uint8_image
+from tigas_core.io import (
+    VIEW_MODES, ImageSource, TIGASInputError, batch_to_rgb, describe, iter_image_files, load_image, model_views, preprocess,
+    to_uint8_image,
+)
 from tigas_core.model import BRANCHES, TIGASModel
 
 logger = logging.getLogger("tigas")
@@ -93,12 +96,34 @@ class Explanation:
         return data
 
 
+def average_over_views(out: dict, n_views: int) -> dict:
+    """Model outputs for [B*V] views -> [B], averaged where they judge the image: logits (the scores
+    are their sigmoids again), branch weights and features. The spectrum and radial profile are
+    those of each image's first view, the one `model_views` puts at the centre, unmirrored."""
+    def mean(value: torch.Tensor) -> torch.Tensor:
+        return value.unflatten(0, (-1, n_views)).mean(1)
+
+    merged = {key: value[::n_views] for key, value in out.items() if isinstance(value, torch.Tensor)}
+    for key in ("logit", "raw_logit", "logits", "branch_weights"):
+        merged[key] = mean(out[key])
+    for key in ("component_logits", "features"):
+        merged[key] = {name: mean(value) for name, value in out[key].items()}
+    merged["score"] = torch.sigmoid(merged["logit"])
+    merged["components"] = {name: torch.sigmoid(value) for name, value in merged["component_logits"].items()}
+    return merged
+
+
 class TIGAS:
     """Score images for realism: 1 = looks like a real photo, 0 = looks generated.
 
     ``TIGAS()`` uses the bundled weights; ``auto_download=True`` prefers the pinned Hub weights
     (through the Hugging Face cache, honouring HF_HUB_OFFLINE); ``checkpoint_path`` wins over both.
     Calls on tensors keep the autograd graph, so TIGAS works as a loss; file scoring runs without it.
+    ``views`` (see `tigas_core.io.model_views`): "single" scores one centre view; "mirror" averages
+    the image and its mirror (2x the cost), "jitter" 18 slightly shifted views of both (18x), in
+    logits and features. The bundled weights' score of a high-resolution photo moves by 0.27 on
+    average when it is mirrored and by 0.2 when its view shifts by one pixel; averaging steadies
+    it (README, "Limits worth knowing").
     """
 
     def __init__(
@@ -110,7 +135,10 @@ class TIGAS:
         device: str | torch.device = "auto",
         img_size: int | None = None,
         model: TIGASModel | None = None,
+        views: str = "single",
     ):
+        if views not in VIEW_MODES:
+            raise ValueError(f"unknown views {views!r}; choose from {', '.join(VIEW_MODES)}")
         if model is None:
             model, self.weights_source = resolve_weights(checkpoint_path, auto_download, repo_id, revision)
         else:
@@ -122,6 +150,7 @@ class TIGAS:
         self.config = self.model.config
         self.img_size = img_size or self.config.img_size
         self.threshold = self.config.threshold
+        self.views = views
 
     @property
     def device(self) -> torch.device:
@@ -130,12 +159,22 @@ class TIGAS:
         return next(self.model.parameters()).device
 
     # ------------------------------------------------------------------ tensors
-    def forward_tensor(self, images: torch.Tensor) -> dict:
-        """Model outputs for [B,3,H,W] in [0,1], preprocessed exactly like files (differentiable)."""
-        x = preprocess(images.to(self.device, torch.float32), self.img_size)
+    def make_views(self, images: torch.Tensor) -> torch.Tensor:
+        """[B,3,H,W] in [0,1] -> the [B,V,3,S,S] views this scorer averages over (differentiable)."""
+        return model_views(images.to(torch.float32), self.img_size, self.views)
+
+    def forward_views(self, views: torch.Tensor) -> dict:
+        """Model outputs for [B,V,3,S,S] views (from `make_views`), averaged over V."""
+        n_views = views.shape[1]
+        x = views.to(self.device, torch.float32).flatten(0, 1)
         if self.device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.model(x)
+        out = self.model(x)
+        return out if n_views == 1 else average_over_views(out, n_views)
+
+    def forward_tensor(self, images: torch.Tensor) -> dict:
+        """Model outputs for [B,3,H,W] in [0,1], preprocessed exactly like files (differentiable)."""
+        return self.forward_views(self.make_views(images.to(self.device)))
 
     def __call__(self, images: Any, return_features: bool = False):
         """Score a path, list of paths, folder, PIL image, ndarray or tensor ([3,H,W] or [B,3,H,W]).
@@ -143,10 +182,10 @@ class TIGAS:
         One image -> float (a 0-d tensor if it requires grad); several -> tensor [B,1].
         With ``return_features=True`` -> dict(score, features, components, branch_weights).
         """
-        batch, single = self._as_batch(images)
-        grad = batch.requires_grad
+        views, single = self._as_views(images)
+        grad = views.requires_grad
         with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
-            out = self.forward_tensor(batch)
+            out = self.forward_views(views)
         if return_features:
             return {k: out[k] for k in ("score", "features", "components", "branch_weights")}
         score = out["score"]
@@ -154,9 +193,10 @@ class TIGAS:
             return score[0, 0] if grad else float(score[0, 0])
         return score
 
-    def _as_batch(self, images: Any) -> tuple[torch.Tensor, bool]:
+    def _as_views(self, images: Any) -> tuple[torch.Tensor, bool]:
+        """[B,V,3,S,S] views of any accepted input, and whether it was one image."""
         if isinstance(images, torch.Tensor) and images.ndim == 4:
-            return batch_to_rgb(images, describe(images)), False
+            return self.make_views(batch_to_rgb(images, describe(images))), False
         if isinstance(images, (str, os.PathLike)) and Path(images).is_dir():
             paths = list(iter_image_files(images))
             if not paths:
@@ -168,11 +208,11 @@ class TIGAS:
             if not images:
                 raise TIGASInputError("<empty list>", "no images given")
             return self._load_views(images), False
-        return load_image(images).unsqueeze(0), True
+        return self.make_views(load_image(images).unsqueeze(0)), True
 
     def _load_views(self, sources: Sequence[ImageSource]) -> torch.Tensor:
-        """Model-size views of every source; each original is dropped once its view is made."""
-        return torch.stack([preprocess(load_image(source), self.img_size) for source in sources])
+        """Model-size views of every source; each original is dropped once its views are made."""
+        return torch.cat([self.make_views(load_image(source).unsqueeze(0)) for source in sources])
 
     # ------------------------------------------------------------------ files
     def iter_file_results(self, paths: Sequence[str | os.PathLike], batch_size: int = 16, workers: int = 2,
@@ -187,7 +227,7 @@ class TIGAS:
         """
         def load(path):
             try:
-                return preprocess(load_image(path), self.img_size), ""
+                return self.make_views(load_image(path).unsqueeze(0))[0], ""
             except TIGASInputError as exc:
                 return None, exc.reason
             except Exception as exc:  # a file must never take the whole run down
@@ -213,7 +253,7 @@ class TIGAS:
         outputs: dict[int, dict] = {}
         if good:
             with torch.inference_mode():
-                out = self.forward_tensor(torch.stack([loaded[i][0] for i in good]))
+                out = self.forward_views(torch.stack([loaded[i][0] for i in good]))
             for row, i in enumerate(good):
                 result = {"score": float(out["score"][row, 0])}
                 result.update({b: float(out["components"][b][row, 0]) for b in BRANCHES})
@@ -254,14 +294,23 @@ class TIGAS:
 
     # ------------------------------------------------------------------ explanations
     def explain(self, image: ImageSource) -> Explanation:
-        """Score, branch breakdown, spectrum, radial profile vs the real reference, and saliency."""
+        """Score, branch breakdown, spectrum, radial profile vs the real reference, and saliency.
+
+        The score, components and weights are this scorer's (averaged over its views); the
+        spectrum, profile and saliency are those of the centre view, the picture the user sees.
+        """
         original = load_image(image)
         view = preprocess(original, self.img_size).unsqueeze(0).to(self.device)
         view.requires_grad_(True)
         with torch.enable_grad():
-            out = self.forward_tensor(view)
+            centre = self.forward_views(view.unsqueeze(1))
             # Gradient of "fakeness": large where editing pixels would move the score most.
-            (-out["logit"].sum()).backward()
+            (-centre["logit"].sum()).backward()
+        if self.views == "single":
+            out = centre
+        else:
+            with torch.no_grad():
+                out = self.forward_tensor(original.unsqueeze(0))
         saliency = view.grad.abs().amax(dim=1, keepdim=True)
         saliency = F.avg_pool2d(saliency, 9, stride=1, padding=4, count_include_pad=False)[0, 0]
         saliency = (saliency / (saliency.max() + 1e-12)).cpu().numpy()
@@ -275,7 +324,7 @@ class TIGAS:
             components={b: float(out["components"][b][0, 0].detach()) for b in BRANCHES},
             branch_weights={b: float(out["branch_weights"][0, j].detach()) for j, b in enumerate(BRANCHES)},
             spectrum=spectrum,
-            radial_profile=out["spectral_profile"][0].detach().cpu().numpy(),
+            radial_profile=centre["spectral_profile"][0].detach().cpu().numpy(),
             reference_profile=self.model.reference_profile.detach().cpu().numpy(),
             frequencies=spectral.radial_frequencies(bins).numpy(),
             saliency=saliency,
@@ -284,4 +333,5 @@ class TIGAS:
         )
 
     def __repr__(self) -> str:
-        return f"TIGAS(weights={self.weights_source!r}, device={self.device}, img_size={self.img_size})"
+        views = "" if self.views == "single" else f", views={self.views!r}"
+        return f"TIGAS(weights={self.weights_source!r}, device={self.device}, img_size={self.img_size}{views})"

@@ -88,7 +88,7 @@ class ScoreCache:
 
     def __init__(self, tigas: "TIGAS", cache_dir: str | os.PathLike | None = None, model_id: str | None = None):
         self.tigas = tigas
-        self.model_id = model_id or model_identity(tigas.model, tigas.config)
+        self.model_id = model_id or model_identity(tigas.model, tigas.config) + ("" if tigas.views == "single" else f"+{tigas.views}")
         self.path = Path(cache_dir or default_cache_dir()) / "scores.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.spectrum_size = int(tigas.config.spectrum_size)

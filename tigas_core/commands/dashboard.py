@@ -14,7 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from tigas_core.commands import positive_int
+from tigas_core.commands import add_views_argument, positive_int
 from tigas_core.resources import project_path
 
 DASHBOARD_FILE = project_path("dashboards", "dashboard.py")
@@ -30,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", help="where scores are cached (default: $TIGAS_CACHE_DIR or ~/.cache/tigas)")
     parser.add_argument("--batch-size", type=positive_int, default=16, help="images per forward pass when scoring")
     parser.add_argument("--threads", type=positive_int, help="CPU threads for scoring (default: torch's choice)")
+    add_views_argument(parser)
 
 
 def streamlit_command(args: argparse.Namespace) -> list[str]:
@@ -49,6 +50,7 @@ def streamlit_command(args: argparse.Namespace) -> list[str]:
     if weights:
         command += ["--weights", str(Path(weights).expanduser().resolve()) if Path(weights).expanduser().exists() else weights]
     command += ["--real-name", args.real_name, "--batch-size", str(args.batch_size)]
+    command += ["--views", args.views]
     if args.cache_dir:
         command += ["--cache-dir", str(Path(args.cache_dir).expanduser().resolve())]
     return command

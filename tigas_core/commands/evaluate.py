@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from tigas_core.commands import positive_int
+from tigas_core.commands import add_views_argument, positive_int
 
 log = logging.getLogger("tigas.evaluate")
 
@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-per-generator", type=int, default=0,
                         help="score at most this many test images per generator and class (seeded; 0 = all)")
     parser.add_argument("--device", default="auto")
+    add_views_argument(parser)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default; 1 on a busy shared CPU)")
     parser.add_argument("--no-progress", action="store_true")
 
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     splits = split_records(load_records(args.data), seed=args.seed, train_split=args.train_split,
                            val_split=args.val_split, holdout_generators=holdout)
     log.info("split\n%s", describe_split(splits))
-    tigas = TIGAS(checkpoint_path=args.weights, device=args.device)
+    tigas = TIGAS(checkpoint_path=args.weights, device=args.device, views=args.views)
     report = evaluate(tigas, splits, holdout_generators=holdout, batch_size=args.batch_size, seed=args.seed,
                       max_per_generator=args.max_per_generator, progress=not args.no_progress)
     command = "tigas " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if Path(sys.argv[0]).name == "tigas" else None

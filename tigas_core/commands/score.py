@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tigas_core.commands import plot_path, positive_int, probability
+from tigas_core.commands import add_views_argument, plot_path, positive_int, probability
 from tigas_core.config import atomic_write_text
 from tigas_core.io import IMAGE_EXTENSIONS, is_url, list_folder
 
@@ -24,13 +24,15 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="weights folder, .safetensors or Hub repo id (default: bundled)")
     parser.add_argument("--auto-download", action="store_true", help="prefer the pinned Hub weights (HF cache)")
     parser.add_argument("--threshold", type=probability, help="decision threshold (default: the calibrated one)")
+    add_views_argument(parser)
 
 
 def load_scorer(args: argparse.Namespace):
     """The TIGAS these arguments ask for, and the threshold to judge with."""
     from tigas_core.api import TIGAS
 
-    tigas = TIGAS(checkpoint_path=args.weights, auto_download=args.auto_download, device=args.device)
+    tigas = TIGAS(checkpoint_path=args.weights, auto_download=args.auto_download, device=args.device,
+                  views=args.views)
     return tigas, tigas.threshold if args.threshold is None else args.threshold
 
 
@@ -151,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_text(args.csv, table.to_csv(index=False))
         partial.unlink(missing_ok=True)
     if args.json:
-        payload = {"summary": summary, "weights": tigas.weights_source, "results": json.loads(table.to_json(orient="records"))}
+        payload = {"summary": summary, "weights": tigas.weights_source, "views": tigas.views, "results": json.loads(table.to_json(orient="records"))}
         atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
     if args.plot and summary["scored"]:
         write_plot(table, args.plot, threshold)

@@ -34,7 +34,7 @@ from tqdm import tqdm
 from tigas_core import spectral
 from tigas_core.data.augment import gaussian_blur, jpeg_reencode, rescale
 from tigas_core.data.records import REAL, REAL_LABEL, ImageRecord
-from tigas_core.io import TIGASInputError, load_image, preprocess
+from tigas_core.io import VIEW_DESCRIPTIONS, TIGASInputError, load_image, preprocess
 
 CONDITIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "clean": lambda image: image,
@@ -131,11 +131,13 @@ class Evaluator:
         self.n_bins = tigas.config.radial_bins
 
     def _views(self, record: ImageRecord, conditions: list[str]) -> tuple[dict[str, torch.Tensor], dict[str, np.ndarray]]:
+        """Per condition: the centre view (spectrum baseline) stacked over TIGAS's own views [1+V,3,S,S]."""
         image = load_image(record.path)
         views, files = {}, {"clean": file_features(record.path)}
         for name in conditions:
             perturbed = CONDITIONS[name](image)
-            views[name] = preprocess(perturbed, self.tigas.img_size)
+            centre = preprocess(perturbed, self.tigas.img_size)
+            views[name] = torch.cat([centre[None], self.tigas.make_views(perturbed[None])[0]])
             if name.startswith("common_format"):
                 files[name] = file_features(record.path, perturbed)
         return views, files
@@ -151,12 +153,12 @@ class Evaluator:
         def flush() -> None:
             if not pending:
                 return
-            spectra = {c: [spectrum_features(views[c], self.n_bins) for _, views, _ in pending] for c in conditions}
+            spectra = {c: [spectrum_features(views[c][0], self.n_bins) for _, views, _ in pending] for c in conditions}
             scores: dict[str, list[float]] = {c: [math.nan] * len(pending) for c in conditions}
             if with_model:
                 for c in conditions:
-                    batch = torch.stack([views[c] for _, views, _ in pending])
-                    scores[c] = self.tigas.forward_tensor(batch)["score"][:, 0].float().cpu().tolist()
+                    batch = torch.stack([views[c][1:] for _, views, _ in pending])
+                    scores[c] = self.tigas.forward_views(batch)["score"][:, 0].float().cpu().tolist()
             for i, (record, _, files) in enumerate(pending):
                 results.append(ScoredImage(record, {c: scores[c][i] for c in conditions}, {c: spectra[c][i] for c in conditions}, files))
             pending.clear()
@@ -256,6 +258,7 @@ def evaluate(
     in_data = {r.generator for records in splits.values() for r in records if r.label != REAL_LABEL}
     return {
         "weights": tigas.weights_source,
+        "views": tigas.views,
         "img_size": tigas.img_size,
         "threshold": threshold,
         "conditions": evaluator.conditions,
@@ -304,7 +307,8 @@ def render_markdown(report: dict, command: str | None = None) -> str:
     lines = ["# TIGAS evaluation", ""]
     if command:
         lines += ["Reproduce with:", "", "```bash", command, "```", ""]
-    lines += [f"Weights: {report['weights']} (img_size {report['img_size']}, threshold {report['threshold']:.2f}). "
+    mirror = f", {VIEW_DESCRIPTIONS[report['views']]}" if report.get("views", "single") != "single" else ""
+    lines += [f"Weights: {report['weights']} (img_size {report['img_size']}, threshold {report['threshold']:.2f}{mirror}). "
               f"Held-out generators (never in training): {', '.join(report['holdout_generators']) or 'none'}. "
               f"Split sizes: {report['split_counts']}; scored test images: {report['scored_test_images']}"
               + (f" (at most {report['max_per_generator']} per generator and class)" if report["max_per_generator"] else "") + "."
