@@ -6,7 +6,8 @@ Prints img/s on 256 px batches for: the TIGAS model at its default architecture 
 base_channels 32, feature_dim 256), the shipped weights' configuration (as `TIGAS()` runs it, which
 resizes to its own img_size), torchvision ResNet-50 (the CNNDetection architecture; random
 weights — speed does not depend on them), JPEG decode + resize alone, and folder scoring with the
-shipped weights (decode + model) — then the ratios against ResNet-50 and against decode.
+shipped weights (decode + model), also with ``views="mirror"`` and ``views="jitter"`` (2 and 18
+views per image) — then the ratios against ResNet-50 and against decode.
 Without --images it writes N synthetic 512x384 JPEGs to a temp folder first.
 """
 from __future__ import annotations
@@ -80,6 +81,11 @@ def main() -> None:
 
         decode_rate = rate(decode_all, len(paths), repeats=2)
         folder_rate = rate(lambda: shipped.score_files(paths, batch_size=args.batch_size, workers=args.threads), len(paths), repeats=1)
+        averaged_rates = {}
+        for views in ("mirror", "jitter"):
+            scorer = TIGAS(model=shipped.model, device="cpu", views=views)
+            averaged_rates[views] = rate(lambda: scorer.score_files(paths, batch_size=args.batch_size, workers=args.threads),
+                                         len(paths), repeats=1)
 
     print(f"images: {len(paths)} ({'synthetic 512x384 JPEG' if not args.images else args.images}), "
           f"{args.img_size} px, batch {args.batch_size}, {args.threads} threads, torch {torch.__version__}")
@@ -89,9 +95,13 @@ def main() -> None:
     print(f"ResNet-50 forward                                  {resnet_rate:8.1f} img/s")
     print(f"JPEG decode + resize                               {decode_rate:8.1f} img/s")
     print(f"TIGAS folder scoring (shipped weights)             {folder_rate:8.1f} img/s")
+    for views, views_rate in averaged_rates.items():
+        print(f"  the same with views={views!r:<9}                  {views_rate:8.1f} img/s")
     print(f"ratio default architecture / ResNet-50  {default_rate / resnet_rate:6.2f}x   (target >= 5x)")
     print(f"ratio shipped weights / ResNet-50       {shipped_rate / resnet_rate:6.2f}x   (target >= 5x)")
     print(f"ratio folder scoring / decode           {folder_rate / decode_rate:6.2f}x   (target >= 0.5x)")
+    for views, views_rate in averaged_rates.items():
+        print(f"ratio views={views!r:<9} / decode        {views_rate / decode_rate:6.2f}x")
 
 
 if __name__ == "__main__":

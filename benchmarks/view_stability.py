@@ -88,14 +88,18 @@ def main() -> None:
         f"(`../shared/data/fake/*` without {', '.join(sorted(LOW_RESOLUTION))}). "
         f"Command: `python benchmarks/view_stability.py --data ../shared/data --every {args.every}`.",
         "",
+        "The last two columns compare each row with the same scorer's \"as is\" row.",
+        "",
         "| view | mean score, real | mean score, generated | AUROC | mean abs. change vs as is | correlation with as is |",
         "|---|---|---|---|---|---|",
     ]
     for name in real:
+        scorer, _, view = name.rpartition(", ")
+        reference = f"{scorer}, as is" if scorer else "as is"
         both = np.r_[real[name], fake[name]]
-        upright = np.r_[real["as is"], fake["as is"]]
-        change = "" if name == "as is" else f"{np.abs(both - upright).mean():.3f}"
-        correlation = "" if name == "as is" else f"{np.corrcoef(both, upright)[0, 1]:.2f}"
+        upright = np.r_[real[reference], fake[reference]]
+        change = "" if name == reference else f"{np.abs(both - upright).mean():.3f}"
+        correlation = "" if name == reference else f"{np.corrcoef(both, upright)[0, 1]:.2f}"
         lines.append(f"| {name} | {real[name].mean():.3f} | {fake[name].mean():.3f} | "
                      f"{roc_auc_score(labels, both):.3f} | {change} | {correlation} |")
     text = "\n".join(lines) + "\n"

@@ -90,7 +90,8 @@ def server(weights_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tigas(weights_dir) -> TIGAS:
-    return TIGAS(checkpoint_path=str(weights_dir), device="cpu")
+    """The app's scorer: the same weights with its default views (jitter)."""
+    return TIGAS(checkpoint_path=str(weights_dir), device="cpu", views="jitter")
 
 
 @pytest.fixture(scope="module")
@@ -200,6 +201,7 @@ def test_app_script_help_runs():
                             env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
     assert result.returncode == 0, result.stderr
     assert "--weights" in result.stdout and "--repo-id" in result.stdout and "--share" in result.stdout
+    assert "--views" in result.stdout and "(default: jitter)" in " ".join(result.stdout.split())
 
 
 @pytest.mark.browser

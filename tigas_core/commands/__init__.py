@@ -28,13 +28,13 @@ def probability(text: str) -> float:
     return value
 
 
-def add_views_argument(parser: argparse.ArgumentParser) -> None:
+def add_views_argument(parser: argparse.ArgumentParser, default: str = "single") -> None:
     """--views: what each score averages over (tigas_core.io.model_views)."""
     from tigas_core.io import VIEW_MODES
 
-    parser.add_argument("--views", choices=VIEW_MODES, default="single",
-                        help="single (default), mirror (image and its mirror, 2x the cost) or jitter (18 shifted "
-                             "and mirrored views, 18x): steadier scores on high-resolution photos")
+    parser.add_argument("--views", choices=VIEW_MODES, default=default,
+                        help=f"single, mirror (image and its mirror, 2x the cost) or jitter (18 shifted and mirrored "
+                             f"views, 18x): steadier scores on high-resolution photos (default: {default})")
 
 
 def plot_path(text: str) -> Path:
