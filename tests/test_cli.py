@@ -32,6 +32,7 @@ def test_score_views_match_the_api(weights_dir, tmp_path):
     out = tmp_path / "m.json"
     proc = tigas_cli("score", str(image), "--weights", str(weights_dir), "--views", "jitter", "--json", str(out), "-q")
     assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.rstrip().endswith(f"[weights: checkpoint {weights_dir}; views: jitter]")
     payload = json.loads(out.read_text())
     assert payload["views"] == "jitter"
     row = payload["results"][0]

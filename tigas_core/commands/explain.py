@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
-from tigas_core.commands.score import add_input_arguments, collect_paths, load_scorer
+from tigas_core.commands.score import add_input_arguments, collect_paths, load_scorer, scorer_label
 from tigas_core.io import is_url
 
 
@@ -63,5 +63,5 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_text(args.out / "explanations.json",
                       json.dumps({"weights": tigas.weights_source, "threshold": threshold, "results": results}, indent=2) + "\n")
     explained = sum(1 for row in results if not row["error"])
-    print(f"\nExplained {explained} of {len(results)} images; reports in {args.out}  [weights: {tigas.weights_source}]")
+    print(f"\nExplained {explained} of {len(results)} images; reports in {args.out}  {scorer_label(tigas)}")
     return 0 if explained else 1

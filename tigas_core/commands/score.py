@@ -36,6 +36,12 @@ def load_scorer(args: argparse.Namespace):
     return tigas, tigas.threshold if args.threshold is None else args.threshold
 
 
+def scorer_label(tigas) -> str:
+    """The weights and, unless single, the views a run scored with (the last line of its output)."""
+    views = "" if tigas.views == "single" else f"; views: {tigas.views}"
+    return f"[weights: {tigas.weights_source}{views}]"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_arguments(parser)
     parser.add_argument("--batch-size", type=positive_int, default=16)
@@ -147,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
         + (f" ({summary['failed']} failed)" if summary["failed"] else "")
         + (f": mean {summary['mean']:.4f}, median {summary['median']:.4f}, std {summary['std']:.4f}, "
            f"{summary['share_real']:.1%} at or above threshold {threshold:.2f}" if summary["scored"] else "")
-        + f"  [weights: {tigas.weights_source}]"
+        + f"  {scorer_label(tigas)}"
     )
     if args.csv:
         atomic_write_text(args.csv, table.to_csv(index=False))
