@@ -122,7 +122,7 @@ class TIGAS:
     ``views`` (see `tigas_core.io.model_views`): "single" scores one centre view; "mirror" averages
     the image and its mirror (2x the cost), "jitter" 18 slightly shifted views of both (18x), in
     logits and features. The bundled weights' score of a high-resolution photo moves by 0.27 on
-    average when it is mirrored and by 0.2 when its view shifts by one pixel; averaging steadies
+    average when it is mirrored and by 0.16 when its view shifts by one pixel; averaging steadies
     it (README, "Limits worth knowing").
     """
 
