@@ -6,12 +6,11 @@ A realism score should not care whether a photo is mirrored: a horizontally flip
 just as real (and a greyscale one is still a photograph). This scores the high-resolution images
 of the data folder (real/imagenet against every fake/<generator> except the 64 px dcgan-celeba
 tiles) as they are, mirrored, rotated by 90 degrees, in greyscale and shifted by one pixel of the
-model's view with one view, then with
+model's view, each scored from one view; then as given, mirrored and shifted with
 ``TIGAS(views="mirror")`` and ``TIGAS(views="jitter")`` (``--views`` on the command line: the mean
-logit over the image and its mirror, or over 18 shifted views of both), as given, mirrored and
-shifted, and prints
-for each view the mean score of both classes and the AUROC, and how much a view moves the
-scores of the same files (mean absolute change, Pearson correlation with the upright scores).
+logit over the image and its mirror, or over 18 shifted views of both). For each row it prints
+the mean score of both classes and the AUROC, and how much the row moves the scores of the same
+files against the same scorer's "as is" row (mean absolute change, Pearson correlation).
 Writes benchmarks/results/view_stability.md.
 """
 from __future__ import annotations
@@ -27,6 +26,7 @@ from sklearn.metrics import roc_auc_score
 
 from tigas_core import TIGAS
 from tigas_core.io import load_image
+
 
 def input_views(img_size: int) -> dict:
     """What is done to each image before scoring; "shifted" moves the model's view by one pixel

@@ -443,8 +443,8 @@ def main() -> None:
         help=None if settings.real_name in generators else f"No folder is named '{settings.real_name}': pick the real one.")
     threshold = st.sidebar.slider("Threshold (score below = flagged as generated)", 0.0, 1.0,
                                   float(tigas.config.threshold), 0.01, key="threshold")
-    mirror = "" if tigas.views == "single" else f" · {VIEW_DESCRIPTIONS[tigas.views]}"
-    st.sidebar.caption(f"Model: {tigas.weights_source}{mirror} · id {cache.model_id[:12]} · cache {cache.path}")
+    views_note = "" if tigas.views == "single" else f" · {VIEW_DESCRIPTIONS[tigas.views]}"
+    st.sidebar.caption(f"Model: {tigas.weights_source}{views_note} · id {cache.model_id[:12]} · cache {cache.path}")
     order = [real_name] + [g for g in generators if g != real_name]
 
     n_failed = int((frame["error"] != "").sum())

@@ -1,9 +1,9 @@
 """Launch the Gradio app.
 
 The app lives in app/app.py at the repository root (it is also the Hugging Face Space entry
-point), outside the tigas_core package (a wheel carries a copy inside it; see tigas_core.resources),
-so it is loaded from there by file path. Its imports
-(gradio) are paid only when this command runs.
+point), outside the tigas_core package (a wheel carries a copy inside it; see
+tigas_core.resources), so it is loaded from there by file path. Its imports (gradio) are paid
+only when this command runs.
 """
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
 """Launch the Streamlit dashboard.
 
 The dashboard lives in dashboards/dashboard.py at the repository root (a wheel carries a copy
-inside the package; see tigas_core.resources), so
-this command replaces itself with `streamlit run` on that file (exec, so signals such as Ctrl+C
-or a service manager's SIGTERM reach Streamlit directly and nothing is left behind): headless,
-usage statistics off, settings handed over as script arguments.
+inside the package; see tigas_core.resources), so this command replaces itself with `streamlit
+run` on that file (exec, so signals such as Ctrl+C or a service manager's SIGTERM reach Streamlit
+directly and nothing is left behind): headless, usage statistics off, settings handed over as
+script arguments.
 """
 from __future__ import annotations
 

@@ -5,8 +5,9 @@ training image, so "JPEG = real, PNG = fake" carries no signal; random resizing 
 occasional low-resolution round trip, so "small/blurry = real" carries none either; then flips,
 Gaussian blur and noise. The ``strong-colour`` level also jitters saturation and sometimes drops
 colour altogether, so that "vivid colours = generated" stops being a shortcut: the bundled
-weights read colourful real close-ups as generated and their greyscale copies as real. The result goes through `tigas_core.io.preprocess`-style resizing with
-a random crop, i.e. the same shorter-side resize as inference.
+weights read colourful real close-ups as generated and their greyscale copies as real. The result
+goes through `tigas_core.io.preprocess`-style resizing with a random crop, i.e. the same
+shorter-side resize as inference.
 """
 from __future__ import annotations
 

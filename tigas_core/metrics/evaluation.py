@@ -307,8 +307,8 @@ def render_markdown(report: dict, command: str | None = None) -> str:
     lines = ["# TIGAS evaluation", ""]
     if command:
         lines += ["Reproduce with:", "", "```bash", command, "```", ""]
-    mirror = f", {VIEW_DESCRIPTIONS[report['views']]}" if report.get("views", "single") != "single" else ""
-    lines += [f"Weights: {report['weights']} (img_size {report['img_size']}, threshold {report['threshold']:.2f}{mirror}). "
+    views_note = f", {VIEW_DESCRIPTIONS[report['views']]}" if report.get("views", "single") != "single" else ""
+    lines += [f"Weights: {report['weights']} (img_size {report['img_size']}, threshold {report['threshold']:.2f}{views_note}). "
               f"Held-out generators (never in training): {', '.join(report['holdout_generators']) or 'none'}. "
               f"Split sizes: {report['split_counts']}; scored test images: {report['scored_test_images']}"
               + (f" (at most {report['max_per_generator']} per generator and class)" if report["max_per_generator"] else "") + "."
