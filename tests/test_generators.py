@@ -419,6 +419,49 @@ def test_layout_conditioned_gan_samples_from_its_layout_prior(image_folder, tmp_
         build_model("dcgan", {**TINY["dcgan"], "img_size": 16, "clusters": 2})
 
 
+def test_feature_critic_trains_on_the_class_folders_then_stays_frozen(image_folder, tmp_path, caplog):
+    """`feature_critic`: the feature network is trained once (inside the budget) on the class
+    folders, then neither training nor a resume changes it, while the generator gets gradients
+    through it and its heads learn; sampling needs none of it."""
+    caplog.set_level("INFO", logger="tigas")
+    overrides = {**TINY["dcgan"], "feature_critic": True, "feature_epochs": 2}
+
+    def run(out: Path, steps: int) -> dict:
+        return train_zoo_model(ZooTrainOptions(model="dcgan", data=image_folder, out=out, minutes=5, max_steps=steps,
+                                               batch_size=4, img_size=16, overrides=overrides, grid_size=4))
+
+    run(tmp_path / "a", 1)
+    assert caplog.text.count("feature network trained on the class folders: 2 epochs") == 1
+    after_one, _ = load_checkpoint(tmp_path / "a")
+    assert bool(after_one["features.trained"])
+    run(tmp_path / "a", 3)  # resumed: no second fit
+    assert caplog.text.count("feature network trained") == 1
+    after_three, _ = load_checkpoint(tmp_path / "a")
+    features = [k for k in after_one if k.startswith("features.")]
+    assert features and all(torch.equal(after_one[k], after_three[k]) for k in features)  # frozen, BatchNorm statistics too
+    heads = [k for k in after_one if k.startswith("feature_critic.") and k.endswith("original")]
+    assert heads and any(not torch.equal(after_one[k], after_three[k]) for k in heads)
+
+    model = build_model("dcgan", {**overrides, "img_size": 16})
+    model.networks["features"].trained.fill_(True)
+    model.networks["features"].requires_grad_(False)
+    model.set_train(True)
+    assert not model.networks["features"].training  # set_train leaves a trained feature network in eval mode
+    fake = (torch.rand(4, 3, 16, 16) * 2 - 1).requires_grad_(True)
+    outputs = model.critic(fake, torch.zeros(4, 32))
+    assert outputs.shape == (4, 4)  # the discriminator and three feature scales
+    outputs[:, 1:].sum().backward()  # the feature critic alone: gradients reach the images through the frozen network
+    assert fake.grad is not None and fake.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.networks["features"].parameters())
+
+    assert load_for_sampling(str(tmp_path / "a")).sample(2, seed=0).shape == (2, 3, 16, 16)
+    with pytest.raises(ValueError, match="class sub-folders"):
+        from tigas_core.generators.features import FeatureNet, train_feature_net
+        train_feature_net(FeatureNet(), torch.zeros(8, 3, 16, 16, dtype=torch.uint8), torch.zeros(8, dtype=torch.long), 1, 0)
+    with pytest.raises(ValueError, match="non-saturating"):
+        build_model("wgan_gp", {**TINY["wgan_gp"], "feature_critic": True})
+
+
 def test_a_run_from_before_a_config_key_resumes_as_it_was_trained(image_folder, tmp_path):
     def run(overrides: dict, steps: int) -> dict:
         return train_zoo_model(ZooTrainOptions(model="dcgan", data=image_folder, out=tmp_path, minutes=5, max_steps=steps,

@@ -242,11 +242,13 @@ class ZooModel:
 
 
 @contextlib.contextmanager
-def frozen(module: nn.Module) -> Iterator[nn.Module]:
-    """``module``'s parameters out of the graphs built inside the block, so a generator loss
+def frozen(*modules: nn.Module) -> Iterator[None]:
+    """The ``modules``' parameters out of the graphs built inside the block, so a generator loss
     computed through a critic there leaves no gradients in it when backpropagated, even after."""
-    module.requires_grad_(False)
+    for module in modules:
+        module.requires_grad_(False)
     try:
-        yield module
+        yield
     finally:
-        module.requires_grad_(True)
+        for module in modules:
+            module.requires_grad_(True)

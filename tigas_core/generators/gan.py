@@ -19,6 +19,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from tigas_core.generators.base import ZooModel, frozen
 from tigas_core.generators.clusters import COMPONENTS, ImageClusters, LayoutCodes
 from tigas_core.generators.common import MixturePrior, to_unit
+from tigas_core.generators.features import FeatureNet, ProjectedCritic, train_feature_net
 
 log = logging.getLogger("tigas.zoo")
 
@@ -55,13 +56,14 @@ def diff_augment(images: torch.Tensor) -> torch.Tensor:
 
 
 def critic_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
-    """The non-saturating GAN loss of a critic with logits ``d_real`` on real and ``d_fake`` on generated images."""
-    return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+    """The non-saturating GAN loss of a critic with logits ``d_real`` on real and ``d_fake`` on
+    generated images ([N, critics]: the losses of several critics add up)."""
+    return F.softplus(-d_real).sum(dim=1).mean() + F.softplus(d_fake).sum(dim=1).mean()
 
 
 def generator_loss(d_fake: torch.Tensor) -> torch.Tensor:
-    """The non-saturating GAN loss of a generator whose images get the critic's logits ``d_fake``."""
-    return F.softplus(-d_fake).mean()
+    """The non-saturating GAN loss of a generator whose images get the critics' logits ``d_fake`` [N, critics]."""
+    return F.softplus(-d_fake).sum(dim=1).mean()
 
 
 def condition_embedding(n_classes: int, code_dim: int, dim: int) -> nn.Module | None:
@@ -151,6 +153,9 @@ class DCGAN(ZooModel):
     seeds each). ``--clusters 20 --set layout_prior=0`` is that model, ``--set layout_prior=0
     --set spectral_norm=false`` the classic DCGAN.
 
+    ``feature_critic`` adds a second critic that judges through a network trained on the class
+    folders and then frozen (features.py; off by default: it uses the labels in training).
+
     EMA is off by default: in 20-minute CPU runs the generator still moves fast, and averaging
     its weights blurs the samples (cGAN, 20 one-core minutes: a CIFAR-10 classifier names the
     intended class of 65% of the last generator's samples, of 37% with EMA 0.999). Turn it on
@@ -162,7 +167,8 @@ class DCGAN(ZooModel):
     defaults: dict[str, Any] = {
         "nz": 100, "ngf": 32, "ndf": 32, "lr": 2e-4, "betas": [0.5, 0.999], "spectral_norm": True,
         "ttur": False, "ema": 0.0, "grad_clip": 10.0, "diffaug": True, "clusters": 0,
-        "class_conditional": False, "layout_prior": 20, "layout_weight": 1.0,
+        "class_conditional": False, "layout_prior": 20, "layout_weight": 1.0, "feature_critic": False,
+        "feature_epochs": 10,
     }
     critic_norm = "batch"
     # Batches of 32, not 64: in 20 one-core minutes (bf16, seed 0) 20,472 steps instead of 13,212
@@ -173,7 +179,8 @@ class DCGAN(ZooModel):
     # GANs were unconditioned before `clusters`, not conditioned on layouts before `layout_prior`
     # (the layout weight, unused then, reads as today's default so such runs resume with it), and
     # only the cGAN took labels before `class_conditional`.
-    predates_key = {"clusters": 0, "layout_prior": 0, "layout_weight": 1.0, "class_conditional": False}
+    predates_key = {"clusters": 0, "layout_prior": 0, "layout_weight": 1.0, "class_conditional": False,
+                    "feature_critic": False, "feature_epochs": 10}
 
     @property
     def clustered(self) -> bool:
@@ -185,6 +192,11 @@ class DCGAN(ZooModel):
         """Conditioned on the colour-layout code of each image, drawn from a ``layout_prior``-component
         Gaussian mixture fitted to the training images' codes when sampling."""
         return int(self.config["layout_prior"]) > 0
+
+    @property
+    def projected(self) -> bool:
+        """A second critic judges the images through a frozen feature network (features.py)."""
+        return bool(self.config["feature_critic"])
 
     def _n_classes(self) -> int:
         if self.conditional:
@@ -198,6 +210,9 @@ class DCGAN(ZooModel):
         if self.layout_conditioned and (self.conditional or self.clustered):
             raise ValueError(f"{self.name}: `layout_prior` conditions on layouts; it excludes labels and clusters "
                              "(add --set layout_prior=0 to use those)")
+        if self.projected and self.name == "wgan_gp":
+            raise ValueError(f"{self.name}: feature_critic is for the non-saturating GANs (dcgan, cgan); "
+                             "a second critic has no gradient penalty here")
         if self.clustered:
             self.networks["clusters"] = ImageClusters(int(c["clusters"]))
             self.sampling_extras = ("clusters",)
@@ -213,14 +228,21 @@ class DCGAN(ZooModel):
         norm = "none" if c["spectral_norm"] else self.critic_norm
         self.networks["discriminator"] = Discriminator(c["img_size"], c["ndf"], self._n_classes(), norm, c["spectral_norm"],
                                                        code_dim=code_dim)
+        critic_parameters = list(self.networks["discriminator"].parameters())
+        if self.projected:
+            self.networks["features"] = FeatureNet()
+            self.networks["feature_critic"] = ProjectedCritic(c["img_size"])
+            critic_parameters += list(self.networks["feature_critic"].parameters())
         lr_g, lr_d = self.lrs()
         self.optimizers["generator"] = self.adam(self.networks["generator"].parameters(), lr_g, c["betas"])
-        self.optimizers["discriminator"] = self.adam(self.networks["discriminator"].parameters(), lr_d, c["betas"])
+        self.optimizers["discriminator"] = self.adam(critic_parameters, lr_d, c["betas"])
 
     def _labels(self, labels: torch.Tensor) -> torch.Tensor | None:
         return labels if self.conditional or self.clustered or self.layout_conditioned else None
 
     def training_labels(self, images: torch.Tensor, labels: torch.Tensor, seed: int) -> torch.Tensor:
+        if self.projected and not bool(self.networks["features"].trained):  # a resumed run brings it trained
+            train_feature_net(self.networks["features"], images, labels, int(self.config["feature_epochs"]), seed)
         if self.layout_conditioned:
             prior = self.networks["layout_prior"]
             if not prior.fitted:  # a fresh run; a resumed one brings its layout prior in the checkpoint
@@ -261,8 +283,18 @@ class DCGAN(ZooModel):
         return self.networks["discriminator"](images, labels).float()
 
     def critic(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """The discriminator's output on (augmented) images, float32 (also under bf16 autocast)."""
-        return self.discriminate(self.augment(images), labels)
+        """The critics' outputs [N, critics] on (augmented) images, float32 (also under bf16
+        autocast): the discriminator's, then the feature critic's per scale when there is one."""
+        seen = self.augment(images)
+        out = self.discriminate(seen, labels)
+        if self.projected:
+            maps = self.networks["features"].feature_maps(seen)
+            out = torch.cat([out, self.networks["feature_critic"](maps).float()], dim=1)
+        return out
+
+    def critics(self) -> list[nn.Module]:
+        """The trained critic networks (frozen during the generator's step)."""
+        return [self.networks[name] for name in ("discriminator", "feature_critic") if name in self.networks]
 
     @property
     def critic_has_batch_statistics(self) -> bool:
@@ -302,11 +334,11 @@ class DCGAN(ZooModel):
             fake = g(z, cond)
 
         d_loss, logs = self.discriminator_loss(real, fake.detach(), cond)
-        self.optimise("discriminator", d_loss, d)
+        self.optimise("discriminator", d_loss, *self.critics())
         logs["loss/d"] = d_loss.item()
 
         if g_turn:
-            with frozen(d):  # the generator step must leave no gradients in D
+            with frozen(*self.critics()):  # the generator step must leave no gradients in the critics
                 adv = self.generator_adversarial(fake, cond)
             g_loss = adv
             if self.layout_conditioned and self.config["layout_weight"] > 0:  # the fake must keep the layout it was given
