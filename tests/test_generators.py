@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -14,9 +15,9 @@ from PIL import Image
 from conftest import natural_like
 from tigas_core.cli import main as cli_main
 from tigas_core.generators import MODELS, build_model, load_for_sampling
-from tigas_core.generators.clusters import ImageClusters
+from tigas_core.generators.clusters import ImageClusters, LayoutCodes
 from tigas_core.generators.common import MixturePrior, load_checkpoint, save_checkpoint
-from tigas_core.generators.ddpm import cosine_alpha_bar, min_snr_weight
+from tigas_core.generators.ddpm import cosine_alpha_bar, min_snr_weight, timestep_embedding
 from tigas_core.generators.gan import diff_augment
 from tigas_core.generators.sampling import generate_images
 from tigas_core.generators.train import ZooTrainOptions, has_fast_bf16, train_zoo_model
@@ -333,6 +334,24 @@ def test_adversarial_vae_trains_its_critic_and_balances_the_two_gradients(image_
     assert {k.split(".")[0] for k in load_checkpoint(stem)[0]} == {"decoder", "prior"}  # the critic only trains
     images = load_for_sampling(str(stem)).sample(3, seed=1)
     assert images.shape == (3, 3, 16, 16) and 0 <= images.min() and images.max() <= 1
+
+
+# No GPU here: the `meta` device stands in for one. Its tensors carry shapes and a device but no
+# data, so code that meets one with a CPU tensor, or asks it for numpy, fails as it would on CUDA.
+
+def test_ddpm_timestep_embedding_is_made_on_the_timesteps_device():
+    assert timestep_embedding(torch.zeros(3, device="meta"), 8).device.type == "meta"  # a CPU table raised here
+    embedding = timestep_embedding(torch.tensor([0.0, 5.0]), 8)
+    assert embedding.shape == (2, 8) and torch.equal(embedding[0], torch.tensor([0.0] * 4 + [1.0] * 4))
+
+
+def test_layout_codes_fit_while_their_buffers_are_on_another_device():
+    """The zoo moves its networks to the device before it fits the layout codes of the images."""
+    images = torch.from_numpy(np.stack([natural_like(32, 32, seed=i) for i in range(40)])).permute(0, 3, 1, 2).contiguous()
+    on_cpu = LayoutCodes().fit_codes(images)
+    elsewhere = LayoutCodes().to("meta")
+    assert np.array_equal(elsewhere.fit_codes(images), on_cpu)  # the buffers' numpy copy used to raise off the CPU
+    assert elsewhere.projection.device.type == "meta" and on_cpu.shape == (40, 32)
 
 
 def test_image_clusters_find_colour_layouts_and_draw_by_share():

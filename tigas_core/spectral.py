@@ -120,7 +120,8 @@ def block_dct_energy(images: torch.Tensor, block: int = 8) -> torch.Tensor:
     gray = gray[:, :height, :width]
     blocks = gray.unfold(1, block, block).unfold(2, block, block)  # B, nh, nw, block, block
     dct = _dct_matrix(block).to(gray.device)
-    coefficients = dct @ blocks @ dct.T
+    with torch.autocast(gray.device.type, enabled=False):  # float32 also under AMP: 255^2 x a squared float16 overflows
+        coefficients = dct @ blocks @ dct.T
     return torch.log1p(coefficients.square().mean(dim=(1, 2)) * 255.0**2).flatten(1)
 
 

@@ -61,9 +61,10 @@ class LayoutCodes(nn.Module):
         pca = PCA(min(COMPONENTS, *standardised.shape), random_state=seed).fit(standardised)
         self.mean.copy_(torch.from_numpy(mean))
         self.scale.copy_(torch.from_numpy(scale))
-        self.projection.zero_()
-        self.projection[: pca.n_components_] = torch.from_numpy(pca.components_).to(self.projection)
-        return standardised @ self.projection.double().numpy().T  # what `codes` computes, without a second pooling pass
+        projection = torch.zeros(self.projection.shape)  # on the CPU: the buffer may already be on a GPU
+        projection[: pca.n_components_] = torch.from_numpy(pca.components_).float()
+        self.projection.copy_(projection)
+        return standardised @ projection.double().numpy().T  # what `codes` computes, without a second pooling pass
 
 
 class ImageClusters(LayoutCodes):

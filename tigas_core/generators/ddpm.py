@@ -29,7 +29,7 @@ def min_snr_weight(alpha_bar: torch.Tensor, gamma: float) -> torch.Tensor:
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     half = dim // 2
-    freqs = torch.exp(-math.log(10_000) * torch.arange(half, dtype=torch.float32) / half)
+    freqs = torch.exp(-math.log(10_000) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
     angles = t.float()[:, None] * freqs[None]
     return torch.cat([angles.sin(), angles.cos()], dim=1)
 

@@ -19,6 +19,7 @@ import torch
 from tigas_core.generators import MODELS, build_model
 from tigas_core.generators.base import ZooModel
 from tigas_core.generators.common import ImageFolderTensors, load_checkpoint, save_checkpoint, save_grid
+from tigas_core.rng import rng_state, set_rng_state
 
 log = logging.getLogger("tigas.zoo")
 
@@ -56,8 +57,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 def has_fast_bf16(device: torch.device) -> bool:
     """Whether bfloat16 convolutions are native on ``device``: a GPU that supports them, or a CPU
     with AMX or AVX512-BF16 (elsewhere oneDNN emulates them, slower than float32)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+    if device.type == "cuda":  # Ampere and later; is_bf16_supported() also counts emulation, slower than fp32
+        return torch.cuda.get_device_capability(device) >= (8, 0)
     if device.type == "cpu":
         probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # torch.cpu's capability checks
         return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
@@ -71,7 +72,7 @@ def resolve_precision(device: torch.device, precision: str) -> str:
     if precision == "auto":
         return "bf16" if has_fast_bf16(device) else "fp32"
     if precision == "bf16" and device.type == "cuda" and not has_fast_bf16(device):
-        raise ValueError(f"{device}: this GPU has no bfloat16 support; use --precision fp32")
+        raise ValueError(f"{device}: this GPU has no native bfloat16 (it came with Ampere); use --precision fp32")
     return precision
 
 
@@ -109,8 +110,7 @@ def _restore(model: ZooModel, ckpt: Path) -> dict[str, Any]:
     if saved != model.config:
         raise ValueError(f"{ckpt}: config differs from this run's ({saved} vs {model.config}); use another --out or --fresh")
     model.load_state_tensors(tensors, meta)
-    if "rng.torch" in tensors:
-        torch.set_rng_state(tensors["rng.torch"])
+    set_rng_state({key.removeprefix("rng."): value for key, value in tensors.items() if key.startswith("rng.")})
     return meta
 
 
@@ -144,7 +144,7 @@ def _save(model: ZooModel, ckpt: Path, progress: dict[str, Any], options: ZooTra
     with _fitting_threads():
         model.prepare_sampling(data.images, options.seed)
     tensors, meta = model.state_tensors()
-    tensors["rng.torch"] = torch.get_rng_state()
+    tensors.update({f"rng.{key}": value for key, value in rng_state().items()})
     meta.update(model=model.name, config=model.config, progress=progress, class_names=data.class_names,
                 data=str(options.data), tigas_weight=options.tigas_weight, seed=options.seed,
                 precision=options.precision, batch_size=options.batch_size)
@@ -237,7 +237,7 @@ def train_zoo_model(options: ZooTrainOptions) -> dict[str, Any]:
     files = [str(ckpt.with_suffix(".safetensors")), str(samples_dir / "final.png")]
     if tigas is not None:
         with torch.no_grad():
-            scores = tigas.scorer(final).flatten()
+            scores = tigas.scorer(final).flatten().cpu()  # the samples are on the CPU
         order = torch.argsort(scores, descending=True)
         save_grid(final[order], samples_dir / "quality_sorted.png")
         files.append(str(samples_dir / "quality_sorted.png"))

@@ -36,6 +36,7 @@ from tigas_core.config import atomic_write_text
 from tigas_core.data import BalancedSampler, ImageDataset, ImageRecord, describe_split, load_records, split_records
 from tigas_core.data.records import REAL_LABEL
 from tigas_core.model import TIGASModel, create_tigas_model
+from tigas_core.rng import rng_state, set_rng_state
 from tigas_core.training.calibration import apply_calibration, fit_platt, set_reference_profile
 from tigas_core.training.config import TrainConfig
 from tigas_core.training.losses import tigas_training_loss
@@ -132,7 +133,7 @@ class Trainer:
     @staticmethod
     def _pick_device(name: str) -> torch.device:
         device = resolve_device(name)
-        if device == torch.device("cuda") and dist.is_initialized():
+        if device.type == "cuda" and dist.is_initialized():  # each rank its own GPU, also for an explicit cuda:N
             local = int(os.environ.get("LOCAL_RANK", "0"))
             torch.cuda.set_device(local)
             return torch.device("cuda", local)
@@ -154,7 +155,7 @@ class Trainer:
         save_pretrained(self.module, folder)
         torch.save(self.optimizer.state_dict(), folder / "optimizer.pt")
         state = {**self.state, "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-                 "train_config": self.config.to_dict(), "rng": {"torch": torch.get_rng_state().tolist()}}
+                 "train_config": self.config.to_dict(), "rng": {key: s.tolist() for key, s in rng_state().items()}}
         atomic_write_text(folder / "trainer_state.json", json.dumps(state, indent=1))
         atomic_write_text(self.checkpoint_root / "latest.json", json.dumps({"epoch": epoch, "folder": folder.name}) + "\n")
         for old in self.checkpoint_root.glob("epoch-*"):
@@ -170,11 +171,15 @@ class Trainer:
         folder = self.checkpoint_root / json.loads(pointer.read_text())["folder"]
         _load_weights(self.module, folder)
         self.module.to(self.device)
-        self.optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location=self.device, weights_only=True))
+        # On the CPU: load_state_dict moves the moments to the parameters but leaves Adam's step
+        # counters where they are, and on a GPU each would cost a device sync every step.
+        self.optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location="cpu", weights_only=True))
         saved = json.loads((folder / "trainer_state.json").read_text())
         self.scheduler.load_state_dict(saved.pop("scheduler"))
-        self.scaler.load_state_dict(saved.pop("scaler"))
-        torch.set_rng_state(torch.tensor(saved.pop("rng")["torch"], dtype=torch.uint8))
+        scaler = saved.pop("scaler")
+        if scaler and self.scaler.is_enabled():  # empty when the run so far had no AMP (a CPU run resumed on a GPU)
+            self.scaler.load_state_dict(scaler)
+        set_rng_state({key: torch.tensor(s, dtype=torch.uint8) for key, s in saved.pop("rng").items()})
         saved.pop("train_config", None)
         self.state.update(saved)
         if self.is_main:
