@@ -5,6 +5,7 @@ Tests never read ../shared/data; they make their own images.
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -128,3 +129,11 @@ def served_folder(tmp_path):
     yield folder, f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_python_blocks() -> list[str]:
+    """The README's ```python blocks, in order (tests/test_readme.py runs them as written)."""
+    return re.findall(r"^```python\n(.*?)^```", README.read_text(), re.S | re.M)

@@ -22,6 +22,7 @@ from PIL import Image
 pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
 
+from conftest import readme_python_blocks  # noqa: E402
 from tigas_core.api import TIGAS, verdict  # noqa: E402
 from tigas_core.hub import save_pretrained  # noqa: E402
 from tigas_core.local_server import LocalServer, free_port  # noqa: E402
@@ -147,6 +148,16 @@ def test_bad_file_gets_clear_error_without_server_paths(client, images, key, rea
     message = str(info.value)
     assert images[key].name in message and reason in message
     assert "/tmp" not in message and "gradio" not in message.lower()
+
+
+def test_readme_gradio_client_example_runs_against_the_app(server, images, tmp_path, monkeypatch):
+    """The README's gradio_client block as written (its keyword names too), against this app."""
+    block = next(b for b in readme_python_blocks() if "gradio_client" in b)
+    Image.open(images["photo"]).save(tmp_path / "photo.jpg")
+    monkeypatch.chdir(tmp_path)
+    names: dict = {}
+    exec(compile(block.replace("http://127.0.0.1:7860/", server), "README.md", "exec"), names)
+    assert isinstance(names["client"], Client)
 
 
 def test_only_score_and_explain_are_public(client):
