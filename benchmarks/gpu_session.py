@@ -4,8 +4,9 @@ A session is lent a GPU for 15 minutes at most, the machine's start and the tran
 one command may run 10 of them, and the machine starts bare: it has PyTorch but neither
 ``../shared`` nor pillow-heif. So everything that needs the GPU runs in one go:
 
-1. every zoo model trains for ``--minutes`` on the GPU, all side by side (they are small: one
-   H200 holds them all at once), each in its own process, so one that fails stops no other;
+1. every zoo model trains for ``--minutes`` on the GPU, and the DCGAN a second time with the TIGAS
+   term, all side by side (they are small: one H200 holds them all at once), each in its own
+   process, so one that fails stops no other;
 2. each run that left a checkpoint is exported (the fp16 sampler ``assets/zoo/`` bundles) and
    judged by benchmarks/zoo_recognisability.py (the pinned CIFAR-10 classifier, on the CPU);
 3. the TIGAS trainer takes ``--tigas-minutes`` of CUDA steps with AMP (the path no CPU run
@@ -41,7 +42,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = ("dcgan", "wgan_gp", "cgan", "vae", "ddpm")
+# Each run's `tigas zoo train` arguments. dcgan_tigas is issue #7's demonstration, the DCGAN with the
+# TIGAS term (README: a weight that keeps the samples' mean score near real photos'), seed and
+# minutes as the plain one's. Every run writes samples/quality_sorted.png, which scores the final
+# grid with TIGAS on the run's device.
+RUNS: dict[str, list[str]] = {
+    "dcgan": ["--model", "dcgan"], "wgan_gp": ["--model", "wgan_gp"], "cgan": ["--model", "cgan"], "vae": ["--model", "vae"],
+    "ddpm": ["--model", "ddpm"], "dcgan_tigas": ["--model", "dcgan", "--tigas-weight", "0.5", "--tigas-every", "2"],
+}
 STAGE = ROOT / ".device"
 PILLOW_HEIF = "pillow-heif==1.8.1"  # the version requirements.txt pins
 DEVICE_PYTHON = "3.12"  # the GPU machine's python3 (device/KINDS.md)
@@ -110,21 +118,21 @@ def run(args: argparse.Namespace) -> int:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
            "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
     data = args.data.resolve()
-    threads = str(max(1, (os.cpu_count() or 2) // len(args.models)))
+    threads = str(max(1, (os.cpu_count() or 2) // len(args.runs)))
     facts = environment(args.device)
     print(json.dumps(facts), flush=True)
     started = time.monotonic()
 
-    # 1. every model side by side
-    runs = {model: work / "runs" / model for model in args.models}
+    # 1. every run side by side
+    runs = {name: work / "runs" / name for name in args.runs}
     steps = ["--steps", str(args.steps)] if args.steps else []
-    training = {model: start(tigas("zoo", "train", "--model", model, "--data", str(data), "--minutes", str(args.minutes),
-                                   "--device", args.device, "--threads", threads, "--out", str(out), *steps, *args.zoo_args),
-                             work / "logs" / f"train_{model}.log", env)
-                for model, out in runs.items()}
+    training = {name: start(tigas("zoo", "train", *RUNS[name], "--data", str(data), "--minutes", str(args.minutes), "--device", args.device,
+                                  "--threads", threads, "--quality-grid", "--out", str(out), *steps, *args.zoo_args),
+                            work / "logs" / f"train_{name}.log", env)
+                for name, out in runs.items()}
     deadline = time.monotonic() + args.minutes * 60 + 180  # a stuck run is killed; its checkpoint stays
     codes = {model: finish(process, deadline) for model, process in training.items()}
-    trained = [m for m in args.models if (runs[m] / "checkpoint.json").is_file()]
+    trained = [m for m in args.runs if (runs[m] / "checkpoint.json").is_file()]
     progress = {m: json.loads((runs[m] / "checkpoint.json").read_text()).get("progress") for m in trained}
     print(f"trained {trained} in {time.monotonic() - started:.0f} s; exit codes {codes}", flush=True)
 
@@ -164,8 +172,8 @@ def write_summary(work: Path, args: argparse.Namespace, facts: dict[str, str], c
                   progress: dict[str, object], judge_code: int | None, tigas_code: int | None, seconds: float) -> str:
     lines = ["# GPU session: zoo runs", "", "`python benchmarks/gpu_session.py " + " ".join(sys.argv[1:]) + "`", "",
              ", ".join(f"{k}: {v}" for k, v in facts.items()), "", f"{seconds:.0f} s in all.", "",
-             "| model | exit code | progress |", "|---|---|---|"]
-    lines += [f"| {m} | {codes[m]} | {progress.get(m, 'no checkpoint')} |" for m in args.models]
+             "| run | exit code | progress |", "|---|---|---|"]
+    lines += [f"| {m} | {codes[m]} | {progress.get(m, 'no checkpoint')} |" for m in args.runs]
     for model, code in codes.items():
         if code != 0:
             lines += ["", f"train_{model}.log ends:", "```", log_tail(work / "logs" / f"train_{model}.log"), "```"]
@@ -204,14 +212,14 @@ def main() -> int:
     running.add_argument("--work", type=Path, default=Path("/tmp/gpu_session"), help="scratch folder (emptied)")
     running.add_argument("--minutes", type=float, default=6.0, help="training budget of each zoo model")
     running.add_argument("--steps", type=int, default=None, help="also stop each model at this step count")
-    running.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    running.add_argument("--runs", nargs="+", choices=sorted(RUNS), default=list(RUNS), help="zoo runs (default: all)")
     running.add_argument("--device", default="cuda")
     running.add_argument("--judge-n", type=int, default=1000, help="samples per model for the judge")
     running.add_argument("--fakes", type=int, default=1000, help="samples per model for the TIGAS trainer")
     running.add_argument("--tigas-minutes", type=float, default=1.0, help="TIGAS trainer budget (0: skip)")
     running.add_argument("--tigas-set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                          help="a TIGAS trainer config override (repeatable)")
-    running.add_argument("--zoo-args", nargs=argparse.REMAINDER, default=[], help="passed on to every `tigas zoo train`")
+    running.add_argument("--zoo-args", nargs=argparse.REMAINDER, default=[], help="passed on to every `tigas zoo train` (last)")
     args = parser.parse_args()
     return stage(args) if args.command == "stage" else run(args)
 

@@ -25,7 +25,7 @@ def test_gpu_session_trains_judges_and_packs_on_cpu(tmp_path):
             Image.fromarray(natural_like(32, 32, seed=10 * label + i)).save(data / f"class_{label}" / f"{i}.jpg")
     out = tmp_path / "out"
     command = [sys.executable, "benchmarks/gpu_session.py", "run", "--device", "cpu", "--data", str(data), "--out", str(out),
-               "--work", str(tmp_path / "work"), "--models", "dcgan", "vae", "--minutes", "2", "--steps", "3",
+               "--work", str(tmp_path / "work"), "--runs", "dcgan", "vae", "--minutes", "2", "--steps", "3",
                "--judge-n", "20", "--fakes", "20", "--tigas-minutes", "0.05", "--tigas-set", "data.samples_per_epoch=64"]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=500)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -37,7 +37,7 @@ def test_gpu_session_trains_judges_and_packs_on_cpu(tmp_path):
     assert "## TIGAS trainer on cpu (exit code 0)" in summary
     with tarfile.open(out / "gpu_session.tar.gz") as archive:
         names = set(archive.getnames())
-    for name in ("export/dcgan.safetensors", "export/vae.json", "runs/dcgan/checkpoint.safetensors", "runs/vae/samples/final.png",
+    for name in ("export/dcgan.safetensors", "export/vae.json", "runs/dcgan/checkpoint.safetensors", "runs/vae/samples/final.png", "runs/dcgan/samples/quality_sorted.png",
                  "judge/zoo_recognisability.json", "judge/zoo_samples.png", "logs/tigas_train.log", "summary.md"):
         assert f"gpu_session/{name}" in names
     assert not [n for n in names if "tigas_data" in n or "/tb" in n]  # no copy of the data, no TensorBoard logs
