@@ -117,8 +117,11 @@ def test_kid_subsets():
 def test_inception_score_known_cases():
     assert inception_score_from_probs(np.full((100, 10), 0.1), splits=5)[0] == pytest.approx(1.0)
     confident = np.eye(10)[np.arange(100) % 10]  # sure and spread evenly over 10 classes
-    mean, std = inception_score_from_probs(confident, splits=5)
+    mean, std = inception_score_from_probs(confident, splits=5, seed=None)  # in order, every part holds 10 classes
     assert mean == pytest.approx(10.0, rel=1e-6) and std == pytest.approx(0.0, abs=1e-6)
+    sorted_by_class = np.eye(10)[np.repeat(np.arange(10), 100)]  # a folder of class sub-folders, read in order
+    assert inception_score_from_probs(sorted_by_class, splits=5, seed=None)[0] == pytest.approx(2.0)  # 2 classes a part
+    assert inception_score_from_probs(sorted_by_class, splits=5)[0] > 9.5  # shuffled (the default): nearly all 10
     collapsed = np.eye(10)[np.zeros(100, int)]  # sure but always the same class
     assert inception_score_from_probs(collapsed, splits=5)[0] == pytest.approx(1.0)
 

@@ -12,6 +12,7 @@ import math
 import numpy as np
 import torch
 from scipy.optimize import minimize
+from scipy.special import expit
 
 from tigas_core.model import TIGASModel
 
@@ -36,7 +37,7 @@ def fit_platt(raw_logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]
         s = (z - bias) / t
         # log(1 + exp(-s)) for reals, log(1 + exp(s)) for fakes, computed stably
         value = np.sum(weights * np.logaddexp(0.0, np.where(y > 0.5, -s, s)))
-        p = 1.0 / (1.0 + np.exp(-s))
+        p = expit(s)  # no overflow warning for logits in the hundreds
         ds = weights * (p - y)
         return value, np.array([np.sum(ds * -s), np.sum(ds * -1.0 / t)])
 
