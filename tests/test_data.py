@@ -11,6 +11,7 @@ from PIL import Image
 
 from conftest import natural_like
 from tigas_core.data import (
+    ImageRecord,
     LEVELS, BalancedSampler, ImageDataset, augment, get_level, jpeg_reencode, load_records, random_view, recolour,
     read_csv_index, scan_folder, split_records,
 )
@@ -79,6 +80,30 @@ def test_splits_are_deterministic_leak_free_grouped_and_hold_out(dataset_root):
     assert {r.path for r in other["test"]} != {r.path for r in a["test"]}
     with pytest.raises(ValueError, match="not in the data"):
         split_records(records, holdout_generators=["nope"])
+
+
+def test_byte_identical_files_join_the_earliest_split_and_held_out_copies_are_dropped(tmp_path):
+    """As in ../shared/data, where three stable-diffusion-2 tiles are listed twice under two
+    source paths: a copy is never tested against its twin in training."""
+    def save(relative: str, seed: int) -> str:
+        path = tmp_path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(natural_like(40, 40, seed)).save(path)
+        return str(path)
+
+    records = [ImageRecord(save(f"real/{i}.png", i), 1, "real", f"r{i}") for i in range(10)]
+    originals = [ImageRecord(save(f"fake/gen/{i}.png", 100 + i), 0, "gen", f"g{i}") for i in range(10)]
+    copies = [ImageRecord(save(f"fake/gen/copy_{i}.png", 100 + i), 0, "gen", f"copy{i}") for i in range(10)]
+    options = dict(seed=0, train_split=0.5, val_split=0.2, holdout_generators=["other"])
+    first = split_records(records + originals + copies + [ImageRecord(save("fake/other/1.png", 999), 0, "other", "o1")], **options)
+    where = {r.path: name for name in ("train", "val", "test") for r in first[name]}
+    assert all(where[o.path] == where[c.path] for o, c in zip(originals, copies))  # each copy beside its twin
+    assert len({where[c.path] for c in copies}) > 1  # the deal itself is untouched: copies still spread over splits
+    assert len(where) == 31 and where[str(tmp_path / "fake/other/1.png")] == "test"
+    trained = next(o for o in originals if where[o.path] == "train")
+    held_copy = ImageRecord(save("fake/other/0.png", 100 + originals.index(trained)), 0, "other", "o0")
+    second = split_records(records + originals + copies + [held_copy], **options)
+    assert held_copy not in second["test"] and sum(map(len, second.values())) == 30  # neither trained on nor "unseen"
 
 
 def test_every_level_above_none_jpeg_reencodes_both_classes():

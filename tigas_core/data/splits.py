@@ -2,13 +2,21 @@
 
 Groups (source images) are shuffled per generator with a seed and dealt out whole, so tiles of
 one grid never appear in two splits; held-out generators go to the test split entirely, giving
-an honest unseen-generator measurement.
+an honest unseen-generator measurement. A file whose bytes are also in an earlier split is moved
+there, since a copy of a training image is a training image: ../shared/data holds three
+stable-diffusion-2 tiles twice, listed under two source paths, and before this rule all three
+copies landed in the test split beside their twins in training.
 """
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
 import random
 from collections import defaultdict
 from typing import Iterable
+
+log = logging.getLogger("tigas.data")
 
 from tigas_core.data.records import ImageRecord
 
@@ -52,9 +60,56 @@ def split_records(
             assignment = _deal(keys, train_split, val_split)
         for key in keys:
             out[assignment[key]].extend(groups[key])
+    _join_copies_to_their_first_split(out, holdout)
     for name in SPLITS:
         out[name].sort(key=lambda r: r.path)
     return out
+
+
+def content_digests(paths: Iterable[str]) -> dict[str, str]:
+    """sha256 of each file whose size another file shares: only those can be copies, so a
+    dataset of distinct large images costs a stat per file, not a read."""
+    by_size: dict[int, list[str]] = defaultdict(list)
+    for path in paths:
+        try:
+            by_size[os.path.getsize(path)].append(path)
+        except OSError:  # unreadable now: the loader reports it when it gets there
+            continue
+    digests = {}
+    for same_size in by_size.values():
+        if len(same_size) > 1:
+            for path in same_size:
+                with open(path, "rb") as handle:
+                    digests[path] = hashlib.sha256(handle.read()).hexdigest()
+    return digests
+
+
+def _join_copies_to_their_first_split(out: dict[str, list[ImageRecord]], holdout: set[str]) -> None:
+    """Move each file whose bytes are already in an earlier split (train, then val, then test)
+    into that split; a held-out generator's copy of a seen image is dropped instead, since it can
+    be neither trained on nor called unseen."""
+    digests = content_digests(r.path for name in SPLITS for r in out[name])
+    first_split: dict[str, str] = {}
+    for name in SPLITS:
+        for record in out[name]:
+            if record.path in digests:
+                first_split.setdefault(digests[record.path], name)
+    moved = dropped = 0
+    for name in SPLITS[1:]:
+        kept = []
+        for record in out[name]:
+            target = first_split.get(digests.get(record.path, ""), name)
+            if target == name:
+                kept.append(record)
+            elif record.generator in holdout:
+                dropped += 1
+            else:
+                out[target].append(record)
+                moved += 1
+        out[name] = kept
+    if moved or dropped:
+        log.info("splits: %d file(s) moved to the split that holds a byte-identical copy, %d held-out copies dropped",
+                 moved, dropped)
 
 
 def _deal(keys: list[str], train_split: float, val_split: float) -> dict[str, str]:
