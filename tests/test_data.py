@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from collections import Counter
 
 import numpy as np
@@ -50,13 +51,20 @@ def test_csv_index_relative_paths_and_bad_label(tmp_path, dataset_root):
     records = read_csv_index(index)
     assert [(r.label, r.generator) for r in records] == [(1, "real"), (0, "gan-z")]
     assert records[1].path == str(tmp_path / "../x/y.png")
-    assert len(load_records([dataset_root, index])) == len(scan_folder(dataset_root)) + 2
+    assert len(load_records([dataset_root, index])) == len(scan_folder(dataset_root)) + 1  # 000.jpg is in both: read once
     index.write_text("path,label\na.png,maybe\n")
     with pytest.raises(TIGASInputError, match="index.csv:2.*label"):
         read_csv_index(index)
     (tmp_path / "empty").mkdir()
     with pytest.raises(TIGASInputError, match="no images"):
         scan_folder(tmp_path / "empty")
+
+
+def test_a_folder_given_twice_is_read_once(dataset_root, monkeypatch):
+    monkeypatch.chdir(dataset_root.parent)
+    once = load_records([dataset_root])
+    twice = load_records([dataset_root, Path(dataset_root.name)])  # absolute, then relative
+    assert twice == once and len({r.path for r in once}) == len(once)
 
 
 def test_splits_are_deterministic_leak_free_grouped_and_hold_out(dataset_root):

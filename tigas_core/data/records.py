@@ -113,9 +113,16 @@ def _parse_label(value: str, where: str) -> int:
 
 
 def load_records(sources: Iterable[str | os.PathLike]) -> list[ImageRecord]:
-    """Records from several folders and/or CSV indexes, e.g. ../shared/data plus zoo outputs."""
+    """Records from several folders and/or CSV indexes, e.g. ../shared/data plus zoo outputs.
+    A file reached twice (a folder given twice, once relative and once absolute, or also listed
+    in a CSV) is kept once, as first seen, so it cannot sit in two splits."""
     records: list[ImageRecord] = []
+    seen: set[str] = set()
     for source in sources:
         source = Path(source)
-        records.extend(read_csv_index(source) if source.suffix.lower() == ".csv" else scan_folder(source))
+        for record in read_csv_index(source) if source.suffix.lower() == ".csv" else scan_folder(source):
+            real = os.path.realpath(record.path)
+            if real not in seen:
+                seen.add(real)
+                records.append(record)
     return records
