@@ -4,11 +4,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+
+from tigas_core.hub import save_pretrained
+from tigas_core.model import create_tigas_model
 
 
 def tigas_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -75,19 +79,52 @@ def test_nothing_scored_exits_non_zero(weights_dir, tmp_path):
     assert proc.returncode == 1
 
 
-def test_resume_skips_rows_already_written(weights_dir, make_image, tmp_path):
-    paths = [make_image(f"r/{i}.png", seed=i) for i in range(3)]
-    partial = tmp_path / "res.csv.partial"
-    first = tigas_cli("score", str(paths[0]), "--weights", str(weights_dir), "--csv", str(tmp_path / "first.csv"))
+def interrupted_run(partial: Path, rows: pd.DataFrame, weights: Path) -> None:
+    """What a run killed after ``rows`` leaves behind: the partial CSV with each file's state, and
+    the note of the scorer that wrote it."""
+    from tigas_core.api import TIGAS
+    from tigas_core.commands.score import file_state
+    from tigas_core.score_cache import scorer_identity
+
+    pd.DataFrame([{**row, **file_state(row["path"])} for row in rows.to_dict("records")]).to_csv(partial, index=False)
+    scorer = scorer_identity(TIGAS(checkpoint_path=str(weights), device="cpu"))
+    partial.with_name(partial.name + ".json").write_text(json.dumps({"scorer": scorer}))
+
+
+def test_resume_skips_rows_already_written_and_only_those_that_still_hold(weights_dir, make_image, tmp_path):
+    paths = [make_image(f"r/{i}.png", seed=i) for i in range(4)]
+    partial, out = tmp_path / "res.csv.partial", tmp_path / "res.csv"
+    first = tigas_cli("score", str(paths[0]), str(paths[1]), "--weights", str(weights_dir), "--csv", str(tmp_path / "first.csv"))
     assert first.returncode == 0
     done = pd.read_csv(tmp_path / "first.csv", keep_default_na=False)
-    done.to_csv(partial, index=False)  # what an interrupted run leaves behind
-    proc = tigas_cli("score", str(tmp_path / "r"), "--weights", str(weights_dir), "--csv", str(tmp_path / "res.csv"), "--resume")
+    interrupted_run(partial, done, weights_dir)
+    with partial.open("a") as handle:  # a kill or a full disk cut the last row short
+        handle.write(f"{paths[2]},0.12")
+    proc = tigas_cli("score", str(tmp_path / "r"), "--weights", str(weights_dir), "--csv", str(out), "--resume")
     assert proc.returncode == 0, proc.stderr
-    assert str(paths[0]) not in proc.stdout  # not scored again
-    assert str(paths[1]) in proc.stdout and str(paths[2]) in proc.stdout
-    table = pd.read_csv(tmp_path / "res.csv", keep_default_na=False)
-    assert sorted(table["path"]) == sorted(map(str, paths))
+    assert str(paths[0]) not in proc.stdout and str(paths[1]) not in proc.stdout  # kept, not scored again
+    assert str(paths[2]) in proc.stdout and str(paths[3]) in proc.stdout  # the cut-short row was scored anew
+    table = pd.read_csv(out, keep_default_na=False)
+    assert sorted(table["path"]) == sorted(map(str, paths)) and not partial.exists()
+
+    interrupted_run(partial, done, weights_dir)
+    make_image("r/0.png", seed=99)  # changed since the interrupted run
+    other = tmp_path / "other"
+    other.mkdir()
+    make_image("other/x.png", seed=5)
+    proc = tigas_cli("score", str(paths[0]), str(paths[1]), str(other / "x.png"), "--weights", str(weights_dir),
+                     "--csv", str(out), "--resume")
+    assert proc.returncode == 0, proc.stderr
+    assert str(paths[0]) in proc.stdout and str(paths[1]) not in proc.stdout
+    assert len(pd.read_csv(out)) == 3
+
+    interrupted_run(partial, done, weights_dir)
+    save_pretrained(create_tigas_model(img_size=64, base_channels=8, feature_dim=32), tmp_path / "w2")
+    proc = tigas_cli("score", str(paths[0]), str(paths[1]), "--weights", str(tmp_path / "w2"), "--csv", str(out), "--resume")
+    assert proc.returncode == 0 and "other weights or views" in proc.stderr
+    assert str(paths[0]) in proc.stdout and str(paths[1]) in proc.stdout  # other weights: every file scored again
+    resumed = pd.read_csv(out)
+    assert resumed["score"].dtype == float and resumed["perceptual"].dtype == float
 
 
 def test_bad_input_is_one_clear_line_and_exit_status_2(weights_dir, make_image, tmp_path):

@@ -21,6 +21,8 @@ import pytest
 from PIL import Image
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from conftest import natural_like
+
 from tigas_core.local_server import LocalServer, free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -270,6 +272,31 @@ def test_score_cache_keys_on_content_and_model(tmp_path, dataset, tigas, weights
     assert ScoreCache(other, tmp_path / "cache").score(copies).n_scored == 1
     mirrored = ScoreCache(TIGAS(model=tigas.model, device="cpu", views="mirror"), tmp_path / "cache").score(copies)
     assert mirrored.n_scored == 1  # mirror-averaged scores are other scores: not served from the plain entries
+
+
+def test_score_cache_sees_a_replaced_file_with_the_old_mtime_and_survives_a_corrupt_database(tmp_path, dataset, tigas, caplog):
+    """`cp -p` / `rsync -t` give a replaced file its old size and mtime; a cache file can be damaged."""
+    import os
+
+    from tigas_core.score_cache import ScoreCache
+
+    target, replacement = tmp_path / "files" / "a.bmp", tmp_path / "b.bmp"  # BMP: equal sizes give equal file sizes
+    target.parent.mkdir()
+    Image.fromarray(natural_like(64, 64, seed=0)).save(target)
+    Image.fromarray(natural_like(64, 64, seed=1)).save(replacement)
+    first = ScoreCache(tigas, tmp_path / "cache").score([target]).table["score"].iloc[0]
+    stat = target.stat()
+    assert replacement.stat().st_size == stat.st_size
+    os.replace(replacement, target)
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    again = ScoreCache(tigas, tmp_path / "cache").score([target])
+    assert again.n_hashed == 1 and again.table["score"].iloc[0] != pytest.approx(first, abs=1e-6)
+
+    (tmp_path / "cache" / "scores.sqlite").write_bytes(os.urandom(4096))  # not a database any more
+    with caplog.at_level("WARNING", logger="tigas.cache"):
+        recovered = ScoreCache(tigas, tmp_path / "cache").score([target])
+    assert recovered.n_scored == 1 and "moved it to scores.sqlite.corrupt-" in caplog.text
+    assert list((tmp_path / "cache").glob("scores.sqlite.corrupt-*"))
 
 
 def test_spectral_fingerprints_show_the_known_differences(tmp_path, dataset, tigas):

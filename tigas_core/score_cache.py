@@ -5,7 +5,8 @@ Scoring is the expensive part, so every result (score, branch scores, fused feat
 profile, a small 2-D log10 power spectrum) is stored once per (model, file content) in SQLite and only
 new or changed files are scored again. Keys are content hashes, not paths: renaming or copying a
 file costs nothing, and editing it in place (same path) is noticed. A second table remembers
-(path, size, mtime) -> hash so unchanged files are not even re-read.
+(path, size, mtime, inode, ctime) -> hash so unchanged files are not even re-read. A cache file that
+is not a readable database is set aside (``scores.sqlite.corrupt-<time>``) and a new one started.
 
 SQLite (not Parquet) because results arrive in chunks: each chunk is one atomic transaction, so an
 interrupted run keeps everything scored so far and a crash never leaves a half-written cache.
@@ -16,8 +17,10 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import sqlite3
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
@@ -26,6 +29,8 @@ import pandas as pd
 import torch
 
 from tigas_core.config import TIGASConfig
+
+log = logging.getLogger("tigas.cache")
 
 if TYPE_CHECKING:  # the API module pulls in the model; annotations only
     from tigas_core.api import TIGAS
@@ -50,6 +55,13 @@ def file_digest(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def file_stamp(stat: os.stat_result) -> str:
+    """What says a file is unchanged without reading it: size, mtime, and the inode and ctime too,
+    since `cp -p`, `rsync -t` and `tar x` give a replaced file its old size and mtime, but no
+    program can set ctime."""
+    return f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}:{stat.st_ctime_ns}"
+
+
 def model_identity(model: torch.nn.Module, config: TIGASConfig) -> str:
     """Hash of the config, every parameter/buffer and the code that turns pixels into scores.
 
@@ -66,6 +78,11 @@ def model_identity(model: torch.nn.Module, config: TIGASConfig) -> str:
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+def scorer_identity(tigas: "TIGAS") -> str:
+    """`model_identity` plus the views a TIGAS averages over: what makes two scores comparable."""
+    return model_identity(tigas.model, tigas.config) + ("" if tigas.views == "single" else f"+{tigas.views}")
 
 
 @dataclasses.dataclass
@@ -88,16 +105,29 @@ class ScoreCache:
 
     def __init__(self, tigas: "TIGAS", cache_dir: str | os.PathLike | None = None, model_id: str | None = None):
         self.tigas = tigas
-        self.model_id = model_id or model_identity(tigas.model, tigas.config) + ("" if tigas.views == "single" else f"+{tigas.views}")
+        self.model_id = model_id or scorer_identity(tigas)
         self.path = Path(cache_dir or default_cache_dir()) / "scores.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.spectrum_size = int(tigas.config.spectrum_size)
         self.radial_bins = int(tigas.config.radial_bins)
+        try:
+            self._create()
+        except sqlite3.DatabaseError as exc:  # not a database, or damaged pages: set it aside and start afresh
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+            self.path.replace(aside)
+            for suffix in ("-wal", "-shm"):
+                self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+            log.warning("score cache %s was unreadable (%s); moved it to %s and started a new one", self.path, exc, aside.name)
+            self._create()
+
+    def _create(self) -> None:
         with self._connect() as db:
+            if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("quick_check failed")
             db.executescript(
                 """
-                CREATE TABLE IF NOT EXISTS files (
-                    path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, digest TEXT);
+                DROP TABLE IF EXISTS files;
+                CREATE TABLE IF NOT EXISTS file_digests (path TEXT PRIMARY KEY, stamp TEXT, digest TEXT);
                 CREATE TABLE IF NOT EXISTS results (
                     model_id TEXT, digest TEXT, version INTEGER,
                     score REAL, perceptual REAL, spectral REAL, statistical REAL,
@@ -122,30 +152,27 @@ class ScoreCache:
     def digests(self, paths: Sequence[str]) -> tuple[list[str | None], dict[str, str], int]:
         """Content hash per path (None where the file cannot be read), errors by path, and how many were read."""
         with self._connect() as db:
-            known = {
-                row[0]: row[1:]
-                for row in _select_in(db, "SELECT path, size, mtime_ns, digest FROM files WHERE path IN ({})", paths)
-            }
+            known = {row[0]: row[1:] for row in _select_in(db, "SELECT path, stamp, digest FROM file_digests WHERE path IN ({})", paths)}
         result: list[str | None] = []
         errors: dict[str, str] = {}
         updates = []
         for path in paths:
             try:
-                stat = os.stat(path)
+                stamp = file_stamp(os.stat(path))
                 cached = known.get(path)
-                if cached and cached[0] == stat.st_size and cached[1] == stat.st_mtime_ns:
-                    result.append(cached[2])
+                if cached and cached[0] == stamp:
+                    result.append(cached[1])
                     continue
                 digest = file_digest(path)
             except OSError as exc:
                 errors[path] = exc.strerror or type(exc).__name__  # like the API's errors: the reason, not the path
                 result.append(None)
                 continue
-            updates.append((path, stat.st_size, stat.st_mtime_ns, digest))
+            updates.append((path, stamp, digest))
             result.append(digest)
         if updates:
             with self._connect() as db:
-                db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)", updates)
+                db.executemany("INSERT OR REPLACE INTO file_digests VALUES (?, ?, ?)", updates)
         return result, errors, len(updates)
 
     # -- scoring ---------------------------------------------------------------------------

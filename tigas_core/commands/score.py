@@ -103,10 +103,51 @@ def write_plot(table: pd.DataFrame, out: Path, threshold: float) -> None:
         fig.write_html(str(out), include_plotlyjs=True)  # embedded: the file opens offline too
 
 
+# Beside each row the interrupted run's partial CSV keeps the file's size and mtime, and beside the
+# partial a note of the scorer (weights, code and views, as the score cache identifies them): a
+# resumed run keeps only rows that those still match.
+FILE_STATE = ("file_size", "file_mtime_ns")
+NUMBER_COLUMNS = ("score", "perceptual", "spectral", "statistical", "w_perceptual", "w_spectral", "w_statistical")
+
+
+def file_state(path: str) -> dict[str, str]:
+    """Size and mtime of a local file as text, empty for a URL or a file that is gone."""
+    try:
+        stat = os.stat(path)
+    except (OSError, ValueError):
+        return {"file_size": "", "file_mtime_ns": ""}
+    return {"file_size": str(stat.st_size), "file_mtime_ns": str(stat.st_mtime_ns)}
+
+
+def resumable_rows(partial: Path, scorer_id: str, wanted: set[str]) -> dict[str, dict]:
+    """The rows of an interrupted run that still hold: written by the same scorer, for a file of
+    this run that is unchanged since (a URL is always scored again), and complete (a row cut short
+    by a kill or a full disk is dropped)."""
+    note = partial.with_name(partial.name + ".json")
+    written_by = json.loads(note.read_text()).get("scorer") if note.is_file() else None
+    if written_by != scorer_id:
+        print(f"tigas score: {partial} was written with other weights or views; scoring every file again", file=sys.stderr)
+        return {}
+    done: dict[str, dict] = {}
+    with open(partial, newline="") as handle:
+        for row in csv.DictReader(handle):
+            if None in row or None in row.values() or row.get("path") not in wanted:
+                continue
+            state = {key: row.pop(key) for key in FILE_STATE}
+            if not state["file_size"] or state != file_state(row["path"]):
+                continue
+            try:
+                done[row["path"]] = {**row, **{c: float(row[c]) if row[c] != "" else math.nan for c in NUMBER_COLUMNS}}
+            except ValueError:
+                continue
+    return done
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from tigas_core.api import RESULT_COLUMNS, verdict
+    from tigas_core.score_cache import scorer_identity
 
     if args.resume and not args.csv:
         raise ValueError("--resume needs --csv: an interrupted run's rows are kept in CSV.partial")
@@ -117,27 +158,30 @@ def run(args: argparse.Namespace) -> int:
     tigas, threshold = load_scorer(args)
 
     partial = args.csv.with_name(args.csv.name + ".partial") if args.csv else None
+    scorer_id = scorer_identity(tigas) if partial else ""
     done: dict[str, dict] = {}
     if partial and args.resume and partial.exists():
-        done = {row["path"]: row for row in pd.read_csv(partial, keep_default_na=False).to_dict("records")}
+        done = resumable_rows(partial, scorer_id, {os.fspath(p) for p in paths})
     todo = [p for p in paths if os.fspath(p) not in done]
 
-    rows = [dict(r, score=float(r["score"]) if r["score"] != "" else math.nan) for r in done.values()]
+    rows = [dict(r, verdict=verdict(r["score"], threshold)) for r in done.values()]  # this run's threshold
     sink = None
     if partial:
         partial.parent.mkdir(parents=True, exist_ok=True)
-        new_file = not partial.exists() or not args.resume
-        sink = open(partial, "w" if new_file else "a", newline="")
-        writer = csv.DictWriter(sink, fieldnames=RESULT_COLUMNS)
-        if new_file:
-            writer.writeheader()
+        atomic_write_text(partial.with_name(partial.name + ".json"), json.dumps({"scorer": scorer_id}) + "\n")
+        sink = open(partial, "w", newline="")  # the rows kept, rewritten whole: no cut-short line stays behind
+        writer = csv.DictWriter(sink, fieldnames=[*RESULT_COLUMNS, *FILE_STATE])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, **file_state(row["path"])})
+        sink.flush()
     try:
         progress = tqdm(tigas.iter_file_results(todo, args.batch_size), total=len(todo), unit="img", desc="TIGAS", file=sys.stderr, disable=None)
         for row in progress:
             row["verdict"] = verdict(row["score"], threshold)
             rows.append(row)
             if sink:
-                writer.writerow(row)
+                writer.writerow({**row, **file_state(row["path"])})
                 sink.flush()
             if not args.quiet:
                 line = f"ERROR  {row['path']}: {row['error']}" if row["error"] else f"{row['score']:.4f}  {row['verdict']:<16}  {row['path']}"
@@ -158,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
     if args.csv:
         atomic_write_text(args.csv, table.to_csv(index=False))
         partial.unlink(missing_ok=True)
+        partial.with_name(partial.name + ".json").unlink(missing_ok=True)
     if args.json:
         payload = {"summary": summary, "weights": tigas.weights_source, "views": tigas.views, "results": json.loads(table.to_json(orient="records"))}
         atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
