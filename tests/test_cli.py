@@ -170,6 +170,13 @@ def test_explain_writes_an_offline_report_per_image_and_goes_on_after_a_bad_file
         assert abs(row["score"] - tigas(path)) < 1e-5
 
 
+def test_report_names_never_collide():
+    from tigas_core.commands.explain import report_names
+
+    names = report_names([Path("x/a.jpg"), Path("x/a.png"), Path("x/a_2.png"), Path("y/a.png"), "https://h/p/a.jpg?s=1"])
+    assert names == ["a.html", "a_2.html", "a_2_2.html", "a_3.html", "a_4.html"] and len(set(names)) == len(names)
+
+
 def test_score_takes_urls_next_to_files(weights_dir, make_image, served_folder):
     from tigas_core.api import TIGAS
 

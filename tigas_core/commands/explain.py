@@ -28,13 +28,18 @@ def display_name(source: Path | str) -> str:
 
 
 def report_names(paths: list[Path | str]) -> list[str]:
-    """``<stem>.html`` per image; a stem seen before gets ``_2``, ``_3``... so no report overwrites another."""
-    seen: dict[str, int] = {}
+    """``<stem>.html`` per image; a name taken before gets ``_2``, ``_3``... so no report overwrites
+    another (also when an image is itself called ``a_2``: a.jpg, a.png, a_2.png -> a, a_2, a_2_2)."""
+    taken: set[str] = set()
     names = []
     for path in paths:
         stem = Path(display_name(path)).stem
-        seen[stem] = seen.get(stem, 0) + 1
-        names.append(f"{stem}.html" if seen[stem] == 1 else f"{stem}_{seen[stem]}.html")
+        name, count = f"{stem}.html", 1
+        while name in taken:
+            count += 1
+            name = f"{stem}_{count}.html"
+        taken.add(name)
+        names.append(name)
     return names
 
 
@@ -49,19 +54,22 @@ def run(args: argparse.Namespace) -> int:
         return 1
     tigas, threshold = load_scorer(args)
     results = []
-    for path, name in zip(paths, report_names(paths)):
-        try:
-            explanation = tigas.explain(path)
-        except TIGASInputError as exc:  # one bad file is reported and skipped, never the end of the run
-            print(f"ERROR  {path}: {exc.reason}")
-            results.append({"path": str(path), "error": exc.reason})
-            continue
-        explanation = dataclasses.replace(explanation, verdict=verdict(explanation.score, threshold))
-        report = explanation.save_html(args.out / name, title=display_name(path))
-        print(f"{explanation.score:.4f}  {explanation.verdict:<16}  {path}  ->  {report}")
-        results.append({"path": str(path), "report": name, "error": "", **explanation.to_dict()})
-    atomic_write_text(args.out / "explanations.json",
-                      json.dumps({"weights": tigas.weights_source, "threshold": threshold, "results": results}, indent=2) + "\n")
+    try:
+        for path, name in zip(paths, report_names(paths)):
+            try:
+                explanation = tigas.explain(path)
+                explanation = dataclasses.replace(explanation, verdict=verdict(explanation.score, threshold))
+                report = explanation.save_html(args.out / name, title=display_name(path))
+            except Exception as exc:  # one bad file is reported and skipped, never the end of the run
+                reason = exc.reason if isinstance(exc, TIGASInputError) else f"{type(exc).__name__}: {exc}"
+                print(f"ERROR  {path}: {reason}")
+                results.append({"path": str(path), "error": reason})
+                continue
+            print(f"{explanation.score:.4f}  {explanation.verdict:<16}  {path}  ->  {report}")
+            results.append({"path": str(path), "report": name, "error": "", **explanation.to_dict()})
+    finally:  # also after Ctrl-C: the reports written so far stay listed
+        atomic_write_text(args.out / "explanations.json",
+                          json.dumps({"weights": tigas.weights_source, "threshold": threshold, "results": results}, indent=2) + "\n")
     explained = sum(1 for row in results if not row["error"])
     print(f"\nExplained {explained} of {len(results)} images; reports in {args.out}  {scorer_label(tigas)}")
     return 0 if explained else 1

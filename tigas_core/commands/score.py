@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from tigas_core.commands import add_views_argument, plot_path, positive_int, probability
-from tigas_core.config import atomic_write_text
+from tigas_core.config import atomic_write_bytes, atomic_write_text
 from tigas_core.io import IMAGE_EXTENSIONS, is_url, list_folder
 
 
@@ -95,12 +95,11 @@ def write_plot(table: pd.DataFrame, out: Path, threshold: float) -> None:
     scored = table[table["error"] == ""]
     fig = px.histogram(scored, x="score", nbins=40, range_x=[0, 1], hover_data=["path"], title=f"TIGAS scores ({len(scored)} images)")
     fig.add_vline(x=threshold, line_dash="dash", annotation_text="threshold")
-    out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".png":
         os.environ.setdefault("BROWSER_PATH", "/usr/bin/chromium")
-        fig.write_image(str(out))
-    else:
-        fig.write_html(str(out), include_plotlyjs=True)  # embedded: the file opens offline too
+        atomic_write_bytes(out, fig.to_image(format="png"))
+    else:  # plotly.js embedded: the file opens offline too
+        atomic_write_text(out, fig.to_html(include_plotlyjs=True))
 
 
 # Beside each row the interrupted run's partial CSV keeps the file's size and mtime, and beside the
