@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from conftest import natural_like
 from tigas_core.hub import save_pretrained
 from tigas_core.model import create_tigas_model
 
@@ -186,3 +187,20 @@ def test_score_takes_urls_next_to_files(weights_dir, make_image, served_folder):
     assert proc.returncode == 0, proc.stderr
     assert f"{TIGAS(checkpoint_path=weights_dir)(local):.4f}" in proc.stdout and f"{base}/photo.png" in proc.stdout
     assert f"ERROR  {base}/gone.png: download failed (HTTP 404" in proc.stdout
+
+
+def test_a_file_name_that_is_not_utf8_gets_its_row_instead_of_ending_the_run(weights_dir, make_image, tmp_path):
+    """Archives from other systems carry names in other encodings; Python keeps those bytes as
+    surrogates, which CSV, JSON and Arrow refuse. The row shows them as \\xNN escapes."""
+    import os
+
+    folder = tmp_path / "mixed"
+    make_image("mixed/ok.png", seed=1)
+    odd = os.fsdecode(os.fsencode(str(folder)) + b"/caf\xe9.png")  # Latin-1 e-acute: not UTF-8
+    Image.fromarray(natural_like(64, 64, 2)).save(odd, format="PNG")
+    proc = tigas_cli("score", str(folder), "--weights", str(weights_dir), "--csv", str(tmp_path / "s.csv"),
+                     "--json", str(tmp_path / "s.json"))
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(tmp_path / "s.csv", keep_default_na=False)
+    assert sorted(Path(p).name for p in table["path"]) == ["caf\\xe9.png", "ok.png"] and (table["error"] == "").all()
+    assert len(json.loads((tmp_path / "s.json").read_text())["results"]) == 2

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from tigas_core import spectral
 from tigas_core.hub import DEFAULT_REPO_ID, resolve_weights
 from tigas_core.io import (
-    VIEW_MODES, ImageSource, TIGASInputError, batch_to_rgb, describe, iter_image_files, load_image, model_views, preprocess,
-    to_uint8_image,
+    VIEW_MODES, ImageSource, TIGASInputError, batch_to_rgb, describe, iter_image_files, load_image, model_views, path_text,
+    preprocess, to_uint8_image,
 )
 from tigas_core.model import BRANCHES, TIGASModel
 
@@ -264,7 +264,7 @@ class TIGAS:
                     result["spectrum_grid"] = out["spectrum_grid"][row].float().cpu().numpy()
                 outputs[i] = result
         for i, path in enumerate(chunk):
-            row = {"path": os.fspath(path), **{c: math.nan for c in RESULT_COLUMNS[1:-2]}, "error": loaded[i][1]}
+            row = {"path": path_text(path), **{c: math.nan for c in RESULT_COLUMNS[1:-2]}, "error": loaded[i][1]}
             row.update(outputs.get(i, {}))
             row["verdict"] = verdict(row["score"], self.threshold)
             yield row

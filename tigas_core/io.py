@@ -101,6 +101,18 @@ def load_image(source: ImageSource, *, name: str | None = None, max_pixels: int 
     raise TIGASInputError(label, f"unsupported input type {type(source).__name__}")
 
 
+def path_text(path: str | os.PathLike) -> str:
+    """A path as text that CSV, JSON, Arrow and HTML can all hold. A file name that is not valid
+    UTF-8 (bytes of another system's encoding, which Python keeps as lone surrogates) gets those
+    bytes as ``\\xNN`` escapes instead of ending the whole run when its row is written."""
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
 def is_url(source: object) -> bool:
     """An http(s) address given as a string (a path never starts like one)."""
     return isinstance(source, str) and source.lower().startswith(("http://", "https://"))

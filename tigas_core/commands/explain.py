@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from tigas_core.commands.score import add_input_arguments, collect_paths, load_scorer, scorer_label
-from tigas_core.io import is_url
+from tigas_core.io import is_url, path_text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +24,7 @@ def display_name(source: Path | str) -> str:
     """The file name of a path, or of a URL's path (``https://x/a/b.jpg?s=1`` -> ``b.jpg``)."""
     if is_url(source):
         return Path(urlparse(source).path).name or "download"
-    return Path(source).name
+    return Path(path_text(source)).name
 
 
 def report_names(paths: list[Path | str]) -> list[str]:
@@ -63,10 +63,10 @@ def run(args: argparse.Namespace) -> int:
             except Exception as exc:  # one bad file is reported and skipped, never the end of the run
                 reason = exc.reason if isinstance(exc, TIGASInputError) else f"{type(exc).__name__}: {exc}"
                 print(f"ERROR  {path}: {reason}")
-                results.append({"path": str(path), "error": reason})
+                results.append({"path": path_text(path), "error": reason})
                 continue
             print(f"{explanation.score:.4f}  {explanation.verdict:<16}  {path}  ->  {report}")
-            results.append({"path": str(path), "report": name, "error": "", **explanation.to_dict()})
+            results.append({"path": path_text(path), "report": name, "error": "", **explanation.to_dict()})
     finally:  # also after Ctrl-C: the reports written so far stay listed
         atomic_write_text(args.out / "explanations.json",
                           json.dumps({"weights": tigas.weights_source, "threshold": threshold, "results": results}, indent=2) + "\n")
