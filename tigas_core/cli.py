@@ -55,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     command = importlib.import_module(f"tigas_core.commands.{args.command}")
     try:
         return int(command.run(args) or 0)
+    except KeyboardInterrupt:  # Ctrl-C: what was written stays (atomic files, partial CSVs, checkpoints)
+        hint = " (rerun with --resume to continue)" if getattr(args, "csv", None) or args.command == "train" else ""
+        print(f"\ntigas {args.command}: interrupted{hint}", file=sys.stderr)
+        return 130
     except (ValueError, OSError) as exc:  # bad input, missing files or weights, Hub unreachable: say why in one line
         if args.verbose:
             raise
