@@ -176,6 +176,10 @@ def test_iter_image_files_is_sorted_filters_and_skips_hidden(tmp_path, make_imag
     images, skipped = list_folder(tmp_path)
     assert images == list(iter_image_files(tmp_path)) and skipped == {".txt": 1, ".svg": 1}
     assert list_folder(tmp_path, recursive=False)[1] == {".txt": 1}
+    (tmp_path / "gone.png").symlink_to(tmp_path / "deleted.png")  # a broken link is listed, to be reported, not dropped
+    assert "gone.png" in [p.name for p in iter_image_files(tmp_path)]
+    with pytest.raises(TIGASInputError, match="file not found"):
+        load_image(tmp_path / "gone.png")
     with pytest.raises(TIGASInputError, match="folder not found"):
         list(iter_image_files(tmp_path / "typo"))
     with pytest.raises(TIGASInputError, match="not a directory"):

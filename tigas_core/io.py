@@ -284,7 +284,8 @@ def _visible_files(folder: str | os.PathLike, recursive: bool) -> Iterator[Path]
     pattern = root.rglob("*") if recursive else root.glob("*")
     return (
         p for p in pattern
-        if not any(part.startswith(".") for part in p.relative_to(root).parts) and p.is_file()
+        if not any(part.startswith(".") for part in p.relative_to(root).parts)
+        and (p.is_file() or (p.is_symlink() and not p.exists()))  # a broken link gets its row ("file not found")
     )
 
 

@@ -29,6 +29,7 @@ import pandas as pd
 import torch
 
 from tigas_core.config import TIGASConfig
+from tigas_core.io import path_text
 
 log = logging.getLogger("tigas.cache")
 
@@ -263,10 +264,10 @@ class ScoreCache:
         for i, (path, digest) in enumerate(zip(paths, digests)):
             values = stored.get(digest) if digest else None
             if values is None:
-                records.append({"path": path, "digest": digest or "", **dict.fromkeys(SCORE_COLUMNS, np.nan),
+                records.append({"path": path_text(path), "digest": digest or "", **dict.fromkeys(SCORE_COLUMNS, np.nan),
                                 "verdict": "", "error": read_errors.get(path, "not scored")})
                 continue
-            records.append({"path": path, "digest": digest, **{c: values[c] for c in SCORE_COLUMNS},
+            records.append({"path": path_text(path), "digest": digest, **{c: values[c] for c in SCORE_COLUMNS},
                             "verdict": values["verdict"], "error": values["error"]})
             if values["features"] is not None:
                 features[i] = values["features"]
