@@ -298,6 +298,12 @@ def test_score_cache_sees_a_replaced_file_with_the_old_mtime_and_survives_a_corr
     assert recovered.n_scored == 1 and "moved it to scores.sqlite.corrupt-" in caplog.text
     assert list((tmp_path / "cache").glob("scores.sqlite.corrupt-*"))
 
+    odd = os.fsdecode(os.fsencode(str(target.parent)) + b"/caf\xe9.bmp")  # a Latin-1 name: SQLite takes only UTF-8
+    os.replace(target, odd)
+    named = ScoreCache(tigas, tmp_path / "cache").score([odd])
+    assert named.table["path"].iloc[0].endswith("caf\\xe9.bmp") and named.table["error"].iloc[0] == ""
+    assert ScoreCache(tigas, tmp_path / "cache").score([odd]).n_hashed == 0  # and it is found again
+
 
 def test_spectral_fingerprints_show_the_known_differences(tmp_path, dataset, tigas):
     """Smoothing removes high frequencies; the checkerboard puts a peak at the Nyquist corner."""

@@ -153,14 +153,15 @@ class ScoreCache:
     def digests(self, paths: Sequence[str]) -> tuple[list[str | None], dict[str, str], int]:
         """Content hash per path (None where the file cannot be read), errors by path, and how many were read."""
         with self._connect() as db:
-            known = {row[0]: row[1:] for row in _select_in(db, "SELECT path, stamp, digest FROM file_digests WHERE path IN ({})", paths)}
+            keys = [path_text(path) for path in paths]  # SQLite, like CSV, takes only valid UTF-8
+            known = {row[0]: row[1:] for row in _select_in(db, "SELECT path, stamp, digest FROM file_digests WHERE path IN ({})", keys)}
         result: list[str | None] = []
         errors: dict[str, str] = {}
         updates = []
         for path in paths:
             try:
                 stamp = file_stamp(os.stat(path))
-                cached = known.get(path)
+                cached = known.get(path_text(path))
                 if cached and cached[0] == stamp:
                     result.append(cached[1])
                     continue
@@ -169,7 +170,7 @@ class ScoreCache:
                 errors[path] = exc.strerror or type(exc).__name__  # like the API's errors: the reason, not the path
                 result.append(None)
                 continue
-            updates.append((path, stamp, digest))
+            updates.append((path_text(path), stamp, digest))
             result.append(digest)
         if updates:
             with self._connect() as db:
