@@ -123,21 +123,24 @@ def resumable_rows(partial: Path, scorer_id: str, wanted: set[str]) -> dict[str,
     this run that is unchanged since (a URL is always scored again), and complete (a row cut short
     by a kill or a full disk is dropped)."""
     note = partial.with_name(partial.name + ".json")
-    written_by = json.loads(note.read_text()).get("scorer") if note.is_file() else None
+    try:
+        written_by = json.loads(note.read_text()).get("scorer")
+    except (OSError, ValueError, AttributeError):  # missing or damaged: nothing says who wrote the rows
+        written_by = None
     if written_by != scorer_id:
-        print(f"tigas score: {partial} was written with other weights or views; scoring every file again", file=sys.stderr)
+        print(f"tigas score: {partial} was written with other weights or views (or its note is missing); scoring every file again", file=sys.stderr)
         return {}
     done: dict[str, dict] = {}
     with open(partial, newline="") as handle:
         for row in csv.DictReader(handle):
             if None in row or None in row.values() or row.get("path") not in wanted:
                 continue
-            state = {key: row.pop(key) for key in FILE_STATE}
+            state = {key: row.pop(key, "") for key in FILE_STATE}
             if not state["file_size"] or state != file_state(row["path"]):
                 continue
             try:
                 done[row["path"]] = {**row, **{c: float(row[c]) if row[c] != "" else math.nan for c in NUMBER_COLUMNS}}
-            except ValueError:
+            except (KeyError, ValueError):  # a header cut short, or a value that is not a number
                 continue
     return done
 
