@@ -204,3 +204,20 @@ def test_a_file_name_that_is_not_utf8_gets_its_row_instead_of_ending_the_run(wei
     table = pd.read_csv(tmp_path / "s.csv", keep_default_na=False)
     assert sorted(Path(p).name for p in table["path"]) == ["caf\\xe9.png", "ok.png"] and (table["error"] == "").all()
     assert len(json.loads((tmp_path / "s.json").read_text())["results"]) == 2
+
+
+def test_a_closed_pipe_stops_the_lines_not_the_run_and_outputs_never_overwrite_inputs(weights_dir, make_image, tmp_path):
+    for i in range(200):  # enough lines to fill the output buffer more than once
+        make_image(f"many/{i:03d}.png", size=(40, 40), seed=i)
+    out = tmp_path / "all.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "tigas_core.cli", "score", str(tmp_path / "many"), "--weights", str(weights_dir),
+                             "--csv", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # what `| head` does once it has its lines
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr.decode()[-2000:]
+    assert len(pd.read_csv(out)) == 200
+
+    image = make_image("keep.png", seed=1)
+    before = image.read_bytes()
+    proc = tigas_cli("score", str(image), "--weights", str(weights_dir), "--csv", str(image))
+    assert proc.returncode == 2 and "is one of the images to score" in proc.stderr and image.read_bytes() == before

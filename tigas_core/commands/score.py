@@ -157,6 +157,10 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         print("tigas score: no image files found in " + ", ".join(args.paths) + f" (extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})", file=sys.stderr)
         return 1
+    inputs = {os.path.realpath(p) for p in paths if not is_url(p)}
+    for output in (args.csv, args.json, args.plot):
+        if output is not None and os.path.realpath(output) in inputs:
+            raise ValueError(f"{output}: is one of the images to score; choose another output path")
     tigas, threshold = load_scorer(args)
 
     partial = args.csv.with_name(args.csv.name + ".partial") if args.csv else None
@@ -187,7 +191,11 @@ def run(args: argparse.Namespace) -> int:
                 sink.flush()
             if not args.quiet:
                 line = f"ERROR  {row['path']}: {row['error']}" if row["error"] else f"{row['score']:.4f}  {row['verdict']:<16}  {row['path']}"
-                progress.write(line, file=sys.stdout)
+                try:
+                    progress.write(line, file=sys.stdout)
+                except BrokenPipeError:  # `| head` closed the pipe: stop printing, go on scoring and writing
+                    args.quiet = True
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit too
     finally:
         if sink:
             sink.close()
