@@ -86,10 +86,11 @@ def start(command: list[str], log: Path, env: dict[str, str]) -> subprocess.Pope
         return subprocess.Popen(command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
 
 
-def finish(process: subprocess.Popen, deadline: float) -> int:
-    """Wait for ``process`` until ``deadline`` (monotonic seconds), then kill it: returns its exit code."""
+def finish(process: subprocess.Popen, deadline: float | None = None) -> int:
+    """Wait for ``process`` until ``deadline`` (monotonic seconds; None: as long as it runs), then
+    kill it: returns its exit code."""
     try:
-        return process.wait(timeout=max(1.0, deadline - time.monotonic()))
+        return process.wait(timeout=None if deadline is None else max(1.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
         process.kill()
         return process.wait()
@@ -144,8 +145,7 @@ def run(args: argparse.Namespace) -> int:
     if trained:
         judge = [sys.executable, str(ROOT / "benchmarks" / "zoo_recognisability.py"), "--data", str(data), "--n", str(args.judge_n),
                  "--checkpoints", *[str(runs[m]) for m in trained], "--threads", str(os.cpu_count() or 2), "--out", str(work / "judge")]
-        judge_code = subprocess.run(judge, cwd=ROOT, env=env, stdout=(work / "logs" / "judge.log").open("w"),
-                                    stderr=subprocess.STDOUT, check=False).returncode
+        judge_code = finish(start(judge, work / "logs" / "judge.log", env))
 
     # 3. the TIGAS trainer on the GPU (AMP), real images against the zoo's samples
     tigas_code = None

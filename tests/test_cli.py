@@ -84,12 +84,12 @@ def interrupted_run(partial: Path, rows: pd.DataFrame, weights: Path) -> None:
     """What a run killed after ``rows`` leaves behind: the partial CSV with each file's state, and
     the note of the scorer that wrote it."""
     from tigas_core.api import TIGAS
-    from tigas_core.commands.score import file_state
+    from tigas_core.commands.score import file_state, scorer_note
     from tigas_core.score_cache import scorer_identity
 
     pd.DataFrame([{**row, **file_state(row["path"])} for row in rows.to_dict("records")]).to_csv(partial, index=False)
     scorer = scorer_identity(TIGAS(checkpoint_path=str(weights), device="cpu"))
-    partial.with_name(partial.name + ".json").write_text(json.dumps({"scorer": scorer}))
+    scorer_note(partial).write_text(json.dumps({"scorer": scorer}))
 
 
 def test_resume_skips_rows_already_written_and_only_those_that_still_hold(weights_dir, make_image, tmp_path):

@@ -21,8 +21,6 @@ import pytest
 from PIL import Image
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from conftest import natural_like
-
 from tigas_core.local_server import LocalServer, free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -274,16 +272,15 @@ def test_score_cache_keys_on_content_and_model(tmp_path, dataset, tigas, weights
     assert mirrored.n_scored == 1  # mirror-averaged scores are other scores: not served from the plain entries
 
 
-def test_score_cache_sees_a_replaced_file_with_the_old_mtime_and_survives_a_corrupt_database(tmp_path, dataset, tigas, caplog):
+def test_score_cache_sees_a_replaced_file_with_the_old_mtime_and_survives_a_corrupt_database(tmp_path, tigas, caplog,
+                                                                                      make_image):
     """`cp -p` / `rsync -t` give a replaced file its old size and mtime; a cache file can be damaged."""
     import os
 
     from tigas_core.score_cache import ScoreCache
 
-    target, replacement = tmp_path / "files" / "a.bmp", tmp_path / "b.bmp"  # BMP: equal sizes give equal file sizes
-    target.parent.mkdir()
-    Image.fromarray(natural_like(64, 64, seed=0)).save(target)
-    Image.fromarray(natural_like(64, 64, seed=1)).save(replacement)
+    target = make_image("files/a.bmp", size=(64, 64), seed=0)  # BMP: equal sizes give equal file sizes
+    replacement = make_image("b.bmp", size=(64, 64), seed=1)
     first = ScoreCache(tigas, tmp_path / "cache").score([target]).table["score"].iloc[0]
     stat = target.stat()
     assert replacement.stat().st_size == stat.st_size

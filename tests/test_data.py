@@ -90,14 +90,11 @@ def test_splits_are_deterministic_leak_free_grouped_and_hold_out(dataset_root):
         split_records(records, holdout_generators=["nope"])
 
 
-def test_byte_identical_files_join_the_earliest_split_and_held_out_copies_are_dropped(tmp_path):
+def test_byte_identical_files_join_the_earliest_split_and_held_out_copies_are_dropped(tmp_path, make_image):
     """As in ../shared/data, where three stable-diffusion-2 tiles are listed twice under two
     source paths: a copy is never tested against its twin in training."""
     def save(relative: str, seed: int) -> str:
-        path = tmp_path / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(natural_like(40, 40, seed)).save(path)
-        return str(path)
+        return str(make_image(relative, size=(40, 40), seed=seed))
 
     records = [ImageRecord(save(f"real/{i}.png", i), 1, "real", f"r{i}") for i in range(10)]
     originals = [ImageRecord(save(f"fake/gen/{i}.png", 100 + i), 0, "gen", f"g{i}") for i in range(10)]

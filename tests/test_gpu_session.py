@@ -9,20 +9,16 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
-from conftest import natural_like
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_gpu_session_trains_judges_and_packs_on_cpu(tmp_path):
+def test_gpu_session_trains_judges_and_packs_on_cpu(tmp_path, make_image):
     data = tmp_path / "cifar10"
     for label in range(10):  # the judge is a 10-class CIFAR classifier
-        (data / f"class_{label}").mkdir(parents=True)
         for i in range(10):
-            Image.fromarray(natural_like(32, 32, seed=10 * label + i)).save(data / f"class_{label}" / f"{i}.jpg")
+            make_image(f"cifar10/class_{label}/{i}.jpg", size=(32, 32), seed=10 * label + i)
     out = tmp_path / "out"
     command = [sys.executable, "benchmarks/gpu_session.py", "run", "--device", "cpu", "--data", str(data), "--out", str(out),
                "--work", str(tmp_path / "work"), "--runs", "dcgan", "vae", "--minutes", "2", "--steps", "3",

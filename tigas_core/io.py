@@ -5,6 +5,7 @@ Everything that touches pixels (the model wrapper, CLI, trainer, app and dashboa
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import urllib.error
@@ -99,6 +100,22 @@ def load_image(source: ImageSource, *, name: str | None = None, max_pixels: int 
         except PermissionError as exc:
             raise TIGASInputError(label, "permission denied") from exc
     raise TIGASInputError(label, f"unsupported input type {type(source).__name__}")
+
+
+def file_digest(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """blake2b-160 of a file's bytes: the key of its content (score cache, copies across splits)."""
+    digest = hashlib.blake2b(digest_size=20)
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk_size):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_stamp(stat: os.stat_result) -> str:
+    """What says a file is unchanged without reading it: size, mtime, and the inode and ctime too,
+    since `cp -p`, `rsync -t` and `tar x` give a replaced file its old size and mtime, but no
+    program can set ctime."""
+    return f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}:{stat.st_ctime_ns}"
 
 
 def path_text(path: str | os.PathLike) -> str:

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from tigas_core.config import TIGASConfig
-from tigas_core.io import path_text
+from tigas_core.io import file_digest, file_stamp, path_text
 
 log = logging.getLogger("tigas.cache")
 
@@ -45,22 +45,6 @@ ProgressCallback = Callable[[int, int], None]
 def default_cache_dir() -> Path:
     """$TIGAS_CACHE_DIR, else ~/.cache/tigas: never inside the data folder, which may be read-only or shared."""
     return Path(os.environ.get("TIGAS_CACHE_DIR") or Path.home() / ".cache" / "tigas")
-
-
-def file_digest(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    """blake2b-160 of a file's bytes: the cache key of its content."""
-    digest = hashlib.blake2b(digest_size=20)
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk_size):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def file_stamp(stat: os.stat_result) -> str:
-    """What says a file is unchanged without reading it: size, mtime, and the inode and ctime too,
-    since `cp -p`, `rsync -t` and `tar x` give a replaced file its old size and mtime, but no
-    program can set ctime."""
-    return f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}:{stat.st_ctime_ns}"
 
 
 def model_identity(model: torch.nn.Module, config: TIGASConfig) -> str:
@@ -158,10 +142,10 @@ class ScoreCache:
         result: list[str | None] = []
         errors: dict[str, str] = {}
         updates = []
-        for path in paths:
+        for path, key in zip(paths, keys):
             try:
                 stamp = file_stamp(os.stat(path))
-                cached = known.get(path_text(path))
+                cached = known.get(key)
                 if cached and cached[0] == stamp:
                     result.append(cached[1])
                     continue
@@ -170,7 +154,7 @@ class ScoreCache:
                 errors[path] = exc.strerror or type(exc).__name__  # like the API's errors: the reason, not the path
                 result.append(None)
                 continue
-            updates.append((path_text(path), stamp, digest))
+            updates.append((key, stamp, digest))
             result.append(digest)
         if updates:
             with self._connect() as db:

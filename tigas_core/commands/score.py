@@ -13,7 +13,7 @@ import pandas as pd
 
 from tigas_core.commands import add_views_argument, plot_path, positive_int, probability
 from tigas_core.config import atomic_write_bytes, atomic_write_text
-from tigas_core.io import IMAGE_EXTENSIONS, is_url, list_folder
+from tigas_core.io import IMAGE_EXTENSIONS, file_stamp, is_url, list_folder
 
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
@@ -102,29 +102,34 @@ def write_plot(table: pd.DataFrame, out: Path, threshold: float) -> None:
         atomic_write_text(out, fig.to_html(include_plotlyjs=True))
 
 
-# Beside each row the interrupted run's partial CSV keeps the file's size and mtime, and beside the
-# partial a note of the scorer (weights, code and views, as the score cache identifies them): a
-# resumed run keeps only rows that those still match.
-FILE_STATE = ("file_size", "file_mtime_ns")
-NUMBER_COLUMNS = ("score", "perceptual", "spectral", "statistical", "w_perceptual", "w_spectral", "w_statistical")
+# Beside each row the interrupted run's partial CSV keeps the file's stamp (size, mtime, inode,
+# ctime, as the score cache checks them), and beside the partial a note of the scorer (weights,
+# code and views, as the score cache identifies them): a resumed run keeps only rows that those
+# still match.
+FILE_STATE = ("file_stamp",)
 
 
 def file_state(path: str) -> dict[str, str]:
-    """Size and mtime of a local file as text, empty for a URL or a file that is gone."""
+    """`io.file_stamp` of a local file, empty for a URL or a file that is gone."""
     try:
-        stat = os.stat(path)
+        return {"file_stamp": file_stamp(os.stat(path))}
     except (OSError, ValueError):
-        return {"file_size": "", "file_mtime_ns": ""}
-    return {"file_size": str(stat.st_size), "file_mtime_ns": str(stat.st_mtime_ns)}
+        return {"file_stamp": ""}
+
+
+def scorer_note(partial: Path) -> Path:
+    """Where a partial CSV's note of the scorer that wrote it lives."""
+    return partial.with_name(partial.name + ".json")
 
 
 def resumable_rows(partial: Path, scorer_id: str, wanted: set[str]) -> dict[str, dict]:
     """The rows of an interrupted run that still hold: written by the same scorer, for a file of
     this run that is unchanged since (a URL is always scored again), and complete (a row cut short
     by a kill or a full disk is dropped)."""
-    note = partial.with_name(partial.name + ".json")
+    from tigas_core.score_cache import SCORE_COLUMNS
+
     try:
-        written_by = json.loads(note.read_text()).get("scorer")
+        written_by = json.loads(scorer_note(partial).read_text()).get("scorer")
     except (OSError, ValueError, AttributeError):  # missing or damaged: nothing says who wrote the rows
         written_by = None
     if written_by != scorer_id:
@@ -136,10 +141,10 @@ def resumable_rows(partial: Path, scorer_id: str, wanted: set[str]) -> dict[str,
             if None in row or None in row.values() or row.get("path") not in wanted:
                 continue
             state = {key: row.pop(key, "") for key in FILE_STATE}
-            if not state["file_size"] or state != file_state(row["path"]):
+            if not state["file_stamp"] or state != file_state(row["path"]):
                 continue
             try:
-                done[row["path"]] = {**row, **{c: float(row[c]) if row[c] != "" else math.nan for c in NUMBER_COLUMNS}}
+                done[row["path"]] = {**row, **{c: float(row[c]) if row[c] != "" else math.nan for c in SCORE_COLUMNS}}
             except (KeyError, ValueError):  # a header cut short, or a value that is not a number
                 continue
     return done
@@ -174,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     sink = None
     if partial:
         partial.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(partial.with_name(partial.name + ".json"), json.dumps({"scorer": scorer_id}) + "\n")
+        atomic_write_text(scorer_note(partial), json.dumps({"scorer": scorer_id}) + "\n")
         sink = open(partial, "w", newline="")  # the rows kept, rewritten whole: no cut-short line stays behind
         writer = csv.DictWriter(sink, fieldnames=[*RESULT_COLUMNS, *FILE_STATE])
         writer.writeheader()
@@ -212,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
     if args.csv:
         atomic_write_text(args.csv, table.to_csv(index=False))
         partial.unlink(missing_ok=True)
-        partial.with_name(partial.name + ".json").unlink(missing_ok=True)
+        scorer_note(partial).unlink(missing_ok=True)
     if args.json:
         payload = {"summary": summary, "weights": tigas.weights_source, "views": tigas.views, "results": json.loads(table.to_json(orient="records"))}
         atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")

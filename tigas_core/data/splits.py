@@ -9,16 +9,16 @@ copies landed in the test split beside their twins in training.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import random
 from collections import defaultdict
 from typing import Iterable
 
-log = logging.getLogger("tigas.data")
-
 from tigas_core.data.records import ImageRecord
+from tigas_core.io import file_digest
+
+log = logging.getLogger("tigas.data")
 
 SPLITS = ("train", "val", "test")
 
@@ -67,7 +67,7 @@ def split_records(
 
 
 def content_digests(paths: Iterable[str]) -> dict[str, str]:
-    """sha256 of each file whose size another file shares: only those can be copies, so a
+    """`file_digest` of each file whose size another file shares: only those can be copies, so a
     dataset of distinct large images costs a stat per file, not a read."""
     by_size: dict[int, list[str]] = defaultdict(list)
     for path in paths:
@@ -75,13 +75,7 @@ def content_digests(paths: Iterable[str]) -> dict[str, str]:
             by_size[os.path.getsize(path)].append(path)
         except OSError:  # unreadable now: the loader reports it when it gets there
             continue
-    digests = {}
-    for same_size in by_size.values():
-        if len(same_size) > 1:
-            for path in same_size:
-                with open(path, "rb") as handle:
-                    digests[path] = hashlib.sha256(handle.read()).hexdigest()
-    return digests
+    return {path: file_digest(path) for same_size in by_size.values() if len(same_size) > 1 for path in same_size}
 
 
 def _join_copies_to_their_first_split(out: dict[str, list[ImageRecord]], holdout: set[str]) -> None:
