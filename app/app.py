@@ -466,9 +466,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--revision", default=None,
                         help=f"Hub revision (with --repo-id; default {DEFAULT_REVISION} for {DEFAULT_REPO_ID}, else main)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    # The app mostly sees single high-resolution photos, where averaging 18 views separates real from
-    # generated better (README, "Steadier scores") and costs milliseconds with the bundled weights.
-    add_views_argument(parser, default="jitter")
+    add_views_argument(parser)
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", DEFAULT_HOST),
                         help=f"interface to listen on (default {DEFAULT_HOST}, or $GRADIO_SERVER_NAME as on a Space)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", DEFAULT_PORT)),

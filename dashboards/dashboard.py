@@ -28,7 +28,7 @@ from PIL import Image
 from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
 from tigas_core.data.records import REAL, REAL_LABEL, read_csv_index, scan_folder
-from tigas_core.io import VIEW_DESCRIPTIONS, VIEW_MODES, iter_image_files
+from tigas_core.io import DEFAULT_VIEWS, VIEW_DESCRIPTIONS, VIEW_MODES, iter_image_files
 from tigas_core.metrics.evaluation import binary_metrics
 from tigas_core.metrics.frechet import StreamingStats, frechet_distance
 from tigas_core.model import BRANCHES
@@ -51,7 +51,7 @@ class Settings:
     real_name: str
     cache_dir: str
     batch_size: int
-    views: str = "single"
+    views: str = DEFAULT_VIEWS
 
 
 def read_settings() -> Settings:
@@ -62,7 +62,7 @@ def read_settings() -> Settings:
     parser.add_argument("--real-name", default=os.environ.get("TIGAS_REAL_NAME") or "real")
     parser.add_argument("--cache-dir", default=os.environ.get("TIGAS_CACHE_DIR") or str(default_cache_dir()))
     parser.add_argument("--batch-size", type=int, default=int(os.environ.get("TIGAS_BATCH_SIZE") or 16))
-    parser.add_argument("--views", choices=VIEW_MODES, default=os.environ.get("TIGAS_VIEWS") or "single")
+    parser.add_argument("--views", choices=VIEW_MODES, default=os.environ.get("TIGAS_VIEWS") or DEFAULT_VIEWS)
     # Under AppTest sys.argv belongs to pytest: only parse it when this file is the program.
     own_argv = Path(sys.argv[0]).resolve() == Path(__file__).resolve()
     args, _ = parser.parse_known_args(sys.argv[1:] if own_argv else [])
@@ -284,7 +284,7 @@ def confusion_figure(frame: pd.DataFrame, real_name: str, threshold: float, gene
 # Streamlit caching: the model once per process, results once per (model, file list, rescan)
 # --------------------------------------------------------------------------------------------
 @st.cache_resource(show_spinner="Loading the TIGAS model…")
-def load_tigas(weights: str | None, views: str = "single"):
+def load_tigas(weights: str | None, views: str = DEFAULT_VIEWS):
     import torch
 
     from tigas_core.api import TIGAS
@@ -296,7 +296,7 @@ def load_tigas(weights: str | None, views: str = "single"):
 
 
 @st.cache_resource(show_spinner=False)
-def score_cache(_tigas, weights: str | None, cache_dir: str, views: str = "single") -> ScoreCache:
+def score_cache(_tigas, weights: str | None, cache_dir: str, views: str = DEFAULT_VIEWS) -> ScoreCache:
     return ScoreCache(_tigas, cache_dir)
 
 

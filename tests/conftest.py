@@ -54,7 +54,7 @@ def chromium():
     return launch
 
 
-SMALL = dict(img_size=64, base_channels=8, feature_dim=32, num_heads=2, num_prototypes=4)
+SMALL = dict(img_size=64, adapter_channels=8, feature_dim=32, num_heads=2, num_prototypes=4)
 
 
 @pytest.fixture(scope="session")

@@ -46,7 +46,7 @@ def _save_png(array: np.ndarray, path: Path) -> Path:
 @pytest.fixture(scope="module")
 def weights_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("weights")
-    save_pretrained(create_tigas_model(img_size=64, base_channels=8, feature_dim=32), folder)
+    save_pretrained(create_tigas_model(img_size=64, adapter_channels=8, feature_dim=32), folder)
     return folder
 
 

@@ -120,7 +120,7 @@ def test_resume_skips_rows_already_written_and_only_those_that_still_hold(weight
     assert len(pd.read_csv(out)) == 3
 
     interrupted_run(partial, done, weights_dir)
-    save_pretrained(create_tigas_model(img_size=64, base_channels=8, feature_dim=32), tmp_path / "w2")
+    save_pretrained(create_tigas_model(img_size=64, adapter_channels=8, feature_dim=32), tmp_path / "w2")
     proc = tigas_cli("score", str(paths[0]), str(paths[1]), "--weights", str(tmp_path / "w2"), "--csv", str(out), "--resume")
     assert proc.returncode == 0 and "other weights or views" in proc.stderr
     assert str(paths[0]) in proc.stdout and str(paths[1]) in proc.stdout  # other weights: every file scored again

@@ -80,7 +80,7 @@ def weights(tmp_path_factory, dataset) -> Path:
     from tigas_core.model import create_tigas_model
 
     torch.manual_seed(0)
-    model = create_tigas_model(img_size=64, base_channels=8, feature_dim=32)
+    model = create_tigas_model(img_size=64, adapter_channels=8, feature_dim=32)
     scores = TIGAS(model=model, device="cpu").score_files(sorted(dataset.rglob("*.png")))["score"].dropna().to_numpy()
     logits = np.log(scores / (1 - scores))
     model.config.calibration_bias = float(np.median(logits))
@@ -266,7 +266,7 @@ def test_score_cache_keys_on_content_and_model(tmp_path, dataset, tigas, weights
     np.testing.assert_array_equal(again.features, first.features)
 
     torch.manual_seed(1)
-    other = TIGAS(model=create_tigas_model(img_size=64, base_channels=8, feature_dim=32), device="cpu")
+    other = TIGAS(model=create_tigas_model(img_size=64, adapter_channels=8, feature_dim=32), device="cpu")
     assert ScoreCache(other, tmp_path / "cache").score(copies).n_scored == 1
     mirrored = ScoreCache(TIGAS(model=tigas.model, device="cpu", views="mirror"), tmp_path / "cache").score(copies)
     assert mirrored.n_scored == 1  # mirror-averaged scores are other scores: not served from the plain entries

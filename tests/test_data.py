@@ -13,7 +13,7 @@ from PIL import Image
 from conftest import natural_like
 from tigas_core.data import (
     ImageRecord,
-    LEVELS, BalancedSampler, ImageDataset, augment, get_level, jpeg_reencode, load_records, random_view, recolour,
+    LEVELS, AugmentSpec, BalancedSampler, ImageDataset, get_level, jpeg_reencode, load_records, native_view, recolour,
     read_csv_index, scan_folder, split_records,
 )
 from tigas_core.io import TIGASInputError
@@ -121,10 +121,21 @@ def test_every_level_above_none_jpeg_reencodes_both_classes():
     png_like = image.clone()
     reencoded = jpeg_reencode(png_like, 30)
     assert reencoded.shape == image.shape and 0.002 < (reencoded - image).abs().mean() < 0.1
-    spec, rng = get_level("strong"), random.Random(0)
-    views = [random_view(augment(image, spec, rng), 40, spec, rng) for _ in range(4)]
+    spec, rng = get_level("native"), random.Random(0)
+    views = [native_view(image, 40, spec, rng) for _ in range(4)]
     assert all(v.shape == (3, 40, 40) and 0 <= float(v.min()) and float(v.max()) <= 1 for v in views)
     assert not torch.equal(views[0], views[1])
+    small = native_view(image[:, :20, :30], 40, spec, rng)  # smaller than the view: resized up, never padded
+    assert small.shape == (3, 40, 40)
+
+
+def test_native_view_keeps_the_pixel_scale_of_a_large_image():
+    """Without resizing, a view of a large image is one of its own crops, pixel for pixel (before JPEG)."""
+    image = torch.from_numpy(natural_like(300, 400, seed=3)).permute(2, 0, 1).float() / 255
+    view = native_view(image, 64, AugmentSpec(), random.Random(1))
+    windows = image.unfold(1, 64, 1).unfold(2, 64, 1)  # [3, 237, 337, 64, 64]
+    distance = (windows - view[:, None, None]).abs().amax(dim=(0, 3, 4))
+    assert float(distance.min()) < 1e-6
 
 
 def test_colour_jitter_keeps_luma_and_can_drop_colour():
@@ -137,7 +148,7 @@ def test_colour_jitter_keeps_luma_and_can_drop_colour():
     vivid = recolour(image, 1.5)
     assert float((vivid - luma).abs().mean()) > float((image - luma).abs().mean())
     spec = get_level("strong-colour")
-    views = [augment(image, spec, random.Random(seed)) for seed in range(40)]
+    views = [native_view(image, 32, spec, random.Random(seed)) for seed in range(40)]
     greyscale = [v for v in views if float((v[0] - v[2]).abs().max()) < 0.05]
     assert 1 <= len(greyscale) < 20  # 15% of views, the rest keep (jittered) colour
 

@@ -15,7 +15,7 @@ def test_torchrun_two_cpu_processes_gloo(tmp_path):
     root = make_dataset(tmp_path / "data", n_real=20, fakes={"gan-a": 10}, size=36)
     out = tmp_path / "run"
     config = {
-        "model": {"img_size": 32, "base_channels": 8, "feature_dim": 32, "num_heads": 2, "num_prototypes": 4},
+        "model": {"img_size": 32, "adapter_channels": 8, "feature_dim": 32, "num_heads": 2, "num_prototypes": 4},
         "data": {"sources": [str(root)], "samples_per_epoch": 32, "num_workers": 0, "augment_level": "light"},
         "training": {"num_epochs": 2, "batch_size": 8, "device": "cpu", "num_threads": 1, "output_dir": str(out)},
     }

@@ -125,7 +125,7 @@ def test_bad_file_matrix_gives_named_clear_errors(tmp_path):
         (12345, "unsupported input type"),
         (torch.full((3, 40, 40), float("nan")), "NaN"),
         (torch.rand(5, 40, 40), "channels"),
-        (torch.rand(40), "dimensions"),
+        (torch.rand(40), "got shape"),
         (np.zeros((40, 40, 3), dtype=np.complex64), "dtype"),
         (np.zeros((10, 10, 3), dtype=np.uint8), "too small"),
     ],
@@ -210,3 +210,23 @@ def test_http_urls_are_downloaded_and_decoded_like_files(served_folder, make_ima
         load_image(f"{base}/notes.txt")
     with pytest.raises(TIGASInputError, match="download failed"):
         load_image("http://127.0.0.1:9/nothing-listens-here.png")
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64])
+def test_integer_tensors_of_every_type_read_as_8_bit_pixels(dtype):
+    pixels = torch.randint(0, 128, (3, 40, 48))  # int8 holds 0-127
+    assert torch.equal(load_image(pixels.to(dtype)), pixels.float() / 255)
+    assert torch.equal(load_image(pixels.numpy().astype(np.int64)), pixels.float() / 255)
+    with pytest.raises(TIGASInputError, match=r"integer values span \[-1, .*expected 0-255"):
+        load_image((pixels - 1).to(torch.int64))
+
+
+def test_tensor_shape_errors_say_what_to_do():
+    with pytest.raises(TIGASInputError, match=r"channel-last: use \.permute\(2, 0, 1\)"):
+        load_image(torch.rand(40, 48, 3))
+    with pytest.raises(TIGASInputError, match=r"one image \[3,H,W\].*or a batch \[B,3,H,W\]"):
+        load_image(torch.rand(1, 1, 3, 40, 40))
+    from tigas_core.io import batch_to_rgb
+
+    with pytest.raises(TIGASInputError, match="empty batch"):
+        batch_to_rgb(torch.rand(0, 3, 40, 40), "batch")

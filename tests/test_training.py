@@ -20,7 +20,7 @@ from tigas_core.model import create_tigas_model
 from tigas_core.training import LossWeights, TrainConfig, Trainer, cosine_with_warmup, fit_platt, margin_ranking, tigas_training_loss
 from tigas_synthetic import make_dataset
 
-TINY_MODEL = dict(img_size=32, base_channels=8, feature_dim=32, num_heads=2, num_prototypes=4)
+TINY_MODEL = dict(img_size=32, adapter_channels=8, feature_dim=32, num_heads=2, num_prototypes=4)
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -49,7 +49,7 @@ def tiny_config(output_dir: Path, data: Path, **training) -> TrainConfig:
 
 def test_default_yaml_has_readme_defaults_and_overrides():
     config = TrainConfig.from_yaml(REPO / "configs" / "default.yaml")
-    assert (config.model.img_size, config.model.base_channels, config.model.feature_dim) == (256, 32, 256)
+    assert (config.model.img_size, config.model.backbone, config.model.feature_dim) == (224, "efficientnet_lite0", 128)
     assert (config.training.num_epochs, config.training.batch_size, config.training.learning_rate) == (100, 32, 1e-4)
     assert (config.data.train_split, config.data.augment_level) == (0.8, "medium")
     config.set("training.learning_rate", "3e-4")

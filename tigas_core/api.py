@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from tigas_core import spectral
 from tigas_core.hub import DEFAULT_REPO_ID, resolve_weights
 from tigas_core.io import (
-    VIEW_MODES, ImageSource, TIGASInputError, batch_to_rgb, describe, iter_image_files, load_image, model_views, path_text,
+    DEFAULT_VIEWS, VIEW_MODES, ImageSource, TIGASInputError, batch_to_rgb, describe, iter_image_files, load_image, model_views, path_text,
     preprocess, to_uint8_image,
 )
 from tigas_core.model import BRANCHES, TIGASModel
@@ -119,11 +119,9 @@ class TIGAS:
     ``TIGAS()`` uses the bundled weights; ``auto_download=True`` prefers the pinned Hub weights
     (through the Hugging Face cache, honouring HF_HUB_OFFLINE); ``checkpoint_path`` wins over both.
     Calls on tensors keep the autograd graph, so TIGAS works as a loss; file scoring runs without it.
-    ``views`` (see `tigas_core.io.model_views`): "single" scores one centre view; "mirror" averages
-    the image and its mirror (2x the cost), "jitter" 18 slightly shifted views of both (18x), in
-    logits and features. The bundled weights' score of a high-resolution photo moves by 0.27 on
-    average when it is mirrored and by 0.16 when its view shifts by one pixel; averaging steadies
-    it (README, "Limits worth knowing").
+    ``views`` (see `tigas_core.io.model_views`): "single" scores one centre view at the image's
+    pixel scale (the default of every face); "mirror" averages the image and its mirror (2x the
+    cost), "jitter" 18 slightly shifted views of both (18x), in logits and features.
     """
 
     def __init__(
@@ -135,7 +133,7 @@ class TIGAS:
         device: str | torch.device = "auto",
         img_size: int | None = None,
         model: TIGASModel | None = None,
-        views: str = "single",
+        views: str = DEFAULT_VIEWS,
     ):
         if views not in VIEW_MODES:
             raise ValueError(f"unknown views {views!r}; choose from {', '.join(VIEW_MODES)}")

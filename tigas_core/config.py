@@ -17,9 +17,16 @@ class TIGASConfig:
     code that rebuilds the network always agree on shapes.
     """
 
-    img_size: int = 256
-    base_channels: int = 32
-    feature_dim: int = 256
+    # Side of the square view the model reads; views keep the image's own pixel scale
+    # (`tigas_core.io.model_views`), resizing only images smaller than this.
+    img_size: int = 224
+    # ImageNet-pretrained trunk of the perceptual branch (`tigas_core.model.backbone.BACKBONES`),
+    # the feature indices it is read at (0..4 = strides 2..32), and whether training updates it.
+    backbone: str = "efficientnet_lite0"
+    backbone_taps: tuple[int, ...] = (1, 2, 3, 4)
+    train_trunk: bool = False
+    adapter_channels: int = 48
+    feature_dim: int = 128
     num_heads: int = 4
     num_prototypes: int = 16
     radial_bins: int = 64
@@ -32,7 +39,10 @@ class TIGASConfig:
     # Decision threshold on the calibrated score (0.5 = even odds once calibrated).
     threshold: float = 0.5
     model_type: str = "tigas"
-    version: str = "1"
+    version: str = "2"
+
+    def __post_init__(self) -> None:
+        self.backbone_taps = tuple(int(t) for t in self.backbone_taps)  # JSON gives a list
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

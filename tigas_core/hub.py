@@ -5,6 +5,7 @@ safetensors are loaded; a legacy .pt checkpoint is read with ``torch.load(weight
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -23,6 +24,8 @@ DEFAULT_REPO_ID = "tigas-metric/tigas-base"
 DEFAULT_REVISION = "v0.1.0"
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+SPLIT_NAME = "split.json"  # which files the weights were trained on, beside them
+SPLIT_DIGEST_CHARS = 16  # a file_digest prefix: 64 bits tell thousands of files apart
 CARD_NAME = "README.md"
 
 
@@ -36,11 +39,15 @@ def bundled_weights_dir() -> Path:
     return Path(os.environ.get("TIGAS_ASSETS_DIR") or project_path("assets"))
 
 
-def save_pretrained(model: TIGASModel, directory: str | os.PathLike, model_card: str | None = None) -> Path:
-    """Write config.json, model.safetensors and (if given) a model card, each atomically."""
+def save_pretrained(model: TIGASModel, directory: str | os.PathLike, model_card: str | None = None, half: bool = False) -> Path:
+    """Write config.json, model.safetensors and (if given) a model card, each atomically.
+
+    ``half`` stores floating-point tensors as float16 (half the file; loading casts them back to
+    float32, and scores move by less than 1e-3: tests/test_hub.py)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
+             for k, v in model.state_dict().items()}
     tmp = directory / f".{WEIGHTS_NAME}.tmp"
     save_file(state, str(tmp), metadata={"format": "pt", "model_type": model.config.model_type})
     os.replace(tmp, directory / WEIGHTS_NAME)
@@ -171,6 +178,34 @@ def resolve_weights(
         "(config.json + model.safetensors), set TIGAS_ASSETS_DIR, or use auto_download=True with network "
         "access or a populated Hugging Face cache. TIGAS never scores with random weights."
     )
+
+
+def write_training_split(directory: str | os.PathLike, paths: list[str]) -> Path:
+    """Record beside exported weights which files they were trained on, by content (so a copy
+    under another name is still recognised), for `trained_on`."""
+    from tigas_core.io import file_digest
+
+    digests = sorted({file_digest(p)[:SPLIT_DIGEST_CHARS] for p in paths})
+    path = Path(directory) / SPLIT_NAME
+    atomic_write_text(path, json.dumps({"files": len(paths), "digest": f"blake2b-160 prefix, {SPLIT_DIGEST_CHARS} hex",
+                                        "train": digests}, indent=0) + "\n")
+    return path
+
+
+def trained_on(weights: str | os.PathLike | None) -> set[str]:
+    """Digest prefixes of the files a local weights folder (None: the bundled weights) was trained
+    on; empty when it records none."""
+    folder = bundled_weights_dir() if weights is None else Path(weights)
+    path = (folder if folder.is_dir() else folder.parent) / SPLIT_NAME
+    return set(json.loads(path.read_text())["train"]) if path.is_file() else set()
+
+
+def overlap_with_training(weights: str | os.PathLike | None, paths: list[str]) -> list[str]:
+    """The ``paths`` whose content the weights were trained on."""
+    from tigas_core.io import file_digest
+
+    seen = trained_on(weights)
+    return [p for p in paths if seen and file_digest(p)[:SPLIT_DIGEST_CHARS] in seen]
 
 
 def push_to_hub(directory: str | os.PathLike, repo_id: str, private: bool = False, token: str | None = None,

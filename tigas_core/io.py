@@ -208,13 +208,9 @@ def _pil_to_rgb_array(image: Image.Image, label: str) -> np.ndarray:
 
 
 def _array_to_tensor(array: np.ndarray, label: str) -> torch.Tensor:
-    if array.dtype == np.uint8:
-        data = array.astype(np.float32) / 255.0
-    elif array.dtype == np.uint16:
-        data = array.astype(np.float32) / 65535.0
+    if np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_:
+        data = integer_to_unit(torch.from_numpy(np.ascontiguousarray(array)), label).numpy()
     elif np.issubdtype(array.dtype, np.floating):
-        data = array.astype(np.float32)
-    elif array.dtype == np.bool_:
         data = array.astype(np.float32)
     else:
         raise TIGASInputError(label, f"unsupported array dtype {array.dtype}")
@@ -227,22 +223,40 @@ def _tensor_to_rgb(tensor: torch.Tensor, label: str) -> torch.Tensor:
     if tensor.ndim == 2:
         tensor = tensor.unsqueeze(0)
     if tensor.ndim != 3:
-        raise TIGASInputError(label, f"expected an image with 2 or 3 dimensions, got shape {tuple(tensor.shape)}")
+        raise TIGASInputError(label, f"expected one image [3,H,W] (or [H,W]) or a batch [B,3,H,W], got shape {tuple(tensor.shape)}")
     return batch_to_rgb(tensor.unsqueeze(0), label)[0]
+
+
+def integer_to_unit(values: torch.Tensor, label: str) -> torch.Tensor:
+    """Integer or bool pixels -> float32 in [0, 1]: uint16 as 16-bit (/ 65535), every other integer
+    type as 8-bit (/ 255), so an int64 tensor of 0-255 values scores as its uint8 twin does.
+    Values outside what the type's convention allows are refused, never silently rescaled."""
+    if values.dtype == torch.bool:
+        return values.float()
+    scale = 65535.0 if values.dtype == torch.uint16 else 255.0
+    values = values.to(torch.int32 if values.dtype == torch.uint16 else values.dtype)  # torch has no min/max for uint16
+    if values.numel():
+        low, high = int(values.min()), int(values.max())
+        if low < 0 or high > scale:
+            raise TIGASInputError(label, f"integer values span [{low}, {high}], expected 0-{int(scale)} "
+                                         f"({'16-bit' if scale > 255 else '8-bit'} pixels; pass 16-bit data as uint16)")
+    return values.float() / scale
 
 
 def batch_to_rgb(images: torch.Tensor, label: str) -> torch.Tensor:
     """[B,C,H,W] tensor -> RGB float [B,3,H,W] in [0, 1], with the checks a single image gets.
 
-    Integer tensors are rescaled (uint8 / 255, wider types / 65535); 1 channel is repeated and a
+    Integer tensors are rescaled (`integer_to_unit`: uint16 / 65535, other integers / 255); 1 channel is repeated and a
     4th (alpha) is composited over white; NaN/inf and far-out-of-range floats are refused; small
     overshoots are clamped (differentiably: zero gradient beyond). No MIN_SIDE here: a batch is
     the differentiable path of TIGASLoss and TIGASMetric, where a 28 px generator's output is fine.
     """
     if images.ndim != 4:
         raise TIGASInputError(label, f"expected a batch [B,C,H,W], got shape {tuple(images.shape)}")
+    if images.shape[0] == 0:
+        raise TIGASInputError(label, "empty batch (no images)")
     if not images.is_floating_point():
-        images = images.float() / (255.0 if images.dtype == torch.uint8 else 65535.0)
+        images = integer_to_unit(images, label)
     channels = images.shape[1]
     if channels == 1:
         images = images.expand(-1, 3, -1, -1)
@@ -250,7 +264,9 @@ def batch_to_rgb(images: torch.Tensor, label: str) -> torch.Tensor:
         alpha = images[:, 3:4]
         images = images[:, :3] * alpha + (1.0 - alpha)
     elif channels != 3:
-        raise TIGASInputError(label, f"expected 1, 3 or 4 channels, got {channels}")
+        hint = "; this looks channel-last: use .permute(2, 0, 1) (or .permute(0, 3, 1, 2) for a batch)" \
+            if images.shape[-1] in (1, 3, 4) else ""
+        raise TIGASInputError(label, f"expected 1, 3 or 4 channels in dimension 1, got {channels}{hint}")
     if not torch.isfinite(images.detach()).all():
         raise TIGASInputError(label, "image contains NaN or infinite values")
     check_unit_range(images, label)
@@ -324,15 +340,23 @@ def crop(images: torch.Tensor, size: int, top: int | None = None, left: int | No
     return images[..., top : top + size, left : left + size]
 
 
-def preprocess(images: torch.Tensor, img_size: int) -> torch.Tensor:
-    """Model input from [3,H,W] or [B,3,H,W] in [0,1]: shorter side to img_size, centre square crop.
+def at_least(images: torch.Tensor, size: int) -> torch.Tensor:
+    """[B,3,H,W] with the shorter side raised to ``size`` when it is smaller; larger images untouched."""
+    return resize_shorter_side(images, size) if min(images.shape[-2:]) < size else images
 
-    Used for training (after augmentation), validation and inference alike. Never squashes:
-    the aspect ratio is kept and the longer side is cropped. Differentiable, so it sits inside
-    the graph when TIGAS is a loss.
+
+def preprocess(images: torch.Tensor, img_size: int) -> torch.Tensor:
+    """Model input from [3,H,W] or [B,3,H,W] in [0,1]: an img_size square from the centre, at the
+    image's own pixel scale.
+
+    Only an image whose shorter side is below img_size is resized (up, to img_size). Why: a
+    generator's traces live in single pixels and vanish when a large image is squashed to the
+    model's size (the 64 px view of TIGAS 1 left colour and content to learn from). Used for
+    training (after augmentation), validation and inference alike; differentiable, so it sits
+    inside the graph when TIGAS is a loss.
     """
     batched = images if images.ndim == 4 else images.unsqueeze(0)
-    out = crop(resize_shorter_side(batched, img_size), img_size)
+    out = crop(at_least(batched, img_size), img_size)
     return out if images.ndim == 4 else out[0]
 
 
@@ -343,18 +367,17 @@ VIEW_DESCRIPTIONS = {
     "mirror": "each image averaged with its mirror",
     "jitter": "each image averaged over 18 shifted views of it and its mirror",
 }
+DEFAULT_VIEWS = "single"  # what every face (API, CLI, app, dashboard) scores with unless told otherwise
 
 
-def model_views(images: torch.Tensor, img_size: int, mode: str = "single") -> torch.Tensor:
+def model_views(images: torch.Tensor, img_size: int, mode: str = DEFAULT_VIEWS) -> torch.Tensor:
     """The views a TIGAS score averages over, [B,V,3,S,S] from [B,3,H,W] (differentiable).
 
     ``single``: the `preprocess` view (V=1). ``mirror``: that view of the image and of its mirror
-    (V=2). ``jitter``: the image and its mirror, each with the shorter side resized to
-    img_size + 2*JITTER_SHIFT and cropped at the centre and at shifts of JITTER_SHIFT px in either
-    axis (V=18). Why: the bundled weights' score of a high-resolution photo moves by 0.16 on
-    average when its view shifts by one pixel; averaging over such views steadies it. Both modes
-    that mirror are exactly invariant to mirroring the input, as the image and its mirror give the
-    same set of views.
+    (V=2). ``jitter``: the image and its mirror, each cropped at the centre and at shifts of
+    JITTER_SHIFT px in either axis (V=18), at the image's pixel scale (an image too small for the
+    shifts is first resized to img_size + 2*JITTER_SHIFT). Both modes that mirror are exactly
+    invariant to mirroring the input, as the image and its mirror give the same set of views.
     """
     if mode not in VIEW_MODES:
         raise ValueError(f"unknown views {mode!r}; choose from {', '.join(VIEW_MODES)}")
@@ -367,7 +390,7 @@ def model_views(images: torch.Tensor, img_size: int, mode: str = "single") -> to
                          if (dy, dx) != (0, 0)]
     views = []
     for source in sources:
-        resized = resize_shorter_side(source, img_size + 2 * JITTER_SHIFT)
+        resized = at_least(source, img_size + 2 * JITTER_SHIFT)
         height, width = resized.shape[-2:]
         top, left = (height - img_size) // 2, (width - img_size) // 2
         views += [crop(resized, img_size, top + dy, left + dx) for dy, dx in shifts]

@@ -28,9 +28,10 @@ def probability(text: str) -> float:
     return value
 
 
-def add_views_argument(parser: argparse.ArgumentParser, default: str = "single") -> None:
-    """--views: what each score averages over (tigas_core.io.model_views)."""
-    from tigas_core.io import VIEW_MODES
+def add_views_argument(parser: argparse.ArgumentParser) -> None:
+    """--views: what each score averages over (tigas_core.io.model_views); every face defaults to
+    io.DEFAULT_VIEWS, so one file gets one score wherever it is scored."""
+    from tigas_core.io import DEFAULT_VIEWS as default, VIEW_MODES
 
     parser.add_argument("--views", choices=VIEW_MODES, default=default,
                         help=f"single, mirror (image and its mirror, 2x the cost) or jitter (18 shifted and mirrored "

@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tigas_core.api import TIGAS
     from tigas_core.data import describe_split, load_records, split_records
+    from tigas_core.hub import overlap_with_training
     from tigas_core.metrics.evaluation import evaluate, render_markdown, write_report
 
     if args.threads:
@@ -42,6 +43,11 @@ def run(args: argparse.Namespace) -> int:
     splits = split_records(load_records(args.data), seed=args.seed, train_split=args.train_split,
                            val_split=args.val_split, holdout_generators=holdout)
     log.info("split\n%s", describe_split(splits))
+    seen = overlap_with_training(args.weights, [r.path for r in splits["test"]])
+    if seen:
+        print(f"tigas evaluate: {len(seen)} of {len(splits['test'])} test images were used to train these weights "
+              f"(split.json beside them), e.g. {seen[0]}; evaluate on images they never saw", file=sys.stderr)
+        return 2
     tigas = TIGAS(checkpoint_path=args.weights, device=args.device, views=args.views)
     report = evaluate(tigas, splits, holdout_generators=holdout, batch_size=args.batch_size, seed=args.seed,
                       max_per_generator=args.max_per_generator, progress=not args.no_progress)

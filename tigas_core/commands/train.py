@@ -9,7 +9,7 @@ log = logging.getLogger("tigas.train")
 
 # flag -> dotted config key; the flag's value replaces the YAML's
 OVERRIDES = {
-    "img_size": "model.img_size", "base_channels": "model.base_channels", "feature_dim": "model.feature_dim",
+    "img_size": "model.img_size", "adapter_channels": "model.adapter_channels", "feature_dim": "model.feature_dim",
     "epochs": "training.num_epochs", "batch_size": "training.batch_size", "lr": "training.learning_rate",
     "output_dir": "training.output_dir", "seed": "training.seed", "device": "training.device",
     "max_minutes": "training.max_minutes", "num_threads": "training.num_threads",

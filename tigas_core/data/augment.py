@@ -1,13 +1,12 @@
-"""Training augmentation that removes format and size shortcuts.
+"""Training augmentation that removes format and size shortcuts, on pixel-scale views.
 
 Both classes get identical processing: a random JPEG re-encode (quality 30-100) of every
-training image, so "JPEG = real, PNG = fake" carries no signal; random resizing 0.5-1.5x and an
-occasional low-resolution round trip, so "small/blurry = real" carries none either; then flips,
-Gaussian blur and noise. The ``strong-colour`` level also jitters saturation and sometimes drops
-colour altogether, so that "vivid colours = generated" stops being a shortcut: the bundled
-weights read colourful real close-ups as generated and their greyscale copies as real. The result
-goes through `tigas_core.io.preprocess`-style resizing with a random crop, i.e. the same
-shorter-side resize as inference.
+training image, so "JPEG = real, PNG = fake" carries no signal; random resizing 0.5-1.5x or an
+upload-style downscale, so "large/sharp = generated" carries none either; then flips, Gaussian
+blur and noise. The ``strong-colour`` level also jitters saturation and sometimes drops colour
+altogether, so that "vivid colours = generated" stops being a shortcut. Views are cut like
+`tigas_core.io.preprocess` cuts them: at the image's own pixel scale, resized only when smaller
+than the view (`native_view`).
 """
 from __future__ import annotations
 
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
-from tigas_core.io import MIN_SIDE, crop, resize_shorter_side, to_uint8_image
+from tigas_core.io import MIN_SIDE, at_least, crop, resize_shorter_side, to_uint8_image
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,28 +28,32 @@ class AugmentSpec:
     flip: bool = False
     jpeg_quality: tuple[int, int] | None = None  # applied to every image when set
     resize: tuple[float, float] = (1.0, 1.0)
-    lowres_p: float = 0.0  # chance of a round trip through a 32-64 px shorter side
     blur_p: float = 0.0
     blur_sigma: tuple[float, float] = (0.3, 1.5)
     noise_p: float = 0.0
     noise_std: tuple[float, float] = (0.005, 0.03)
-    crop_scale: tuple[float, float] = (1.0, 1.0)  # shorter side img_size * U(crop_scale) before the random crop
     saturation: tuple[float, float] = (1.0, 1.0)  # colour scaled around each pixel's grey level
     greyscale_p: float = 0.0
+    upload_p: float = 0.0  # chance of a downscale as uploads and thumbnails get: shorter side to U(upload_side)
+    upload_side: tuple[int, int] = (224, 512)
 
 
 LEVELS: dict[str, AugmentSpec] = {
     "none": AugmentSpec(),
-    "light": AugmentSpec(flip=True, jpeg_quality=(30, 100), resize=(0.75, 1.25), crop_scale=(1.0, 1.15)),
-    "medium": AugmentSpec(
-        flip=True, jpeg_quality=(30, 100), resize=(0.5, 1.5), lowres_p=0.2, blur_p=0.2, noise_p=0.2, crop_scale=(1.0, 1.3)
-    ),
+    "light": AugmentSpec(flip=True, jpeg_quality=(30, 100), resize=(0.75, 1.25)),
+    "medium": AugmentSpec(flip=True, jpeg_quality=(30, 100), resize=(0.5, 1.5), blur_p=0.2, noise_p=0.2, upload_p=0.2),
     "strong": AugmentSpec(
-        flip=True, jpeg_quality=(30, 100), resize=(0.5, 1.5), lowres_p=0.35, blur_p=0.4, blur_sigma=(0.3, 2.5),
-        noise_p=0.4, noise_std=(0.005, 0.05), crop_scale=(1.0, 1.5),
+        flip=True, jpeg_quality=(30, 100), resize=(0.5, 1.5), blur_p=0.4, blur_sigma=(0.3, 2.5),
+        noise_p=0.4, noise_std=(0.005, 0.05), upload_p=0.3,
     ),
 }
 LEVELS["strong-colour"] = dataclasses.replace(LEVELS["strong"], saturation=(0.4, 1.6), greyscale_p=0.15)
+# The bundled weights' level: JPEG 30-100 on both classes, resizing 0.5-1.5x or an upload-style
+# downscale, a little blur and noise.
+LEVELS["native"] = AugmentSpec(
+    flip=True, jpeg_quality=(30, 100), resize=(0.5, 1.5), blur_p=0.1, blur_sigma=(0.3, 1.2), noise_p=0.1,
+    noise_std=(0.003, 0.02), upload_p=0.4,
+)
 
 
 def get_level(name: str) -> AugmentSpec:
@@ -87,17 +90,28 @@ def rescale(image: torch.Tensor, factor: float) -> torch.Tensor:
     return image if target == short else resize_shorter_side(image[None], target)[0].clamp(0, 1)
 
 
-def augment(image: torch.Tensor, spec: AugmentSpec, rng: random.Random) -> torch.Tensor:
-    """Apply one level's pixel-space augmentations to a [3,H,W] image at (roughly) native size."""
+def native_view(image: torch.Tensor, img_size: int, spec: AugmentSpec, rng: random.Random) -> torch.Tensor:
+    """Training counterpart of `preprocess` for pixel-scale views: one augmented img_size square.
+
+    The image is flipped and resized (an upload-style downscale with chance ``upload_p``, else by
+    U(resize)), a region a little larger than the view is cut at a random place, blurred, noised,
+    recoloured and JPEG re-encoded like a whole image would be (so a 2048 px photo costs what a small one
+    does), and the view is cropped from it at a random offset to the JPEG grid. Images smaller
+    than the view are resized up to it after the JPEG, exactly as inference sees a small file.
+    """
     if spec.flip and rng.random() < 0.5:
         image = image.flip(-1)
-    if spec.lowres_p and rng.random() < spec.lowres_p:
-        short = min(image.shape[-2:])
-        low = rng.randint(MIN_SIDE, 2 * MIN_SIDE)
-        if short > low:
-            image = resize_shorter_side(resize_shorter_side(image[None], low), short)[0].clamp(0, 1)
-    if spec.resize != (1.0, 1.0):
+    short = min(image.shape[-2:])
+    if spec.upload_p and rng.random() < spec.upload_p:
+        target = rng.randint(*spec.upload_side)
+        if target < short:
+            image = rescale(image, target / short)
+    elif spec.resize != (1.0, 1.0):
         image = rescale(image, rng.uniform(*spec.resize))
+    region = img_size + 16
+    height, width = image.shape[-2:]
+    top, left = rng.randint(0, max(0, height - region)), rng.randint(0, max(0, width - region))
+    image = image[:, top : top + region, left : left + region]
     if spec.blur_p and rng.random() < spec.blur_p:
         image = gaussian_blur(image, rng.uniform(*spec.blur_sigma))
     if spec.noise_p and rng.random() < spec.noise_p:
@@ -109,12 +123,6 @@ def augment(image: torch.Tensor, spec: AugmentSpec, rng: random.Random) -> torch
         image = recolour(image, rng.uniform(*spec.saturation))
     if spec.jpeg_quality is not None:
         image = jpeg_reencode(image, rng.randint(*spec.jpeg_quality))
-    return image
-
-
-def random_view(image: torch.Tensor, img_size: int, spec: AugmentSpec, rng: random.Random) -> torch.Tensor:
-    """Training counterpart of `preprocess`: shorter side to img_size * U(crop_scale), random square crop."""
-    side = max(img_size, round(img_size * rng.uniform(*spec.crop_scale)))
-    resized = resize_shorter_side(image[None], side)[0]
-    height, width = resized.shape[-2:]
-    return crop(resized, img_size, rng.randint(0, height - img_size), rng.randint(0, width - img_size)).clamp(0, 1)
+    image = at_least(image[None], img_size)[0]
+    height, width = image.shape[-2:]
+    return crop(image, img_size, rng.randint(0, height - img_size), rng.randint(0, width - img_size)).clamp(0, 1)

@@ -12,19 +12,22 @@ from collections import Counter
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from tigas_core.data.augment import AugmentSpec, augment, get_level, random_view
+from tigas_core.data.augment import AugmentSpec, get_level, native_view
 from tigas_core.data.records import ImageRecord
 from tigas_core.io import TIGASInputError, load_image, preprocess, resize_shorter_side
 
 log = logging.getLogger("tigas.data")
+# Training images are cached with the shorter side at most this many views wide: views keep the
+# pixel scale, so the cache must not shrink a photo much, yet a 2048 px fake should not fill memory.
+CACHE_SIDE_VIEWS = 4
 
 
 class ImageDataset(Dataset):
     """Items are ``(image [3,S,S], label float, index)``.
 
-    ``train=True`` augments at the given level and crops randomly; ``train=False`` centre-crops
-    with `preprocess`. Decoded images are cached (as uint8, shrunk to at most ``cache_side`` on the
-    shorter side for training) because a handful of 2048 px fakes would otherwise dominate the
+    ``train=True`` makes an augmented pixel-scale view at the given level (`native_view`);
+    ``train=False`` centre-crops with `preprocess`. Decoded images are cached (as uint8, shrunk to
+    at most CACHE_SIDE_VIEWS views on the shorter side for training) because a handful of 2048 px fakes would otherwise dominate the
     epoch time. An unreadable file is logged once and replaced by the next readable record, so one
     bad file never stops a run.
     """
@@ -47,7 +50,7 @@ class ImageDataset(Dataset):
         self.spec: AugmentSpec = get_level(augment_level)
         self.seed = seed
         self.epoch = 0
-        self.cache_side = 3 * img_size if train else None
+        self.cache_side = CACHE_SIDE_VIEWS * img_size if train else None
         self._cache: dict[int, torch.Tensor] | None = {} if cache else None
         self._bad: set[int] = set()
 
@@ -84,15 +87,28 @@ class ImageDataset(Dataset):
             raise RuntimeError("no readable image in the dataset")
         if self.train:
             rng = random.Random(f"{self.seed}:{self.epoch}:{index}")
-            view = random_view(augment(image, self.spec, rng), self.img_size, self.spec, rng)
+            view = native_view(image, self.img_size, self.spec, rng)
         else:
             view = preprocess(image, self.img_size)
         return view, torch.tensor(float(self.records[current].label)), current
 
 
+def balanced_weights(keys: list[tuple[int, str]], power: float = 0.5) -> torch.Tensor:
+    """Sampling weight of each item given its (label, group): both classes equally likely, and a
+    group's share of its class growing as (its size) ** power. A group is a generator for fakes
+    and a photo source for reals."""
+    counts = Counter(keys)
+    class_mass: Counter = Counter()
+    for (label, _), n in counts.items():
+        class_mass[label] += n**power
+    # P(item) = 1/n_classes * n_g^p / sum_g' n_g'^p * 1/n_g
+    return torch.tensor([counts[key] ** power / (len(class_mass) * class_mass[key[0]] * counts[key]) for key in keys],
+                        dtype=torch.double)
+
+
 class BalancedSampler(Sampler[int]):
-    """Draw reals and fakes equally often; within a class, a generator's share grows as its size to
-    the power ``generator_balance`` (default 0.5: the square root).
+    """Draw reals and fakes equally often; within a class, a generator's (or photo source's) share
+    grows as its size to the power ``generator_balance`` (default 0.5: the square root).
 
     With ~50x more real photos than generated images, uniform sampling would teach the model to
     say "real". Giving every generator the same share (power 0) would instead replay a one-image
@@ -104,16 +120,7 @@ class BalancedSampler(Sampler[int]):
 
     def __init__(self, records: list[ImageRecord], num_samples: int, *, seed: int = 0, rank: int = 0, world_size: int = 1,
                  generator_balance: float = 0.5):
-        counts = Counter((r.label, r.generator) for r in records)
-        class_mass = Counter()
-        for (label, _), n in counts.items():
-            class_mass[label] += n**generator_balance
-        # P(record) = 1/n_classes * n_g^p / sum_g' n_g'^p * 1/n_g
-        self.weights = torch.tensor(
-            [counts[(r.label, r.generator)] ** generator_balance / (len(class_mass) * class_mass[r.label] * counts[(r.label, r.generator)])
-             for r in records],
-            dtype=torch.double,
-        )
+        self.weights = balanced_weights([(r.label, r.source or r.generator) for r in records], generator_balance)
         self.num_samples = -(-num_samples // world_size)  # per rank, rounded up so ranks stay in step
         self.total = self.num_samples * world_size
         self.seed, self.rank, self.world_size, self.epoch = seed, rank, world_size, 0

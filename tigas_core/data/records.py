@@ -24,12 +24,17 @@ CNNDETECTION_DIRS = {"0_real": REAL_LABEL, "1_fake": FAKE_LABEL}
 
 @dataclasses.dataclass(frozen=True)
 class ImageRecord:
-    """One image on disk: label 1 = real photo, 0 = generated."""
+    """One image on disk: label 1 = real photo, 0 = generated.
+
+    ``source`` says where it came from: the generator for a generated image, the folder below
+    ``real/`` for a photo (coco, imagenet, ...), so whole photo sources can be held out too.
+    """
 
     path: str
     label: int
     generator: str
     group: str
+    source: str = ""
 
 
 def _manifest_groups(root: Path) -> dict[str, str]:
@@ -64,7 +69,8 @@ def scan_folder(root: str | os.PathLike) -> list[ImageRecord]:
         label, generator = _classify(parts)
         if label is None:
             continue
-        records.append(ImageRecord(str(path), label, generator, groups.get(key, str(path))))
+        source = parts[1] if generator == REAL and parts[0] == REAL and len(parts) > 2 else generator
+        records.append(ImageRecord(str(path), label, generator, groups.get(key, str(path)), source))
     if not records:
         raise TIGASInputError(os.fspath(root), "no images in a real/ + fake/<generator>/ or <generator>/0_real|1_fake layout")
     return records
@@ -99,7 +105,7 @@ def read_csv_index(csv_path: str | os.PathLike) -> list[ImageRecord]:
             path = Path(row["path"])
             path = path if path.is_absolute() else csv_path.parent / path
             generator = row.get("generator") or (REAL if label == REAL_LABEL else "unknown")
-            records.append(ImageRecord(str(path), label, generator, row.get("group") or str(path)))
+            records.append(ImageRecord(str(path), label, generator, row.get("group") or str(path), row.get("source") or generator))
     return records
 
 

@@ -1,30 +1,14 @@
-"""Perceptual branch: a small multi-scale CNN (gated residual blocks + CBAM) read out at 4 scales."""
+"""Perceptual branch: an ImageNet-pretrained trunk read out at several scales, each tap through a
+gated residual block + CBAM adapter."""
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from tigas_core.model.backbone import create_trunk, input_normalisation
 
-
-def conv_bn_act(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.SiLU(inplace=True),
-    )
-
-
-def separable_downsample(in_channels: int, out_channels: int) -> nn.Sequential:
-    """Stride-2 depthwise 3x3 + pointwise: a ninth of the cost of a full 3x3 convolution."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, in_channels, 3, stride=2, padding=1, groups=in_channels, bias=False),
-        nn.Conv2d(in_channels, out_channels, 1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.SiLU(inplace=True),
-    )
+ADAPTER_MIN_REDUCTION = 8  # adapters work at 1/8 of the view's resolution or coarser
 
 
 class CBAM(nn.Module):
@@ -64,48 +48,71 @@ class GatedResidualBlock(nn.Module):
         return x + self.project_norm(self.project(value * torch.sigmoid(gate)))
 
 
-class PerceptualStage(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, depth: int, downsample: bool):
+class ScaleAdapter(nn.Module):
+    """One trunk tap -> ``width`` channels (``stride`` x ``stride`` patches), a gated residual block, CBAM.
+
+    The trunk's ImageNet features describe content; the adapter learns which of them (and where)
+    carry a generator's traces, with a few thousand parameters per scale. Fine taps are read in
+    patches so that no adapter works above 1/8 of the view's resolution: at 1/4 the adapter cost
+    more than the rest of the learnt layers together.
+    """
+
+    def __init__(self, in_channels: int, width: int, stride: int = 1):
         super().__init__()
-        if not downsample and in_channels != out_channels:
-            raise ValueError("a stage without downsampling keeps its width")
-        self.entry = separable_downsample(in_channels, out_channels) if downsample else nn.Identity()
-        self.blocks = nn.Sequential(*[GatedResidualBlock(out_channels) for _ in range(depth)])
-        self.attention = CBAM(out_channels)
+        self.reduce = nn.Sequential(nn.Conv2d(in_channels, width, stride, stride=stride, bias=False), nn.BatchNorm2d(width),
+                                    nn.SiLU(inplace=True))
+        self.block = GatedResidualBlock(width)
+        self.attention = CBAM(width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.attention(self.blocks(self.entry(x)))
+        return self.attention(self.block(self.reduce(x)))
+
+
+def mean_std_pool(x: torch.Tensor) -> torch.Tensor:
+    """[B,C,H,W] -> [B,2C]: where a feature fires on average, and how unevenly (texture statistics)."""
+    return torch.cat([x.mean(dim=(2, 3)), torch.sqrt(x.var(dim=(2, 3), unbiased=False) + 1e-6)], dim=1)
 
 
 class PerceptualBranch(nn.Module):
-    """Features at 1/2, 1/4, 1/8 and 1/16 of the input, returned as tokens.
+    """Tokens from an ImageNet-pretrained trunk (`tigas_core.model.backbone`) at several scales.
 
-    Tokens: one pooled token per scale (4) plus a 4x4 grid of spatial tokens from the deepest
-    stage (16), so fusion can attend over scales and positions.
+    Tokens: one mean/std-pooled token per tap plus a 4x4 grid of spatial tokens from the deepest
+    tap, so fusion can attend over scales and positions. With ``train_trunk=False`` the trunk is
+    frozen (weights and batch-norm statistics): with a few hundred generated images, fine-tuning it
+    learns them by heart. Inputs still get gradients, so TIGAS stays a loss.
     """
 
     grid = 4
 
-    def __init__(self, base_channels: int, feature_dim: int, depths: tuple[int, ...] = (1, 1, 2, 1)):
+    def __init__(self, backbone: str, taps: tuple[int, ...], width: int, feature_dim: int, train_trunk: bool = False):
         super().__init__()
-        widths = [base_channels * 2**i for i in range(4)]
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-        self.stem = conv_bn_act(3, widths[0], stride=2)
-        self.stages = nn.ModuleList(
-            PerceptualStage(widths[max(i - 1, 0)], widths[i], depths[i], downsample=i > 0) for i in range(4)
-        )
-        self.scale_proj = nn.ModuleList(nn.Linear(w, feature_dim) for w in widths)
-        self.spatial_proj = nn.Linear(widths[-1], feature_dim)
+        self.trunk = create_trunk(backbone, taps)
+        self.train_trunk = train_trunk
+        self.trunk.requires_grad_(train_trunk)
+        mean, std = input_normalisation(backbone)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        channels = self.trunk.feature_info.channels()
+        strides = [max(1, ADAPTER_MIN_REDUCTION // r) for r in self.trunk.feature_info.reduction()]
+        self.adapters = nn.ModuleList(ScaleAdapter(c, width, s) for c, s in zip(channels, strides))
+        self.scale_proj = nn.ModuleList(nn.Linear(2 * width, feature_dim) for _ in channels)
+        self.spatial_proj = nn.Linear(width, feature_dim)
         self.position = nn.Parameter(torch.zeros(1, self.grid * self.grid, feature_dim))
         nn.init.trunc_normal_(self.position, std=0.02)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.stem((x - self.mean) / self.std)
-        scale_tokens = []
-        for stage, proj in zip(self.stages, self.scale_proj):
-            h = stage(h)
-            scale_tokens.append(proj(h.mean(dim=(2, 3))))
-        spatial = F.adaptive_avg_pool2d(h, self.grid).flatten(2).transpose(1, 2)
-        spatial_tokens = self.spatial_proj(spatial) + self.position
-        return torch.cat([torch.stack(scale_tokens, dim=1), spatial_tokens], dim=1)
+    def train(self, mode: bool = True) -> "PerceptualBranch":
+        super().train(mode)
+        if not self.train_trunk:
+            self.trunk.eval()  # a frozen trunk keeps its ImageNet batch-norm statistics
+        return self
+
+    def trunk_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The trunk's feature maps of [B,3,H,W] in [0,1], one per tap (what a training cache stores)."""
+        return self.trunk((x - self.mean) / self.std)
+
+    def forward(self, taps: list[torch.Tensor]) -> torch.Tensor:
+        """`trunk_features`' maps -> tokens [B, n_taps + 16, D]."""
+        maps = [adapter(tap.to(self.position.dtype)) for adapter, tap in zip(self.adapters, taps)]
+        scale_tokens = torch.stack([proj(mean_std_pool(m)) for proj, m in zip(self.scale_proj, maps)], dim=1)
+        spatial = F.adaptive_avg_pool2d(maps[-1], self.grid).flatten(2).transpose(1, 2)
+        return torch.cat([scale_tokens, self.spatial_proj(spatial) + self.position], dim=1)

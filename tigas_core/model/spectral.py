@@ -38,16 +38,23 @@ class SpectralBranch(nn.Module):
         """BatchNorm first: the raw cues live on very different scales (log powers, ratios, slopes)."""
         return nn.Sequential(nn.BatchNorm1d(in_features), nn.Linear(in_features, feature_dim), nn.SiLU(inplace=True), nn.Linear(feature_dim, feature_dim))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Returns (tokens [B, 19, D], normalised radial profile [B, radial_bins],
-        centred log10 power spectrum pooled to [B, spectrum_size, spectrum_size])."""
+    def measure(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What the branch reads of [B,3,H,W], before anything learnt: the centred log10 power
+        spectrum pooled to [B,1,S,S], the normalised radial profile, block-DCT energy and the
+        scalar artefact cues (differentiable; a training cache stores it)."""
         power = spectral.power_spectrum(x)
-        grid = F.adaptive_avg_pool2d(spectral.centred_log_power(power).unsqueeze(1), self.spectrum_size)
-        maps = F.adaptive_avg_pool2d(self.spectrum_cnn(grid), self.grid).flatten(2).transpose(1, 2)
-        map_tokens = self.spectrum_proj(maps) + self.position
+        return {
+            "grid": F.adaptive_avg_pool2d(spectral.centred_log_power(power).unsqueeze(1), self.spectrum_size),
+            "profile": spectral.normalise_profile(spectral.radial_profile(power, self.radial_bins)),
+            "dct": spectral.block_dct_energy(x, self.dct_block),
+            "artefacts": spectral.artefact_features(power, self.radial_bins),
+        }
 
-        profile = spectral.normalise_profile(spectral.radial_profile(power, self.radial_bins))
-        dct = spectral.block_dct_energy(x, self.dct_block)
-        artefacts = spectral.artefact_features(power, self.radial_bins)
-        vector_tokens = torch.stack([self.profile_mlp(profile), self.dct_mlp(dct), self.artefact_mlp(artefacts)], dim=1)
-        return torch.cat([vector_tokens, map_tokens], dim=1), profile, grid[:, 0]
+    def forward(self, measured: dict[str, torch.Tensor]) -> torch.Tensor:
+        """`measure`'s output -> tokens [B, 19, D]."""
+        maps = F.adaptive_avg_pool2d(self.spectrum_cnn(measured["grid"]), self.grid).flatten(2).transpose(1, 2)
+        map_tokens = self.spectrum_proj(maps) + self.position
+        vector_tokens = torch.stack(
+            [self.profile_mlp(measured["profile"]), self.dct_mlp(measured["dct"]), self.artefact_mlp(measured["artefacts"])], dim=1
+        )
+        return torch.cat([vector_tokens, map_tokens], dim=1)

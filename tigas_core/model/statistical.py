@@ -62,10 +62,11 @@ class StatisticalBranch(nn.Module):
     """Tokens: global moments+entropy, local statistics at scales 1, 1/2, 1/4, and prototype distances."""
 
     scales = (1, 2, 4)
+    global_dim, local_dim = 3 * 5, 3 * 4 + 2
 
     def __init__(self, feature_dim: int, num_prototypes: int = 16):
         super().__init__()
-        global_dim, local_dim = 3 * 5, 3 * 4 + 2
+        global_dim, local_dim = self.global_dim, self.local_dim
         self.global_mlp = self._encoder(global_dim, feature_dim)
         self.local_mlps = nn.ModuleList(self._encoder(local_dim, feature_dim) for _ in self.scales)
         self.embed = self._encoder(global_dim + local_dim * len(self.scales), feature_dim)
@@ -76,12 +77,18 @@ class StatisticalBranch(nn.Module):
     def _encoder(in_features: int, feature_dim: int) -> nn.Sequential:
         return nn.Sequential(nn.BatchNorm1d(in_features), nn.Linear(in_features, feature_dim), nn.SiLU(inplace=True), nn.Linear(feature_dim, feature_dim))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """[B,3,H,W] in [0,1] -> tokens [B, 5, D]."""
+    def measure(self, x: torch.Tensor) -> torch.Tensor:
+        """[B,3,H,W] in [0,1] -> [B, 15 + 14*3]: global moments and entropy, then local statistics
+        at each scale (nothing learnt; differentiable; a training cache stores it)."""
         global_stats = torch.cat([channel_moments(x).flatten(1), soft_entropy(x)], dim=1)
         local_stats = [local_statistics(F.avg_pool2d(x, s) if s > 1 else x) for s in self.scales]
+        return torch.cat([global_stats, *local_stats], dim=1)
+
+    def forward(self, measured: torch.Tensor) -> torch.Tensor:
+        """`measure`'s output -> tokens [B, 5, D]."""
+        global_stats, *local_stats = measured.split([self.global_dim] + [self.local_dim] * len(self.scales), dim=1)
         tokens = [self.global_mlp(global_stats)] + [mlp(stats) for mlp, stats in zip(self.local_mlps, local_stats)]
-        embedding = self.embed(torch.cat([global_stats, *local_stats], dim=1))
+        embedding = self.embed(measured)
         distances = torch.cdist(embedding.unsqueeze(0), self.prototypes.unsqueeze(0)).squeeze(0)
         tokens.append(self.distance_proj(torch.log1p(distances)))
         return torch.stack(tokens, dim=1)

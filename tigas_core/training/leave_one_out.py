@@ -1,0 +1,187 @@
+"""Leave-one-out evaluation of the cached-feature recipe, and the final run it vouches for.
+
+Every generated image is scored by a model that never saw its generator family, and every photo
+by one that never saw its photo source: folds hold out a group of generators and one or two
+photo sources together. The out-of-fold logits give the honest numbers (AUROC per generator and
+condition, false alarms per photo source, ECE) and also fit the calibration of the final model,
+which is trained on everything with the same recipe.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.special import expit
+from sklearn.metrics import roc_auc_score
+
+from tigas_core.api import verdict
+from tigas_core.config import TIGASConfig
+from tigas_core.data.records import REAL_LABEL, ImageRecord
+from tigas_core.metrics.evaluation import expected_calibration_error
+from tigas_core.model import TIGASModel
+from tigas_core.model.backbone import load_imagenet_weights
+from tigas_core.model.perceptual import mean_std_pool
+from tigas_core.training.calibration import fit_platt
+from tigas_core.training.feature_cache import FeatureCache, predict_from_cache, train_from_cache
+
+log = logging.getLogger("tigas.train")
+
+# Generator families held out together (a family shares its tricks, so holding out one member
+# alone would flatter the score), each with photo sources held out beside it, one of the zoo's
+# 32 px models and one or two CIFAR-10 classes ("source/folder" names a part of a source): the
+# only 32 px photos are CIFAR-10's, and a model that never saw a 32 px photo calls them all generated.
+DEFAULT_FOLDS: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
+    (("stable-diffusion-v1", "stable-diffusion-2", "ldm-txt2img", "zoo-dcgan"), ("coco", "cifar10/airplane", "cifar10/automobile")),
+    (("sdxl", "hunyuan-dit", "lumina-t2x", "deepfloyd-if", "infinity", "zoo-wgan_gp"), ("openimages", "cifar10/bird", "cifar10/cat")),
+    (("lcm-dreamshaper-v7", "edm2", "zoo-cgan"), ("dreambooth", "rembg", "cifar10/deer")),
+    (("dalle-mega", "rudalle-malevich", "rudalle-kandinsky-xxl", "vqgan-taming", "zoo-vae"), ("urban100", "carvekit", "cifar10/dog")),
+    (("biggan", "stylegan-xl", "stylegan3", "dcgan-celeba", "zoo-ddpm"), ("imagenet", "cifar10/frog")),
+    (("edm", "ddpm-small"), ("sunhays80", "idealo-nima", "cifar10/horse")),
+    (("sit-xl", "lightningdit"), ("sflckr", "cifar10/ship", "cifar10/truck")),
+]
+SMALL_SIDE = 48  # images up to this shorter side are compared with photos of their own size
+
+
+@dataclasses.dataclass
+class Recipe:
+    """How the learnt layers are trained on a feature cache."""
+
+    steps: int = 1500
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.05
+    generator_balance: float = 0.5
+    seed: int = 0
+
+
+def fold_of(record: ImageRecord, folds=DEFAULT_FOLDS) -> int | None:
+    """Index of the fold that holds ``record`` out (None: it is trained on in every fold)."""
+    names = ({record.source, f"{record.source}/{Path(record.path).parent.name}"} if record.label == REAL_LABEL
+             else {record.generator})
+    for index, (generators, sources) in enumerate(folds):
+        if names & set(sources if record.label == REAL_LABEL else generators):
+            return index
+    return None
+
+
+def fresh_model(config: TIGASConfig, seed: int) -> TIGASModel:
+    """A new TIGAS model with the ImageNet trunk; only the learnt layers differ between seeds."""
+    torch.manual_seed(seed)
+    model = TIGASModel(TIGASConfig.from_dict(config.to_dict()))
+    load_imagenet_weights(model.perceptual.trunk, config.backbone)
+    return model
+
+
+def _rows_where(cache: FeatureCache, keep) -> torch.Tensor:
+    flags = [keep(cache.records[int(i)]) for i in cache.record_index]
+    return torch.nonzero(torch.tensor(flags, dtype=torch.bool)).flatten()
+
+
+def out_of_fold_logits(config: TIGASConfig, train: FeatureCache, test: FeatureCache, recipe: Recipe,
+                       folds=DEFAULT_FOLDS, progress: bool = True) -> np.ndarray:
+    """Raw logit of every test view from the fold model that held its record out (NaN where no
+    fold holds it out)."""
+    logits = np.full(len(test), np.nan, dtype=np.float64)
+    for index, (generators, sources) in enumerate(folds):
+        train_rows = _rows_where(train, lambda r: fold_of(r, folds) != index)
+        test_rows = _rows_where(test, lambda r: fold_of(r, folds) == index)
+        if len(test_rows) == 0:
+            continue
+        model = fresh_model(config, recipe.seed + index)
+        losses = train_from_cache(model, train, train_rows, steps=recipe.steps, batch_size=recipe.batch_size,
+                                  learning_rate=recipe.learning_rate, weight_decay=recipe.weight_decay,
+                                  generator_balance=recipe.generator_balance, seed=recipe.seed + index, progress=progress)
+        logits[test_rows.numpy()] = predict_from_cache(model, test, test_rows)
+        log.info("fold %d (%s | %s): %d train views, %d test views, final loss %.3f", index, ",".join(generators),
+                 ",".join(sources), len(train_rows), len(test_rows), float(np.mean(losses[-50:])))
+    return logits
+
+
+def pooled_trunk_features(cache: FeatureCache) -> np.ndarray:
+    """Mean and standard deviation of every trunk channel at every tap: [N, 2 * channels]."""
+    return torch.cat([mean_std_pool(tap.float()) for tap in cache.measured["trunk"]], dim=1).numpy()
+
+
+def probe_out_of_fold_logits(train: FeatureCache, test: FeatureCache, folds=DEFAULT_FOLDS) -> np.ndarray:
+    """The reference the learnt layers must beat: a class-balanced logistic regression on
+    `pooled_trunk_features` (issue #26's "frozen probe"), out of fold like `out_of_fold_logits`."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    train_x, test_x = pooled_trunk_features(train), pooled_trunk_features(test)
+    logits = np.full(len(test), np.nan, dtype=np.float64)
+    for index in range(len(folds)):
+        train_rows = _rows_where(train, lambda r: fold_of(r, folds) != index).numpy()
+        test_rows = _rows_where(test, lambda r: fold_of(r, folds) == index).numpy()
+        if len(test_rows):
+            probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.05, class_weight="balanced", max_iter=2000))
+            probe.fit(train_x[train_rows], train.labels.numpy()[train_rows])
+            logits[test_rows] = probe.decision_function(test_x[test_rows])
+    return logits
+
+
+def report(test: FeatureCache, logits: np.ndarray, conditions: list[str], temperature: float, bias: float,
+           threshold: float = 0.5) -> dict:
+    """For each condition: per-generator AUROC (its fakes against the held-out photos of its size
+    tier: 32 px samples against 32 px photos, the rest against the high-resolution photos), the
+    share of each photo source read "likely generated", and ECE of the calibrated scores."""
+    small = {r.path: is_small(r.path) for r in test.records}
+    by_condition = {}
+    for c, condition in enumerate(conditions):
+        rows = np.arange(c, len(test), len(conditions))  # evaluation views are stored condition by condition
+        rows = rows[~np.isnan(logits[rows])]
+        records = [test.records[int(test.record_index[r])] for r in rows]
+        scores = expit((logits[rows] - bias) / temperature)
+        labels = np.array([r.label for r in records])
+        reals = {tier: scores[(labels == REAL_LABEL) & (np.array([small[r.path] for r in records]) == tier)] for tier in (False, True)}
+        generators, sources = defaultdict(list), defaultdict(list)
+        for score, record in zip(scores, records):
+            if record.label == REAL_LABEL:
+                sources[record.source].append(score)
+            else:
+                generators[record.generator].append((score, small[record.path]))
+        rows_out = {}
+        for g, items in sorted(generators.items()):
+            values = np.array([v for v, _ in items])
+            tier = bool(np.mean([t for _, t in items]) > 0.5)
+            rows_out[g] = {"auroc": _auroc(reals[tier], values), "n": len(values), "tier": "32 px" if tier else "high-res",
+                           "flagged": _share_flagged(values, threshold)}
+        by_condition[condition] = {
+            "generators": rows_out,
+            "sources": {s: {"n": len(v), "false_alarms": _share_flagged(v, threshold)} for s, v in sorted(sources.items())},
+            "auroc_all": _auroc(scores[labels == REAL_LABEL], scores[labels != REAL_LABEL]),
+            "ece": expected_calibration_error(scores, labels),
+            "mean_generator_auroc": float(np.nanmean([v["auroc"] for v in rows_out.values()])),
+        }
+    return {"conditions": by_condition, "calibration": {"temperature": temperature, "bias": bias}, "threshold": threshold}
+
+
+def is_small(path: str) -> bool:
+    """Whether an image file's shorter side is at most SMALL_SIDE px (read from its header)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return min(image.size) <= SMALL_SIDE
+
+
+def _auroc(reals: np.ndarray, fakes: np.ndarray) -> float:
+    if len(reals) == 0 or len(fakes) == 0:
+        return math.nan
+    labels = np.r_[np.ones(len(reals)), np.zeros(len(fakes))]
+    return float(roc_auc_score(labels, np.r_[reals, fakes]))
+
+
+def _share_flagged(scores, threshold: float) -> float:
+    return float(np.mean([verdict(float(s), threshold) == "likely generated" for s in scores]))
+
+
+def calibrate(test: FeatureCache, logits: np.ndarray) -> tuple[float, float]:
+    """Platt fit (classes weighted equally) on the out-of-fold logits of every condition."""
+    valid = ~np.isnan(logits)
+    return fit_platt(logits[valid], test.labels.numpy()[valid])
