@@ -159,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
                                  "--device", args.device, "--out", str(tigas_data / "fake" / model)),
                            cwd=ROOT, env=env, check=False, stdout=subprocess.DEVNULL)
         log = work / "logs" / "tigas_train.log"
-        process = start(tigas("train", "--config", str(ROOT / "configs" / "cpu_small.yaml"), "--data", str(tigas_data),
+        process = start(tigas("train", "--config", str(ROOT / "configs" / "default.yaml"), "--data", str(tigas_data),
                               "--device", args.device, "--max-minutes", str(args.tigas_minutes), "--holdout-generators", "",
                               "--output-dir", str(work / "tigas"), *[f"--set={item}" for item in args.tigas_set]), log, env)
         tigas_code = finish(process, time.monotonic() + args.tigas_minutes * 60 + 180)

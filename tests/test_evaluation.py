@@ -76,3 +76,19 @@ def test_evaluate_cli_writes_json_and_markdown(tmp_path, weights_dir):
     assert report["generators"][0]["generator"] == "gan-a"
     assert report["scored_test_images"] <= 8 and report["generators"][0]["n_real"] <= 4
     assert out.with_suffix(".md").read_text().startswith("# TIGAS evaluation")
+
+
+def test_evaluate_refuses_a_test_split_the_weights_were_trained_on(tmp_path, weights_dir, capsys):
+    import shutil
+
+    from tigas_core.cli import main
+    from tigas_core.data import load_records
+    from tigas_core.hub import write_training_split
+
+    root = make_dataset(tmp_path / "data", n_real=12, fakes={"gan-a": 6}, size=36)
+    weights = shutil.copytree(weights_dir, tmp_path / "weights")
+    write_training_split(weights, [r.path for r in load_records([root])])  # as if trained on all of it
+    args = ["evaluate", "--data", str(root), "--weights", str(weights), "--out", str(tmp_path / "r.json"), "--no-progress"]
+    assert main(args) == 2
+    assert "were used to train these weights" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()

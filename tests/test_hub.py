@@ -38,6 +38,32 @@ def test_save_and_load_round_trip(small_model, tmp_path):
         assert torch.allclose(outputs(loaded, images), outputs(small_model, images), atol=1e-6)
 
 
+def test_half_precision_weights_halve_the_file_and_keep_scores_within_1e_3(small_model, tmp_path):
+    from safetensors.torch import load_file
+
+    full = save_pretrained(small_model, tmp_path / "fp32")
+    half = save_pretrained(small_model, tmp_path / "fp16", half=True)
+    stored = load_file(str(half / WEIGHTS_NAME))
+    assert all(t.dtype == torch.float16 for t in stored.values() if t.is_floating_point())
+    assert (half / WEIGHTS_NAME).stat().st_size < 0.6 * (full / WEIGHTS_NAME).stat().st_size
+    loaded = load_model(half)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())  # computes in float32 as before
+    images = torch.rand(4, 3, 64, 64)
+    assert torch.allclose(outputs(loaded, images), outputs(small_model, images), atol=1e-3)
+
+
+def test_training_split_is_recorded_by_content_and_found_again(tmp_path, make_image):
+    from tigas_core.hub import overlap_with_training, trained_on, write_training_split
+
+    trained, unseen = make_image("a.png", seed=1), make_image("b.png", seed=2)
+    copy = tmp_path / "copy_of_a.png"
+    copy.write_bytes(trained.read_bytes())
+    write_training_split(tmp_path / "w", [str(trained)])
+    assert len(trained_on(tmp_path / "w")) == 1
+    assert overlap_with_training(tmp_path / "w", [str(unseen), str(copy)]) == [str(copy)]  # a renamed copy is still seen
+    assert overlap_with_training(tmp_path / "nothing-recorded", [str(copy)]) == []
+
+
 def test_legacy_pt_loads_only_plain_tensors(small_model, tmp_path):
     torch.save({"config": small_model.config.to_dict(), "model_state_dict": small_model.state_dict()}, tmp_path / "old.pt")
     images = torch.rand(2, 3, 64, 64)

@@ -33,7 +33,7 @@ class DataSection:
     train_split: float = 0.8
     val_split: float = 0.1
     holdout_generators: list[str] = dataclasses.field(default_factory=list)
-    augment_level: str = "medium"
+    augment_level: str = "native"
     samples_per_epoch: int = 4096  # balanced draws per epoch (there are ~50x more reals than fakes)
     generator_balance: float = 0.5  # a generator's share of the fakes grows as (its image count) ** this
     num_workers: int = 1

@@ -28,6 +28,7 @@ from tigas_core.model.backbone import load_imagenet_weights
 from tigas_core.model.perceptual import mean_std_pool
 from tigas_core.training.calibration import fit_platt
 from tigas_core.training.feature_cache import FeatureCache, predict_from_cache, train_from_cache
+from tigas_core.training.losses import LossWeights
 
 log = logging.getLogger("tigas.train")
 
@@ -51,12 +52,20 @@ SMALL_SIDE = 48  # images up to this shorter side are compared with photos of th
 class Recipe:
     """How the learnt layers are trained on a feature cache."""
 
-    steps: int = 1500
+    steps: int = 250
     batch_size: int = 64
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.05
+    learning_rate: float = 5e-4
+    weight_decay: float = 0.1
+    label_smoothing: float = 0.1
     generator_balance: float = 0.5
     seed: int = 0
+
+    def train(self, model: TIGASModel, cache: FeatureCache, rows: torch.Tensor, seed: int, progress: bool = False) -> list[float]:
+        """`train_from_cache` with this recipe."""
+        return train_from_cache(model, cache, rows, steps=self.steps, batch_size=self.batch_size,
+                                learning_rate=self.learning_rate, weight_decay=self.weight_decay,
+                                loss_weights=LossWeights(label_smoothing=self.label_smoothing),
+                                generator_balance=self.generator_balance, seed=seed, progress=progress)
 
 
 def fold_of(record: ImageRecord, folds=DEFAULT_FOLDS) -> int | None:
@@ -93,9 +102,7 @@ def out_of_fold_logits(config: TIGASConfig, train: FeatureCache, test: FeatureCa
         if len(test_rows) == 0:
             continue
         model = fresh_model(config, recipe.seed + index)
-        losses = train_from_cache(model, train, train_rows, steps=recipe.steps, batch_size=recipe.batch_size,
-                                  learning_rate=recipe.learning_rate, weight_decay=recipe.weight_decay,
-                                  generator_balance=recipe.generator_balance, seed=recipe.seed + index, progress=progress)
+        losses = recipe.train(model, train, train_rows, recipe.seed + index, progress)
         logits[test_rows.numpy()] = predict_from_cache(model, test, test_rows)
         log.info("fold %d (%s | %s): %d train views, %d test views, final loss %.3f", index, ",".join(generators),
                  ",".join(sources), len(train_rows), len(test_rows), float(np.mean(losses[-50:])))
@@ -179,6 +186,27 @@ def _auroc(reals: np.ndarray, fakes: np.ndarray) -> float:
 
 def _share_flagged(scores, threshold: float) -> float:
     return float(np.mean([verdict(float(s), threshold) == "likely generated" for s in scores]))
+
+
+def choose_threshold(test: FeatureCache, logits: np.ndarray, temperature: float, bias: float,
+                     false_alarms: float = 0.05, margin: float = 0.1) -> float:
+    """The highest decision threshold (in steps of 0.01, at most 0.5) at which no more than
+    ``false_alarms`` of the held-out photos of any source with 20 or more images, in any
+    condition, read "likely generated" (a score below threshold - margin). Why: a verdict that
+    calls real photos generated costs users more than one that calls a generated image uncertain,
+    and the out-of-fold scores are the honest estimate of where photos it never saw will land."""
+    valid = ~np.isnan(logits)
+    scores = expit((logits - bias) / temperature)
+    by_source: dict[str, list[float]] = defaultdict(list)
+    for row in np.flatnonzero(valid):
+        record = test.records[int(test.record_index[row])]
+        if record.label == REAL_LABEL:
+            by_source[record.source].append(scores[row])
+    sources = [np.array(v) for v in by_source.values() if len(v) >= 2 * 20]  # two conditions per photo
+    for threshold in np.round(np.arange(0.5, 0.099, -0.01), 2):
+        if all(np.mean(v < threshold - margin) <= false_alarms for v in sources):
+            return float(threshold)
+    return 0.1
 
 
 def calibrate(test: FeatureCache, logits: np.ndarray) -> tuple[float, float]:

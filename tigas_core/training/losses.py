@@ -23,6 +23,9 @@ class LossWeights:
     ranking: float = 0.5
     components: float = 0.1
     margin: float = 1.0
+    # Targets eps / 1 - eps instead of 0 / 1: keeps logits from saturating on a few hundred fakes,
+    # so unseen images get graded scores instead of confident wrong ones.
+    label_smoothing: float = 0.0
 
 
 def margin_ranking(logit: torch.Tensor, labels: torch.Tensor, margin: float) -> torch.Tensor:
@@ -36,12 +39,13 @@ def margin_ranking(logit: torch.Tensor, labels: torch.Tensor, margin: float) -> 
 def tigas_training_loss(outputs: dict, labels: torch.Tensor, weights: LossWeights) -> tuple[torch.Tensor, dict[str, float]]:
     """Total loss and its parts (as floats, for logging). labels: [B] float, 1 = real."""
     raw = outputs["raw_logit"].squeeze(1).float()
+    targets = labels * (1 - 2 * weights.label_smoothing) + weights.label_smoothing
     parts = {
-        "regression": F.binary_cross_entropy_with_logits(raw, labels),
-        "classification": F.cross_entropy(outputs["logits"].float(), labels.long()),
+        "regression": F.binary_cross_entropy_with_logits(raw, targets),
+        "classification": F.cross_entropy(outputs["logits"].float(), labels.long(), label_smoothing=2 * weights.label_smoothing),
         "ranking": margin_ranking(raw, labels, weights.margin),
         "components": torch.stack(
-            [F.binary_cross_entropy_with_logits(v.squeeze(1).float(), labels) for v in outputs["component_logits"].values()]
+            [F.binary_cross_entropy_with_logits(v.squeeze(1).float(), targets) for v in outputs["component_logits"].values()]
         ).mean(),
     }
     total = sum(getattr(weights, name) * value for name, value in parts.items())
