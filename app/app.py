@@ -32,7 +32,7 @@ if importlib.util.find_spec("tigas_core") is None:
 from tigas_core.api import TIGAS, Explanation, verdict  # noqa: E402
 from tigas_core.hub import DEFAULT_REPO_ID, DEFAULT_REVISION, WeightsNotFoundError  # noqa: E402
 from tigas_core.commands import add_views_argument  # noqa: E402
-from tigas_core.io import VIEW_DESCRIPTIONS, TIGASInputError  # noqa: E402
+from tigas_core.io import MAX_FILE_BYTES, VIEW_DESCRIPTIONS, TIGASInputError, check_file_size, check_threshold  # noqa: E402
 from tigas_core.model import BRANCHES  # noqa: E402
 from tigas_core.plots import FUSION_NOTE, explanation_figures  # noqa: E402
 
@@ -50,19 +50,47 @@ VERDICT_MARGIN = inspect.signature(verdict).parameters["margin"].default
 # whole width: keep six columns however many images there are.
 THUMBNAIL_CSS = "#tigas-thumbnails .grid-container { --grid-cols: 6 !important; }"
 
-# Clipboard images pasted anywhere on the page join the upload box, so paste goes through the
-# same multi-file path as drag-and-drop and the file picker.
-PASTE_JS = """
+# What the page uploads in place of a file over the per-file limit: these bytes, then its size.
+OVERSIZED_STUB = b"TIGAS-OVERSIZED "
+
+# The page's script. (1) A file over the per-file limit, picked, dropped or pasted, is never sent:
+# Gradio would fail the whole upload, good files too. A few bytes holding its size go in its place,
+# under its name, so the app lists it with its own message and scores the rest. (2) Clipboard
+# images pasted anywhere join the upload box, the same multi-file path as drag-and-drop and picking.
+PAGE_JS = """
 () => {
+  const LIMIT = __LIMIT__;
+  const BOXES = "#tigas-upload, #tigas-api-file";
+  const tooBig = (files) => files.some((file) => file.size > LIMIT);
+  const keptBack = (files) => {
+    const transfer = new DataTransfer();
+    files.forEach((file) => transfer.items.add(file.size > LIMIT
+      ? new File(["__STUB__" + file.size], file.name, { type: "text/plain" }) : file));
+    return transfer;
+  };
+  const send = (input, files) => {
+    input.files = keptBack(files).files;
+    input.dispatchEvent(new Event("change", { bubbles: true }));
+  };
+  document.addEventListener("change", (event) => {
+    const input = event.target;
+    if (!(input instanceof HTMLInputElement) || !input.closest(BOXES) || !tooBig(Array.from(input.files || []))) return;
+    event.stopImmediatePropagation();
+    send(input, Array.from(input.files));
+  }, true);
+  document.addEventListener("drop", (event) => {
+    const files = event.dataTransfer ? Array.from(event.dataTransfer.files) : [];
+    if (!(event.target instanceof Element) || !event.target.closest(BOXES) || !tooBig(files)) return;
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    const init = { bubbles: true, cancelable: true, dataTransfer: keptBack(files) };
+    event.target.dispatchEvent(new DragEvent("drop", init));
+  }, true);
   document.addEventListener("paste", (event) => {
     const files = event.clipboardData ? Array.from(event.clipboardData.files) : [];
-    if (!files.length) return;
     const input = document.querySelector("#tigas-upload input[type=file]");
-    if (!input) return;
-    const transfer = new DataTransfer();
-    files.forEach((file) => transfer.items.add(file));
-    input.files = transfer.files;
-    input.dispatchEvent(new Event("change", { bubbles: true }));
+    if (!files.length || !input) return;
+    send(input, files);
     event.preventDefault();
   });
 }
@@ -82,11 +110,9 @@ class AppLimits:
     def max_file_bytes(self) -> int:
         return int(self.max_file_mb * 2**20)
 
-    @property
-    def upload_guard(self) -> str:
-        """Gradio's hard upload limit: well above the per-file cap, so that files just over the cap
-        still arrive and get their own message instead of failing the whole upload."""
-        return f"{int(math.ceil(self.max_file_mb * 4))}mb"
+    def page_js(self) -> str:
+        """The page's script, holding back files over this per-file limit (see PAGE_JS)."""
+        return PAGE_JS.replace("__LIMIT__", str(self.max_file_bytes)).replace("__STUB__", OVERSIZED_STUB.decode())
 
 
 # --------------------------------------------------------------------------------------------
@@ -113,11 +139,25 @@ def _scrub(message: str, path: str, name: str) -> str:
     return message
 
 
+def _upload_size(path: str) -> int:
+    """A file's size; for the page's stand-in for a file it held back (PAGE_JS), that file's size."""
+    file = Path(path)
+    if not file.is_file():
+        return 0
+    size = file.stat().st_size
+    if size <= len(OVERSIZED_STUB) + 20:
+        head = file.read_bytes()
+        if head.startswith(OVERSIZED_STUB) and head[len(OVERSIZED_STUB):].isdigit():
+            return int(head[len(OVERSIZED_STUB):])
+    return size
+
+
 def _size_error(path: str, limits: AppLimits) -> str:
     """The per-file size cap, checked before decoding so a huge upload costs no model time."""
-    size = Path(path).stat().st_size if Path(path).is_file() else 0
-    if size > limits.max_file_bytes:
-        return f"file too large ({size / 2**20:.1f} MiB > {limits.max_file_mb:g} MiB per file)"
+    try:
+        check_file_size(_upload_size(path), limits.max_file_bytes, Path(path).name)
+    except TIGASInputError as exc:
+        return exc.reason
     return ""
 
 
@@ -127,7 +167,7 @@ def _size_error(path: str, limits: AppLimits) -> str:
 
 def _empty_record(name: str, message: str) -> dict[str, Any]:
     return {
-        "file": name, "score": None, "verdict": "", "error": message,
+        "file": name, "score": None, "verdict": "", "error": message, "note": "",
         **{branch: None for branch in BRANCHES}, **{f"w_{branch}": None for branch in BRANCHES},
     }
 
@@ -169,6 +209,7 @@ def score_paths(tigas: TIGAS, paths: Sequence[str], limits: AppLimits, threshold
                 "score": _float_or_none(row["score"]),
                 "verdict": "",
                 "error": error,
+                "note": row["note"],
                 **{branch: _float_or_none(row[branch]) for branch in BRANCHES},
                 **{f"w_{branch}": _float_or_none(row[f"w_{branch}"]) for branch in BRANCHES},
             }
@@ -196,7 +237,7 @@ def results_table(records: list[dict]) -> pd.DataFrame:
             "score": None if record["score"] is None else round(record["score"], 4),
             "verdict": record["verdict"],
             **{branch: None if record[branch] is None else round(record[branch], 4) for branch in BRANCHES},
-            "message": record["error"],
+            "message": record["error"] or record["note"],
         }
         for record in records
     ]
@@ -217,6 +258,7 @@ def status_markdown(records: list[dict]) -> str:
     failed = [record for record in records if record["error"]]
     lines = [f"**{len(records) - len(failed)} of {len(records)} file(s) scored.**"]
     lines += [f"- ⚠️ `{record['file']}`: {record['error']}" for record in failed]
+    lines += [f"- ℹ️ `{record['file']}`: {record['note']}" for record in records if record["note"]]
     return "\n".join(lines)
 
 
@@ -231,7 +273,7 @@ class DownloadWriter:
         self._prune()
         folder = self.root / uuid.uuid4().hex
         folder.mkdir()
-        columns = ["file", "score", "verdict", "threshold", *BRANCHES, *(f"w_{b}" for b in BRANCHES), "error"]
+        columns = ["file", "score", "verdict", "threshold", *BRANCHES, *(f"w_{b}" for b in BRANCHES), "error", "note"]
         frame = pd.DataFrame(records, columns=columns).sort_values(
             "score", ascending=False, na_position="last", kind="stable"
         )
@@ -335,26 +377,35 @@ def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[
         return (explanation_summary(name, explanation, threshold), figures["branches"], figures["spectrum"],
                 figures["profile"], figures["saliency"])
 
+    def request_threshold(threshold: Any) -> float:
+        """The API's threshold argument: the default when left out, else a number in [0, 1]."""
+        try:
+            return default_threshold if threshold is None else check_threshold(threshold)
+        except TIGASInputError as exc:
+            raise api_error(str(exc)) from None
+
     def api_score(file: str | None, threshold: float | None = None) -> dict[str, Any]:
-        """Score one image: JSON with score, components, branch_weights, verdict."""
-        threshold = default_threshold if threshold is None else float(threshold)
+        """Score one image: JSON with score, components, branch_weights, verdict and a note
+        (non-empty when the score needs one: an animation is scored on its first frame)."""
+        threshold = request_threshold(threshold)
         if file is None:
             raise api_error("no file given")
         records, _ = score_paths(tigas, [str(file)], limits, threshold)
         record = records[0]
         if record["error"]:
-                raise api_error(f"{record['file']}: {record['error']}")
+            raise api_error(f"{record['file']}: {record['error']}")
         return {
             "file": record["file"], "score": record["score"], "verdict": record["verdict"], "threshold": threshold,
             "components": {b: record[b] for b in BRANCHES},
             "branch_weights": {b: record[f"w_{b}"] for b in BRANCHES},
+            "note": record["note"],
         }
 
     def api_explain(file: str | None, threshold: float | None = None, maps: bool = False) -> dict[str, Any]:
         """Explain one image: score, components, branch weights, verdict, the radial power profile
         with the natural-image reference; ``maps=True`` adds the 2-D log spectrum and saliency map
         (nested lists, ~3 MB of JSON at 256 px, so they are opt-in)."""
-        threshold = default_threshold if threshold is None else float(threshold)
+        threshold = request_threshold(threshold)
         if file is None:
             raise api_error("no file given")
         path = str(file)
@@ -419,7 +470,9 @@ def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[
             )
             with gr.Row():
                 api_file = gr.File(label="Image", file_count="single", elem_id="tigas-api-file")
-                api_threshold = gr.Number(value=default_threshold, label="threshold", minimum=0, maximum=1)
+                # No minimum/maximum: Gradio would refuse an out-of-range value with a traceback in the
+                # server log; request_threshold refuses it with one clean message.
+                api_threshold = gr.Number(value=default_threshold, label="threshold (0 to 1)")
                 api_maps = gr.Checkbox(value=False, label="maps (explain: add 2-D spectrum and saliency)")
             with gr.Row():
                 score_button = gr.Button("Score (JSON)", elem_id="tigas-api-score")
@@ -458,6 +511,18 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def _file_mb(text: str) -> float:
+    """--max-file-mb: above 0 and at most the library's own cap on any file, so the limit the page
+    states is the one that holds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of MiB, got {text!r}") from None
+    if not 0 < value <= MAX_FILE_BYTES / 2**20:
+        raise argparse.ArgumentTypeError(f"expected more than 0 and at most {MAX_FILE_BYTES / 2**20:g} MiB, got {value:g}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by `python app/app.py` and `tigas app`."""
     source = parser.add_mutually_exclusive_group()
@@ -473,7 +538,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"port (default {DEFAULT_PORT}, or $GRADIO_SERVER_PORT)")
     parser.add_argument("--share", type=_bool, default=False, metavar="{true,false}", help="create a public gradio.live link")
     parser.add_argument("--max-files", type=int, default=AppLimits.max_files, help="files scored per request")
-    parser.add_argument("--max-file-mb", type=float, default=AppLimits.max_file_mb, help="size cap per file in MiB")
+    parser.add_argument("--max-file-mb", type=_file_mb, default=AppLimits.max_file_mb,
+                        help=f"size cap per file in MiB (at most {MAX_FILE_BYTES / 2**20:g}, the cap on any file TIGAS reads)")
     parser.add_argument("--concurrency", type=int, default=AppLimits.concurrency, help="requests running at once")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: CPU cores / concurrency, so parallel requests do not oversubscribe)")
@@ -513,9 +579,12 @@ def launch(args: argparse.Namespace) -> int:
     examples = [] if args.no_examples else example_files()
     demo = build_app(tigas, limits, examples)
     print(f"TIGAS app: weights {tigas.weights_source}; serving on http://{args.host}:{args.port}", flush=True)
+    # No Gradio max_file_size: past it Gradio fails a whole drop in the page and gradio_client refuses
+    # a file before sending it, in Gradio's words and units. The page holds back oversized files
+    # (PAGE_JS) and the app measures every file it gets, so each one gets the app's own message.
     demo.launch(
-        server_name=args.host, server_port=args.port, share=args.share, max_file_size=limits.upload_guard,
-        js=PASTE_JS, css=THUMBNAIL_CSS, footer_links=["api", "gradio"], allowed_paths=[str(Path(p).parent) for p in examples[:1]],
+        server_name=args.host, server_port=args.port, share=args.share,
+        js=limits.page_js(), css=THUMBNAIL_CSS, footer_links=["api", "gradio"], allowed_paths=[str(Path(p).parent) for p in examples[:1]],
     )
     return 0
 

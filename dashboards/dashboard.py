@@ -28,6 +28,7 @@ from PIL import Image
 from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
 from tigas_core.data.records import REAL, REAL_LABEL, read_csv_index, scan_folder
+from tigas_core.data.records import _classify as classify_parts  # the layouts' one home
 from tigas_core.io import DEFAULT_VIEWS, VIEW_DESCRIPTIONS, VIEW_MODES, iter_image_files
 from tigas_core.metrics.evaluation import binary_metrics
 from tigas_core.metrics.frechet import StreamingStats, frechet_distance
@@ -100,6 +101,33 @@ def index_csv(csv_path: str | os.PathLike) -> pd.DataFrame:
         raise ValueError(f"CSV index needs columns 'path' and 'generator'; missing {sorted(missing)}")
     paths = [Path(p) if Path(p).is_absolute() else csv_path.parent / p for p in table["path"].astype(str)]
     return pd.DataFrame({"path": [str(p.resolve()) for p in paths], "generator": table["generator"].astype(str)})
+
+
+def index_scores(parquet_path: str | os.PathLike) -> pd.DataFrame:
+    """The rows of a scores file (`tigas score --engine ray --out`: a cluster's results, shown
+    without scoring again) with a generator each: its ``generator`` column, else from its path."""
+    table = pd.read_parquet(parquet_path)
+    missing = {"path", "score", *BRANCHES, "error"} - set(table.columns)
+    if missing:
+        raise ValueError(f"not a TIGAS scores file: no column(s) {', '.join(sorted(missing))}")
+    if "generator" not in table.columns:
+        table.insert(0, "generator", generator_names(table["path"]))
+    if "digest" not in table.columns:
+        table["digest"] = ""
+    return table.reset_index(drop=True)
+
+
+def generator_names(paths: pd.Series) -> list[str]:
+    """Each path's generator as `index_folder` names it, below the paths' common folder: by the
+    training layouts' rules (the trainer's own), else the first sub-folder."""
+    absolute = [os.path.abspath(p) for p in paths]
+    root = os.path.commonpath([os.path.dirname(p) for p in absolute]) if absolute else ""
+    names = []
+    for path in absolute:
+        parts = Path(os.path.relpath(path, root)).parts
+        label, generator = classify_parts(parts)
+        names.append(generator if label is not None else parts[0] if len(parts) > 1 else TOP_LEVEL)
+    return names
 
 
 def extract_zip(data: bytes, dest_root: Path) -> Path:
@@ -308,7 +336,7 @@ def results_store() -> dict:
 
 @st.cache_data(show_spinner="Indexing images…")
 def cached_index(kind: str, source: str, rescan: int) -> pd.DataFrame:
-    return index_csv(source) if kind == "csv" else index_folder(source)
+    return {"csv": index_csv, "scores": index_scores}.get(kind, index_folder)(source)
 
 
 @st.cache_data(show_spinner="Fréchet distances…", max_entries=16)
@@ -382,10 +410,11 @@ def choose_source(settings: Settings) -> tuple[str, str] | None:
             atomic_write_bytes(target, data)
         return "csv", str(target)
     default = settings.root or demo_root(settings.cache_dir)
-    location = st.sidebar.text_input("Folder (one sub-folder per generator) or CSV index", value=default or "", key="root")
+    location = st.sidebar.text_input("Folder (one sub-folder per generator), CSV index or scores .parquet", value=default or "", key="root")
     if not location:
         return None
-    return ("csv" if location.lower().endswith(".csv") else "folder"), str(Path(location).expanduser())
+    kind = {".csv": "csv", ".parquet": "scores"}.get(Path(location).suffix.lower(), "folder")
+    return kind, str(Path(location).expanduser())
 
 
 @st.cache_resource(show_spinner="Building the demo set: 16 photo crops and 16 samples of each bundled zoo generator (once per start)…")
@@ -433,8 +462,12 @@ def main() -> None:
         st.error(f"Cannot load TIGAS weights ({settings.weights or 'bundled'}): {exc}")
         return
     cache = score_cache(tigas, settings.weights, settings.cache_dir, settings.views)
-    scored, n_new, key = score_with_progress(cache, index, settings.batch_size, st.session_state.rescan)
-    frame = pd.concat([index.reset_index(drop=True), scored.table.drop(columns="path")], axis=1)
+    if kind == "scores":  # scored elsewhere (a cluster): no features or spectra, nothing to score here
+        scored, n_new, key, frame = None, 0, None, index
+        st.sidebar.caption(f"Scores read from {location}; explanations in the gallery use the model below.")
+    else:
+        scored, n_new, key = score_with_progress(cache, index, settings.batch_size, st.session_state.rescan)
+        frame = pd.concat([index.reset_index(drop=True), scored.table.drop(columns="path")], axis=1)
 
     generators = sorted(frame["generator"].unique())
     default_real = generators.index(settings.real_name) if settings.real_name in generators else 0
@@ -458,7 +491,8 @@ def main() -> None:
     figures: dict[str, go.Figure] = {}
     tabs = st.tabs(["Summary", "Distributions", "Spectra", "Gallery", "Threshold & ROC", "Export", f"Unreadable ({n_failed})"])
     with tabs[0]:
-        table = summary_table(frame, real_name, threshold, cached_frechet(frame, scored.features, key, real_name))
+        distances = cached_frechet(frame, scored.features, key, real_name) if scored else {}
+        table = summary_table(frame, real_name, threshold, distances)
         st.dataframe(table, hide_index=True, key="summary",
                      column_config={c: st.column_config.NumberColumn(format="%.3f") for c in
                                     ("mean", "median", "std", "flagged", "AUROC", "AP", "accuracy", "ECE", "FD to real")})
@@ -467,7 +501,7 @@ def main() -> None:
                    "flagged: share scored below the threshold; FD: Fréchet distance of fused TIGAS features. "
                    f"AUROC, AP, accuracy and ECE need at least {MIN_IMAGES_FOR_METRICS} scored images in both groups; "
                    "below about 30 treat them as rough.")
-        feature_dim = scored.features.shape[1]
+        feature_dim = scored.features.shape[1] if scored else 0
         if has_real and table["n"].min() <= feature_dim:
             st.warning(f"FD from groups of {feature_dim} images or fewer ({feature_dim}-d features) is biased upwards "
                        "and noisy: compare it only between groups of the same size.", icon="⚠️")
@@ -479,7 +513,9 @@ def main() -> None:
             figures[name] = figure
             st.plotly_chart(figure, key=name)
     with tabs[2]:
-        for name, figure in spectral_figures(frame, scored, order, real_name).items():
+        if scored is None:
+            st.info("A scores file holds scores, not spectra: open the image folder itself to see them.")
+        for name, figure in (spectral_figures(frame, scored, order, real_name) if scored else {}).items():
             figures[name] = figure
             st.plotly_chart(figure, key=name)
     with tabs[3]:

@@ -61,8 +61,9 @@ def test_folders_decode_a_bounded_number_of_batches_ahead(tigas, make_image, tmp
 
     paths = [make_image(f"many/{i:02d}.png", size=(40, 40), seed=i) for i in range(24)]
     decoded = []
-    real_load_image = tigas_core.api.load_image
-    monkeypatch.setattr(tigas_core.api, "load_image", lambda path: decoded.append(path) or real_load_image(path))
+    real_read_image = tigas_core.api.read_image
+    monkeypatch.setattr(tigas_core.api, "read_image",
+                        lambda path, **options: decoded.append(path) or real_read_image(path, **options))
     rows = tigas.iter_file_results(paths, batch_size=2, workers=2)
     first = next(rows)
     assert first["error"] == "" and len(decoded) <= 3 * 2  # the batch scored and two queued, not 24 images

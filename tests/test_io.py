@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
-from tigas_core.io import MIN_SIDE, TIGASInputError, iter_image_files, list_folder, load_image, preprocess
+from tigas_core.io import (
+    MIN_SIDE, TIGASInputError, TIGASInputWarning, check_threshold, iter_image_files, list_folder, load_image, preprocess, read_image,
+)
 
 
 def test_rgb_file_loads_as_float_chw(make_image):
@@ -230,3 +234,94 @@ def test_tensor_shape_errors_say_what_to_do():
 
     with pytest.raises(TIGASInputError, match="empty batch"):
         batch_to_rgb(torch.rand(0, 3, 40, 40), "batch")
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A tiny valid PNG whose header claims width x height pixels (a decompression bomb's header)."""
+    import struct
+    import zlib
+
+    buffer = io.BytesIO()
+    Image.new("L", (8, 8)).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    data[16:24] = struct.pack(">II", width, height)  # IHDR's width and height
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+@pytest.mark.parametrize("width, height", [(9000, 9000), (10_000, 10_000), (15_000, 15_000)])
+def test_bomb_guard_names_the_file_pixels_and_limit_in_our_words(tmp_path, width, height):
+    """81 Mpx (our limit only), 100 Mpx (past Pillow's warning) and 225 Mpx (past Pillow's own refusal)."""
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_png_claiming(width, height))
+    with pytest.raises(TIGASInputError) as info:
+        load_image(path)
+    assert str(info.value).startswith(f"{path}: image too large (")
+    assert f"{width * height:,} pixels > 64,000,000; the limit guards against decompression bombs" in info.value.reason
+    assert "DOS attack" not in str(info.value)  # Pillow's own words stay out
+
+
+def test_path_errors_say_what_is_wrong_with_the_path(tmp_path, make_image):
+    loop = tmp_path / "loop.png"
+    loop.symlink_to(loop)
+    with pytest.raises(TIGASInputError, match=r"loop.png: symlink loop \(too many levels of symbolic links\)"):
+        load_image(loop)
+    (tmp_path / "gone.png").symlink_to(tmp_path / "deleted.png")
+    with pytest.raises(TIGASInputError, match=r"file not found \(a broken symlink to .*deleted.png\)"):
+        load_image(tmp_path / "gone.png")
+    good = make_image("good.png")
+    with pytest.raises(TIGASInputError, match=r"a part of the path is a file, not a folder"):
+        load_image(good / "inside.png")
+    os.mkfifo(tmp_path / "pipe.png")
+    with pytest.raises(TIGASInputError, match="not a regular file"):  # never opened: that would block
+        load_image(tmp_path / "pipe.png")
+    with pytest.raises(TIGASInputError, match="<empty path>: empty path"):  # not the working folder
+        load_image("")
+    with pytest.raises(TIGASInputError, match="invalid path"):
+        load_image("a\0b.png")
+
+
+def test_bytes_are_file_contents_never_a_path(make_image):
+    path = make_image("photo.png")
+    expected = load_image(path)
+    for data in (path.read_bytes(), bytearray(path.read_bytes()), memoryview(path.read_bytes())):
+        assert torch.equal(load_image(data), expected)
+    with pytest.raises(TIGASInputError, match=r"bytes are read as an image file's contents, not as a path; to score the file "
+                                              r"'.*photo.png', pass the path as str or Path"):
+        load_image(os.fsencode(path))
+    with pytest.raises(TIGASInputError, match=r"<bytes: 27 B>: not an image"):
+        load_image(b"neither an image nor a path")
+
+
+def test_an_animation_is_scored_on_its_first_frame_and_says_so(tmp_path):
+    frames = [Image.new("RGB", (48, 40), colour) for colour in ("red", "green", "blue")]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    frames[0].save(tmp_path / "still.gif")
+    with pytest.warns(TIGASInputWarning, match=r"anim.gif: 3 frames \(animated or multi-page\): scored frame 1 only"):
+        image = load_image(tmp_path / "anim.gif")
+    assert torch.equal(image, load_image(tmp_path / "still.gif"))
+    assert read_image(tmp_path / "still.gif")[1] == ""
+    with Image.open(tmp_path / "anim.gif") as animation:
+        animation.seek(2)
+        assert read_image(animation)[1] == "3 frames (animated or multi-page): scored frame 3 only"
+
+
+def test_a_threshold_is_a_number_in_0_to_1():
+    assert check_threshold("0.25") == 0.25 and check_threshold(1) == 1.0
+    for bad, shown in ((5, "got 5.0"), (float("nan"), "got nan"), ("high", "got 'high'"), (None, "got None")):
+        with pytest.raises(TIGASInputError, match=re.escape(f"threshold: expected a number in [0, 1], {shown}")):
+            check_threshold(bad)
+
+
+def test_a_gif_with_a_short_frame_header_is_corrupt_not_a_crash(tmp_path):
+    """Found by benchmarks/fuzz_decoder.py: Pillow raises struct.error counting the frames of a GIF
+    whose second graphic-control block claims 1 byte instead of 4."""
+    frames = [Image.fromarray(np.random.default_rng(seed).integers(0, 256, (40, 48, 3), np.uint8)) for seed in range(3)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=100)
+    data = bytearray(buffer.getvalue())
+    second = data.index(b"\x21\xf9\x04", data.index(b"\x21\xf9\x04") + 1)
+    data[second + 2] = 1
+    (tmp_path / "short.gif").write_bytes(bytes(data))
+    with pytest.raises(TIGASInputError, match=r"short.gif: corrupt or truncated image \(unpack_from requires a buffer"):
+        load_image(tmp_path / "short.gif")

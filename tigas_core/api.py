@@ -19,14 +19,16 @@ import torch.nn.functional as F
 from tigas_core import spectral
 from tigas_core.hub import DEFAULT_REPO_ID, resolve_weights
 from tigas_core.io import (
-    DEFAULT_VIEWS, VIEW_MODES, ImageSource, TIGASInputError, batch_to_rgb, describe, iter_image_files, load_image, model_views, path_text,
-    preprocess, to_uint8_image,
+    DEFAULT_VIEWS, VIEW_MODES, ImageSource, TIGASInputError, batch_to_rgb, describe, is_folder, iter_image_files, load_image, model_views,
+    path_text, preprocess, read_image, to_uint8_image, warn_note,
 )
 from tigas_core.model import BRANCHES, TIGASModel
 
 logger = logging.getLogger("tigas")
 
-RESULT_COLUMNS = ["path", "score", *BRANCHES, *(f"w_{b}" for b in BRANCHES), "verdict", "error"]
+# "note": what a scored file's number should be read with (an animation scored on its first frame).
+RESULT_COLUMNS = ["path", "score", *BRANCHES, *(f"w_{b}" for b in BRANCHES), "verdict", "error", "note"]
+_NUMBER_COLUMNS = RESULT_COLUMNS[1:RESULT_COLUMNS.index("verdict")]
 
 
 def verdict(score: float, threshold: float = 0.5, margin: float = 0.1) -> str:
@@ -71,6 +73,7 @@ class Explanation:
     saliency: np.ndarray  # 2-D in [0,1]: where changing pixels moves the score most
     image: np.ndarray  # HxWx3 uint8: the model's view of the image
     image_size: tuple[int, int]  # (width, height) of the original
+    note: str = ""  # what to read the score with (an animation is scored on its first frame)
 
     def figures(self) -> dict:
         """Plotly figures by name (branches, spectrum, profile, saliency): what the app and dashboard show."""
@@ -88,7 +91,7 @@ class Explanation:
         """JSON-able summary; ``arrays=True`` adds the profiles and maps as nested lists."""
         data = {
             "score": self.score, "verdict": self.verdict, "components": self.components,
-            "branch_weights": self.branch_weights, "image_size": list(self.image_size),
+            "branch_weights": self.branch_weights, "image_size": list(self.image_size), "note": self.note,
         }
         if arrays:
             for name in ("radial_profile", "reference_profile", "frequencies", "spectrum", "saliency"):
@@ -195,12 +198,14 @@ class TIGAS:
         """[B,V,3,S,S] views of any accepted input, and whether it was one image."""
         if isinstance(images, torch.Tensor) and images.ndim == 4:
             return self.make_views(batch_to_rgb(images, describe(images))), False
-        if isinstance(images, (str, os.PathLike)) and Path(images).is_dir():
+        if is_folder(images):
             paths = list(iter_image_files(images))
             if not paths:
                 raise TIGASInputError(os.fspath(images), "folder contains no image files")
             return self._load_views(paths), False
         if isinstance(images, np.ndarray) and images.ndim == 4:
+            if not len(images):
+                raise TIGASInputError(describe(images), "empty batch (no images)")
             return self._load_views(list(images)), False  # [B,H,W,C] or [B,C,H,W]
         if isinstance(images, (list, tuple)):
             if not images:
@@ -221,18 +226,11 @@ class TIGAS:
         ``spectral_profile`` [bins] and ``spectrum_grid`` [S,S] from the same forward pass.
 
         Unreadable files yield a row with NaN scores and the reason in ``error``; nothing aborts.
+        A scored file's ``note`` says what to read its score with (an animation's first frame).
         Memory stays constant: at most ``workers`` batches are decoded ahead of the model.
         """
-        def load(path):
-            try:
-                return self.make_views(load_image(path).unsqueeze(0))[0], ""
-            except TIGASInputError as exc:
-                return None, exc.reason
-            except Exception as exc:  # a file must never take the whole run down
-                return None, f"unreadable ({type(exc).__name__}: {exc})"
-
         def decode(chunk: list) -> list:
-            return [load(p) for p in chunk]
+            return [self.load_views(p) for p in chunk]
 
         chunks = iter([list(paths[i : i + batch_size]) for i in range(0, len(paths), batch_size)])
         workers = max(1, workers)
@@ -244,10 +242,23 @@ class TIGAS:
                 following = next(chunks, None)
                 if following is not None:
                     pending.append((following, pool.submit(decode, following)))
-                yield from self._score_chunk(chunk, decoded.result(), with_features)
+                yield from self.score_loaded(chunk, decoded.result(), with_features)
 
-    def _score_chunk(self, chunk: list, loaded: list, with_features: bool) -> Iterator[dict]:
-        good = [i for i, (tensor, _) in enumerate(loaded) if tensor is not None]
+    def load_views(self, source: ImageSource, name: str | None = None) -> tuple[torch.Tensor | None, str, str]:
+        """(views [V,3,S,S], "", note) of one file (a path, or its bytes named ``name``), or (None,
+        reason, "") when it cannot be read: never raises, so one file cannot end a run."""
+        try:
+            image, note = read_image(source, name=name)
+            return self.make_views(image.unsqueeze(0))[0], "", note
+        except TIGASInputError as exc:
+            return None, exc.reason, ""
+        except Exception as exc:  # a file must never take the whole run down
+            return None, f"unreadable ({type(exc).__name__}: {exc})", ""
+
+    def score_loaded(self, chunk: list, loaded: list, with_features: bool = False) -> Iterator[dict]:
+        """One result row (RESULT_COLUMNS) per path of ``chunk``, from its `load_views` in ``loaded``:
+        the readable ones in one forward pass, the others with their reason."""
+        good = [i for i, (tensor, _, _) in enumerate(loaded) if tensor is not None]
         outputs: dict[int, dict] = {}
         if good:
             with torch.inference_mode():
@@ -262,7 +273,7 @@ class TIGAS:
                     result["spectrum_grid"] = out["spectrum_grid"][row].float().cpu().numpy()
                 outputs[i] = result
         for i, path in enumerate(chunk):
-            row = {"path": path_text(path), **{c: math.nan for c in RESULT_COLUMNS[1:-2]}, "error": loaded[i][1]}
+            row = {"path": path_text(path), **dict.fromkeys(_NUMBER_COLUMNS, math.nan), "error": loaded[i][1], "note": loaded[i][2]}
             row.update(outputs.get(i, {}))
             row["verdict"] = verdict(row["score"], self.threshold)
             yield row
@@ -297,7 +308,8 @@ class TIGAS:
         The score, components and weights are this scorer's (averaged over its views); the
         spectrum, profile and saliency are those of the centre view, the picture the user sees.
         """
-        original = load_image(image)
+        original, note = read_image(image)
+        warn_note(note, describe(image))
         view = preprocess(original, self.img_size).unsqueeze(0).to(self.device)
         view.requires_grad_(True)
         with torch.enable_grad():
@@ -328,6 +340,7 @@ class TIGAS:
             saliency=saliency,
             image=to_uint8_image(view.detach()[0]),
             image_size=(int(original.shape[-1]), int(original.shape[-2])),
+            note=note,
         )
 
     def __repr__(self) -> str:

@@ -12,6 +12,7 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 
 from tigas_core import __version__
 
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     command = importlib.import_module(f"tigas_core.commands.{args.command}")
+    show_input_warnings_as_lines()
     try:
         return int(command.run(args) or 0)
     except KeyboardInterrupt:  # Ctrl-C: what was written stays (atomic files, partial CSVs, checkpoints)
@@ -64,6 +66,21 @@ def main(argv: list[str] | None = None) -> int:
             raise
         logging.getLogger("tigas").error("tigas %s: %s (tigas -v %s ... shows the traceback)", args.command, exc, args.command)
         return 2
+
+
+def show_input_warnings_as_lines() -> None:
+    """A TIGASInputWarning (an animation scored on its first frame) reads "warning: FILE: note" on
+    stderr, not Python's default with our source file and line number."""
+    from tigas_core.io import TIGASInputWarning
+
+    python_format = warnings.formatwarning
+
+    def format_warning(message, category, *rest, **options) -> str:
+        if issubclass(category, TIGASInputWarning):
+            return f"warning: {message}\n"
+        return python_format(message, category, *rest, **options)
+
+    warnings.formatwarning = format_warning
 
 
 if __name__ == "__main__":

@@ -5,9 +5,13 @@ Everything that touches pixels (the model wrapper, CLI, trainer, app and dashboa
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
+import re
+import stat
+import struct
 import urllib.error
 import urllib.request
 import warnings
@@ -33,10 +37,27 @@ MAX_PIXELS = 64_000_000
 MAX_FILE_BYTES = 100 * 1024 * 1024
 DOWNLOAD_TIMEOUT_S = 30
 
+# What Pillow raises on damaged data; benchmarks/fuzz_decoder.py found the last two (counting the
+# frames of a broken GIF or WebP: IndexError; a GIF cut inside a block: struct.error).
+_DECODER_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
+
 # Leading bytes of common formats: a file that starts like an image but will not open is damaged, not foreign.
 _IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
 
-ImageSource = Union[str, os.PathLike, bytes, Image.Image, np.ndarray, torch.Tensor]
+ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray, torch.Tensor]
+BYTES_TYPES = (bytes, bytearray, memoryview)  # always an image file's contents, never a path (see load_image)
+FLOAT_TYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_WIDE_UNSIGNED = (torch.uint16, torch.uint32, torch.uint64)  # torch has no min/max for these
+
+# Why a path cannot be read, by errno: a symlink loop or a folder in the way is not "file not found".
+_PATH_ERRORS = {
+    errno.ENOENT: "file not found",
+    errno.ELOOP: "symlink loop (too many levels of symbolic links)",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.ENOTDIR: "file not found (a part of the path is a file, not a folder)",
+    errno.ENAMETOOLONG: "file name too long",
+}
 
 
 class TIGASInputError(ValueError):
@@ -48,12 +69,16 @@ class TIGASInputError(ValueError):
         super().__init__(f"{source}: {reason}")
 
 
+class TIGASInputWarning(UserWarning):
+    """An input that was scored, with something the user should know (an animation's first frame only)."""
+
+
 def describe(source: object) -> str:
     """A short name for an input, used in error messages and result tables."""
     if isinstance(source, (str, os.PathLike)):
-        return os.fspath(source)
-    if isinstance(source, bytes):
-        return f"<bytes: {len(source)} B>"
+        return os.fsdecode(source) or "<empty path>"
+    if isinstance(source, BYTES_TYPES):
+        return f"<bytes: {memoryview(source).nbytes} B>"
     if isinstance(source, Image.Image):
         return getattr(source, "filename", "") or "<PIL image>"
     if isinstance(source, np.ndarray):
@@ -65,50 +90,150 @@ def describe(source: object) -> str:
 
 def load_image(source: ImageSource, *, name: str | None = None, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
     """Load any supported input as an RGB float tensor [3, H, W] in [0, 1]: a path, an http(s)
-    URL (downloaded, at most MAX_FILE_BYTES), bytes, a PIL image, an array or a tensor.
+    URL (downloaded, at most MAX_FILE_BYTES), the bytes of an image file, a PIL image, an array
+    or a tensor (shape rules: docs/input_rules.md).
 
     Raises TIGASInputError for missing, empty, truncated, non-image, unsupported, too small or
-    too large inputs, naming the input (``name`` overrides the name used in messages).
+    too large inputs, naming the input (``name`` overrides the name used in messages). An
+    animated or multi-page image is scored on its first frame, with a TIGASInputWarning saying so.
     """
+    image, note = read_image(source, name=name, max_pixels=max_pixels)
+    warn_note(note, name or describe(source))
+    return image
+
+
+def warn_note(note: str, label: str) -> None:
+    """A scored input's note (from `read_image`) as a TIGASInputWarning pointing at the user's call
+    (the caller's caller); nothing when there is none."""
+    if note:
+        warnings.warn(TIGASInputWarning(f"{label}: {note}"), stacklevel=3)
+
+
+def read_image(source: ImageSource, *, name: str | None = None, max_pixels: int = MAX_PIXELS) -> tuple[torch.Tensor, str]:
+    """`load_image`, with its note (an animation scored on one frame; "" when none) returned instead
+    of warned: for callers that report per file, as folder runs and the app do."""
     label = name or describe(source)
     if isinstance(source, torch.Tensor):
-        return _check_size(_tensor_to_rgb(source, label), label)
+        return _check_size(_tensor_to_rgb(source, label), label), ""
     if isinstance(source, np.ndarray):
-        return _check_size(_tensor_to_rgb(_array_to_tensor(source, label), label), label)
+        return _check_size(_tensor_to_rgb(_array_to_tensor(source, label), label), label), ""
     if isinstance(source, Image.Image):
-        return _check_size(_pil_to_tensor(source, label, max_pixels), label)
-    if isinstance(source, bytes):
-        if not source:
-            raise TIGASInputError(label, "empty input (0 bytes)")
-        return _check_size(_open_and_decode(io.BytesIO(source), label, max_pixels), label)
+        return _check_size(_pil_to_tensor(source, label, max_pixels), label), _frames_note(source, label)
+    if isinstance(source, BYTES_TYPES):
+        return _read_bytes(bytes(source), label, max_pixels)
     if is_url(source):
-        return _check_size(_open_and_decode(io.BytesIO(_download(str(source), label)), label, max_pixels), label)
+        return _decode(io.BytesIO(_download(str(source), label)), label, max_pixels)
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.exists():
-            raise TIGASInputError(label, "file not found")
-        if path.is_dir():
-            raise TIGASInputError(label, "is a directory, not an image file")
-        size = path.stat().st_size
-        if size == 0:
-            raise TIGASInputError(label, "empty file (0 bytes)")
-        if size > MAX_FILE_BYTES:
-            raise TIGASInputError(label, f"file too large ({size / 2**20:.0f} MiB > {MAX_FILE_BYTES / 2**20:.0f} MiB)")
-        try:
-            with open(path, "rb") as handle:
-                return _check_size(_open_and_decode(handle, label, max_pixels), label)
-        except PermissionError as exc:
-            raise TIGASInputError(label, "permission denied") from exc
+        return _read_file(source, label, max_pixels)
     raise TIGASInputError(label, f"unsupported input type {type(source).__name__}")
+
+
+def _read_bytes(data: bytes, label: str, max_pixels: int) -> tuple[torch.Tensor, str]:
+    """Bytes are always an image file's contents, never a path: bytes that only look like a path
+    are refused with that said, instead of a bare "not an image"."""
+    if not data:
+        raise TIGASInputError(label, "empty input (0 bytes)")
+    try:
+        return _decode(io.BytesIO(data), label, max_pixels)
+    except TIGASInputError as exc:
+        if _looks_like_path(data):
+            raise TIGASInputError(label, f"bytes are read as an image file's contents, not as a path; to score the file "
+                                         f"{os.fsdecode(data)!r}, pass the path as str or Path") from exc
+        raise
+
+
+def _looks_like_path(data: bytes) -> bool:
+    if len(data) > 4096 or b"\0" in data:
+        return False
+    return os.path.lexists(data) or Path(os.fsdecode(data)).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _read_file(source: str | os.PathLike, label: str, max_pixels: int) -> tuple[torch.Tensor, str]:
+    return _decode(io.BytesIO(read_file_bytes(source, label)), label, max_pixels)
+
+
+def read_file_bytes(source: str | os.PathLike, label: str | None = None) -> bytes:
+    """An image file's contents, or a TIGASInputError saying why the path cannot be read (missing,
+    a folder, a pipe, empty, too large, no permission). Reading apart from decoding lets a cluster
+    read a file on one worker and decode it on another (tigas_core.distributed), with the reasons
+    a local run gives."""
+    label = label or describe(source)
+    path = Path(os.fsdecode(source))
+    if not os.fsdecode(source):  # Path("") is ".", the working folder
+        raise TIGASInputError(label, "empty path")
+    info = _stat(path, label)
+    if stat.S_ISDIR(info.st_mode):
+        raise TIGASInputError(label, "is a directory, not an image file")
+    if not stat.S_ISREG(info.st_mode):  # reading a pipe or a device could block or never end
+        raise TIGASInputError(label, "not a regular file (a pipe, socket or device)")
+    if info.st_size == 0:
+        raise TIGASInputError(label, "empty file (0 bytes)")
+    check_file_size(info.st_size, MAX_FILE_BYTES, label)
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise TIGASInputError(label, _path_reason(exc, path)) from exc
+
+
+def _stat(path: Path, label: str) -> os.stat_result:
+    try:
+        return path.stat()
+    except OSError as exc:
+        raise TIGASInputError(label, _path_reason(exc, path)) from exc
+    except ValueError as exc:  # a NUL byte in the path
+        raise TIGASInputError(label, f"invalid path ({exc})") from exc
+
+
+def _path_reason(exc: OSError, path: Path) -> str:
+    reason = _PATH_ERRORS.get(exc.errno, f"cannot read ({exc.strerror or exc})")
+    if exc.errno == errno.ENOENT and path.is_symlink():
+        reason += f" (a broken symlink to {os.readlink(path)})"
+    return reason
+
+
+def check_file_size(size: int, limit: int, label: str) -> None:
+    """The one per-file size message, for the library's own cap (MAX_FILE_BYTES) and the app's."""
+    if size > limit:
+        raise TIGASInputError(label, f"file too large ({size / 2**20:.1f} MiB > {limit / 2**20:.3g} MiB per file)")
+
+
+def check_threshold(value: object) -> float:
+    """A decision threshold from a user (CLI option, app API): a number in [0, 1]."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TIGASInputError("threshold", f"expected a number in [0, 1], got {value!r}") from None
+    if not 0.0 <= number <= 1.0:  # NaN fails too
+        raise TIGASInputError("threshold", f"expected a number in [0, 1], got {number}")
+    return number
+
+
+def is_folder(source: object) -> bool:
+    """A str or path naming an existing folder; never "" (which Path reads as the working folder)."""
+    if not isinstance(source, (str, os.PathLike)) or not os.fsdecode(source):
+        return False
+    try:
+        return Path(os.fsdecode(source)).is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+DIGEST_BYTES = 20  # blake2b-160
 
 
 def file_digest(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     """blake2b-160 of a file's bytes: the key of its content (score cache, copies across splits)."""
-    digest = hashlib.blake2b(digest_size=20)
+    digest = hashlib.blake2b(digest_size=DIGEST_BYTES)
     with open(path, "rb") as handle:
         while block := handle.read(chunk_size):
             digest.update(block)
     return digest.hexdigest()
+
+
+def bytes_digest(data: bytes) -> str:
+    """`file_digest` of a file already read: one read serves both its key and its pixels."""
+    return hashlib.blake2b(data, digest_size=DIGEST_BYTES).hexdigest()
 
 
 def file_stamp(stat: os.stat_result) -> str:
@@ -153,35 +278,68 @@ def _download(url: str, label: str) -> bytes:
     return data
 
 
-def _open_and_decode(stream: io.IOBase, label: str, max_pixels: int) -> torch.Tensor:
+def _decode(stream: io.IOBase, label: str, max_pixels: int) -> tuple[torch.Tensor, str]:
+    """An encoded image -> (RGB tensor, note), with TIGASInputErrors for what cannot be decoded."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own, lower limit follows
+            warnings.simplefilter("ignore", UserWarning)  # Pillow's "Corrupt EXIF data": metadata we do not need
             image = Image.open(stream)
-            width, height = image.size
-            if width * height > max_pixels:
-                raise TIGASInputError(label, f"image too large ({width}x{height} > {max_pixels} pixels; decompression-bomb guard)")
+            _check_pixels(image.size, label, max_pixels)
+            note = _frames_note(image, label)
             image.load()
     except TIGASInputError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise TIGASInputError(label, f"image too large (decompression-bomb guard: {exc})") from exc
+    except Image.DecompressionBombError as exc:
+        raise TIGASInputError(label, _bomb_reason(exc, max_pixels)) from exc
     except UnidentifiedImageError as exc:
         stream.seek(0)
         if stream.read(8).startswith(_IMAGE_SIGNATURES):
             raise TIGASInputError(label, "corrupt or truncated image (header of a known format, unreadable data)") from exc
         raise TIGASInputError(label, "not an image (unrecognised format)") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise TIGASInputError(label, f"corrupt or truncated image ({exc})") from exc
-    return _pil_to_tensor(image, label, max_pixels)
+    except _DECODER_ERRORS as exc:
+        raise _corrupt(label, exc) from exc
+    return _check_size(_pil_to_tensor(image, label, max_pixels), label), note
+
+
+def _corrupt(label: str, exc: BaseException) -> TIGASInputError:
+    return TIGASInputError(label, f"corrupt or truncated image ({exc})")
+
+
+def _check_pixels(size: tuple[int, int], label: str, max_pixels: int) -> None:
+    """The decompression-bomb guard: a few KB of file can claim gigapixels, so the size the header
+    claims is checked before any pixel is decoded."""
+    width, height = size
+    if width * height > max_pixels:
+        raise TIGASInputError(label, f"image too large ({width}x{height} = {width * height:,} pixels > {max_pixels:,}; "
+                                     "the limit guards against decompression bombs)")
+
+
+def _bomb_reason(exc: Image.DecompressionBombError, max_pixels: int) -> str:
+    """Our words for Pillow's own refusal (past twice its limit it stops before we see the size)."""
+    limit = min(max_pixels, 2 * Image.MAX_IMAGE_PIXELS) if Image.MAX_IMAGE_PIXELS else max_pixels
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    claimed = f"{int(found.group(1)):,} pixels" if found else "more pixels"
+    return f"image too large ({claimed} > {limit:,}; the limit guards against decompression bombs)"
+
+
+def _frames_note(image: Image.Image, label: str) -> str:
+    """An animated GIF/PNG/WebP or a multi-page TIFF is scored on one frame: say which."""
+    try:
+        frames = getattr(image, "n_frames", 1)
+    except _DECODER_ERRORS as exc:  # counting frames reads the whole file: damage can show here first
+        raise _corrupt(label, exc) from exc
+    if frames <= 1 or image.format == "MPO":  # an MPO's extra frames are previews of the same photo
+        return ""
+    return f"{frames} frames (animated or multi-page): scored frame {image.tell() + 1} only"
 
 
 def _pil_to_tensor(image: Image.Image, label: str, max_pixels: int) -> torch.Tensor:
-    width, height = image.size
-    if width * height > max_pixels:
-        raise TIGASInputError(label, f"image too large ({width}x{height} > {max_pixels} pixels)")
+    _check_pixels(image.size, label, max_pixels)
     try:
-        image = ImageOps.exif_transpose(image)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # Pillow's "Corrupt EXIF data": ignored here anyway
+            image = ImageOps.exif_transpose(image)
     except Exception:  # broken EXIF blocks should not make a readable image unreadable
         pass
     return torch.from_numpy(_pil_to_rgb_array(image, label)).permute(2, 0, 1).contiguous()
@@ -208,15 +366,32 @@ def _pil_to_rgb_array(image: Image.Image, label: str) -> np.ndarray:
 
 
 def _array_to_tensor(array: np.ndarray, label: str) -> torch.Tensor:
-    if np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_:
-        data = integer_to_unit(torch.from_numpy(np.ascontiguousarray(array)), label).numpy()
-    elif np.issubdtype(array.dtype, np.floating):
+    """An array -> float tensor, [H,W,C] (as PIL, OpenCV and imageio give) moved to [C,H,W]."""
+    if array.dtype.kind in "biu":
+        native = array.astype(array.dtype.newbyteorder("="), order="C")  # a writable copy in the byte order torch reads
+        data = integer_to_unit(torch.from_numpy(native), label).numpy()
+    elif array.dtype.kind == "f":
         data = array.astype(np.float32)
     else:
-        raise TIGASInputError(label, f"unsupported array dtype {array.dtype}")
+        raise TIGASInputError(label, f"unsupported array dtype {array.dtype} (use float in [0, 1] or 8/16-bit integers)")
     if data.ndim == 3 and data.shape[-1] in (1, 3, 4) and data.shape[0] not in (1, 3):
         data = np.moveaxis(data, -1, 0)  # HWC -> CHW
-    return torch.from_numpy(np.ascontiguousarray(data))
+    return torch.from_numpy(np.ascontiguousarray(data).reshape(data.shape))  # reshape: keeps a 0-d array 0-d
+
+
+def _check_tensor_kind(tensor: torch.Tensor, label: str) -> torch.Tensor:
+    """Only dense real tensors hold pixels; float8 is widened to float32 (torch lacks ops for it)."""
+    if tensor.layout != torch.strided or tensor.is_nested:
+        raise TIGASInputError(label, f"unsupported tensor layout {tensor.layout}: pass a dense tensor (.to_dense())")
+    if tensor.is_meta:
+        raise TIGASInputError(label, "a meta tensor holds no values")
+    if tensor.is_quantized:
+        raise TIGASInputError(label, "unsupported quantized tensor: pass .dequantize()")
+    if tensor.is_complex():
+        raise TIGASInputError(label, f"unsupported tensor dtype {tensor.dtype} (use float in [0, 1] or 8/16-bit integers)")
+    if tensor.is_floating_point() and tensor.dtype not in FLOAT_TYPES:
+        return tensor.to(torch.float32)
+    return tensor
 
 
 def _tensor_to_rgb(tensor: torch.Tensor, label: str) -> torch.Tensor:
@@ -234,9 +409,9 @@ def integer_to_unit(values: torch.Tensor, label: str) -> torch.Tensor:
     if values.dtype == torch.bool:
         return values.float()
     scale = 65535.0 if values.dtype == torch.uint16 else 255.0
-    values = values.to(torch.int32 if values.dtype == torch.uint16 else values.dtype)  # torch has no min/max for uint16
     if values.numel():
-        low, high = int(values.min()), int(values.max())
+        bounds = values.to(torch.float64) if values.dtype in _WIDE_UNSIGNED else values
+        low, high = int(bounds.min()), int(bounds.max())
         if low < 0 or high > scale:
             raise TIGASInputError(label, f"integer values span [{low}, {high}], expected 0-{int(scale)} "
                                          f"({'16-bit' if scale > 255 else '8-bit'} pixels; pass 16-bit data as uint16)")
@@ -251,10 +426,13 @@ def batch_to_rgb(images: torch.Tensor, label: str) -> torch.Tensor:
     overshoots are clamped (differentiably: zero gradient beyond). No MIN_SIDE here: a batch is
     the differentiable path of TIGASLoss and TIGASMetric, where a 28 px generator's output is fine.
     """
+    images = _check_tensor_kind(images, label)
     if images.ndim != 4:
         raise TIGASInputError(label, f"expected a batch [B,C,H,W], got shape {tuple(images.shape)}")
     if images.shape[0] == 0:
         raise TIGASInputError(label, "empty batch (no images)")
+    if images.shape[-2] == 0 or images.shape[-1] == 0:
+        raise TIGASInputError(label, "empty image (a side of 0 pixels)")
     if not images.is_floating_point():
         images = integer_to_unit(images, label)
     channels = images.shape[1]
@@ -266,7 +444,7 @@ def batch_to_rgb(images: torch.Tensor, label: str) -> torch.Tensor:
     elif channels != 3:
         hint = "; this looks channel-last: use .permute(2, 0, 1) (or .permute(0, 3, 1, 2) for a batch)" \
             if images.shape[-1] in (1, 3, 4) else ""
-        raise TIGASInputError(label, f"expected 1, 3 or 4 channels in dimension 1, got {channels}{hint}")
+        raise TIGASInputError(label, f"expected 1, 3 or 4 channels first ([C,H,W], or [B,C,H,W] for a batch), got {channels}{hint}")
     if not torch.isfinite(images.detach()).all():
         raise TIGASInputError(label, "image contains NaN or infinite values")
     check_unit_range(images, label)

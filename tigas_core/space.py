@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 
 CHECKOUT = Path(__file__).resolve().parents[1]
-TEST_ONLY = {"pytest", "pytest-timeout", "playwright"}
+TEST_ONLY = {"pytest", "pytest-timeout", "hypothesis", "playwright"}
 COPIED = ("app", "tigas_core", "assets", "LICENSE")
 
 

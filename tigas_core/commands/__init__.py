@@ -3,6 +3,9 @@ argparse rejects a bad value with the option's name before any model or data is 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+import tempfile
 from pathlib import Path
 
 
@@ -18,14 +21,34 @@ def positive_int(text: str) -> int:
 
 
 def probability(text: str) -> float:
-    """A number in [0, 1] (a score threshold)."""
+    """A number in [0, 1] (a score threshold), checked as the app's API checks it."""
+    from tigas_core.io import TIGASInputError, check_threshold
+
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
-    return value
+        return check_threshold(text)
+    except TIGASInputError as exc:
+        raise argparse.ArgumentTypeError(exc.reason) from None
+
+
+def prepare_output(path: Path, option: str) -> None:
+    """Make sure an output file can be written before any work starts: a missing folder is created
+    (and said so on stderr, so a mistyped folder shows at once); a folder that cannot be created
+    or written ends the command with a message that names the user's path and option."""
+    folder = path.parent
+    if not folder.exists():
+        try:
+            folder.mkdir(parents=True)
+        except OSError as exc:
+            raise OSError(f"{option} {path}: cannot create folder {folder} ({exc.strerror})") from None
+        print(f"note: {option} {path}: created folder {folder}", file=sys.stderr)
+    if not folder.is_dir():
+        raise ValueError(f"{option} {path}: {folder} is not a folder")
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        raise OSError(f"{option} {path}: cannot write in {folder} ({exc.strerror})") from None
+    if os.path.isdir(path):
+        raise ValueError(f"{option} {path}: is a folder; give a file name")
 
 
 def add_views_argument(parser: argparse.ArgumentParser) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from tigas_core.commands import add_views_argument, plot_path, positive_int, probability
+from tigas_core.commands import add_views_argument, plot_path, positive_int, prepare_output, probability
 from tigas_core.config import atomic_write_bytes, atomic_write_text
-from tigas_core.io import IMAGE_EXTENSIONS, file_stamp, is_url, list_folder
+from tigas_core.io import IMAGE_EXTENSIONS, file_stamp, is_folder, is_url, list_folder
 
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,11 +27,11 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     add_views_argument(parser)
 
 
-def load_scorer(args: argparse.Namespace):
-    """The TIGAS these arguments ask for, and the threshold to judge with."""
+def load_scorer(args: argparse.Namespace, device: str | None = None):
+    """The TIGAS these arguments ask for (on ``device`` if given, else --device), and the threshold to judge with."""
     from tigas_core.api import TIGAS
 
-    tigas = TIGAS(checkpoint_path=args.weights, auto_download=args.auto_download, device=args.device,
+    tigas = TIGAS(checkpoint_path=args.weights, auto_download=args.auto_download, device=device or args.device,
                   views=args.views)
     return tigas, tigas.threshold if args.threshold is None else args.threshold
 
@@ -50,6 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", type=plot_path, help="score histogram: .html (interactive, works offline) or .png")
     parser.add_argument("--resume", action="store_true", help="with --csv: skip files already scored by an interrupted run")
     parser.add_argument("-q", "--quiet", action="store_true", help="no per-image lines")
+    cluster = parser.add_argument_group("scoring on a Ray cluster (pip install \"tigas-metric[ray]\")")
+    cluster.add_argument("--engine", choices=("local", "ray"), default="local",
+                         help="local: in this process (default); ray: Ray Data actors, rows written to --out")
+    cluster.add_argument("--address", help="Ray cluster: auto, HOST:PORT or ray://HOST:PORT (default: start Ray here)")
+    cluster.add_argument("--out", type=Path, help="Parquet file of every row; a rerun skips the files it holds")
+    cluster.add_argument("--workers", type=positive_int, help="scoring actors (default: one per GPU, else one per CPU)")
 
 
 def collect_paths(inputs: list[str], recursive: bool) -> list[Path | str]:
@@ -61,7 +67,7 @@ def collect_paths(inputs: list[str], recursive: bool) -> list[Path | str]:
             paths.append(item)
             continue
         path = Path(item)
-        if path.is_dir():
+        if is_folder(item):
             found, skipped = list_folder(path, recursive=recursive)
             if not found:
                 print(f"warning: {path}: folder contains no image files" + ("" if recursive else " (use --recursive for sub-folders)"), file=sys.stderr)
@@ -156,6 +162,11 @@ def run(args: argparse.Namespace) -> int:
     from tigas_core.api import RESULT_COLUMNS, verdict
     from tigas_core.score_cache import scorer_identity
 
+    if args.engine == "ray":
+        return run_on_ray(args)
+    for option in ("out", "address", "workers"):
+        if getattr(args, option):
+            raise ValueError(f"--{option} goes with --engine ray")
     if args.resume and not args.csv:
         raise ValueError("--resume needs --csv: an interrupted run's rows are kept in CSV.partial")
     paths = collect_paths(args.paths, args.recursive)
@@ -163,9 +174,11 @@ def run(args: argparse.Namespace) -> int:
         print("tigas score: no image files found in " + ", ".join(args.paths) + f" (extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})", file=sys.stderr)
         return 1
     inputs = {os.path.realpath(p) for p in paths if not is_url(p)}
-    for output in (args.csv, args.json, args.plot):
+    for option, output in (("--csv", args.csv), ("--json", args.json), ("--plot", args.plot)):
         if output is not None and os.path.realpath(output) in inputs:
             raise ValueError(f"{output}: is one of the images to score; choose another output path")
+        if output is not None:
+            prepare_output(output, option)
     tigas, threshold = load_scorer(args)
 
     partial = args.csv.with_name(args.csv.name + ".partial") if args.csv else None
@@ -196,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
                 sink.flush()
             if not args.quiet:
                 line = f"ERROR  {row['path']}: {row['error']}" if row["error"] else f"{row['score']:.4f}  {row['verdict']:<16}  {row['path']}"
+                line += f"  (note: {row['note']})" if row.get("note") else ""
                 try:
                     progress.write(line, file=sys.stdout)
                 except BrokenPipeError:  # `| head` closed the pipe: stop printing, go on scoring and writing
@@ -206,14 +220,7 @@ def run(args: argparse.Namespace) -> int:
             sink.close()
 
     table = pd.DataFrame(rows, columns=RESULT_COLUMNS)
-    summary = summarise(table, threshold)
-    print(
-        f"\nScored {summary['scored']} of {summary['files']} images"
-        + (f" ({summary['failed']} failed)" if summary["failed"] else "")
-        + (f": mean {summary['mean']:.4f}, median {summary['median']:.4f}, std {summary['std']:.4f}, "
-           f"{summary['share_real']:.1%} at or above threshold {threshold:.2f}" if summary["scored"] else "")
-        + f"  {scorer_label(tigas)}"
-    )
+    summary = print_summary(table, threshold, tigas)
     if args.csv:
         atomic_write_text(args.csv, table.to_csv(index=False))
         partial.unlink(missing_ok=True)
@@ -223,4 +230,44 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
     if args.plot and summary["scored"]:
         write_plot(table, args.plot, threshold)
+    return 0 if summary["scored"] else 1
+
+
+def print_summary(table: pd.DataFrame, threshold: float, tigas) -> dict:
+    """The closing line of a run (files, failures, score statistics, weights), and its numbers."""
+    summary = summarise(table, threshold)
+    print(
+        f"\nScored {summary['scored']} of {summary['files']} images"
+        + (f" ({summary['failed']} failed)" if summary["failed"] else "")
+        + (f": mean {summary['mean']:.4f}, median {summary['median']:.4f}, std {summary['std']:.4f}, "
+           f"{summary['share_real']:.1%} at or above threshold {threshold:.2f}" if summary["scored"] else "")
+        + f"  {scorer_label(tigas)}"
+    )
+    return summary
+
+
+def run_on_ray(args: argparse.Namespace) -> int:
+    """`--engine ray`: score on a Ray cluster into --out (tigas_core.distributed); the model is
+    loaded here on the CPU and shipped to the actors, which run on --device."""
+    from tigas_core.distributed import score_dataset
+
+    local_only = [option for option in ("csv", "json", "plot", "resume") if getattr(args, option)]
+    if local_only:
+        raise ValueError(f"--{local_only[0]} is for the local engine; --engine ray writes --out OUT.parquet (a rerun resumes it)")
+    if args.out is None or args.out.suffix.lower() != ".parquet":
+        raise ValueError("--engine ray needs --out OUT.parquet")
+    urls = [item for item in args.paths if is_url(item)]
+    if urls:
+        raise ValueError(f"{urls[0]}: --engine ray reads files (on a shared filesystem), not URLs")
+    prepare_output(args.out, "--out")
+    tigas, threshold = load_scorer(args, device="cpu")
+    tigas.threshold = threshold
+    try:
+        result = score_dataset(args.paths, args.out, tigas, recursive=args.recursive, address=args.address,
+                               workers=args.workers, batch_size=args.batch_size, device=args.device)
+    except KeyboardInterrupt:
+        print(f"\ntigas score: the rows scored so far are kept beside {args.out}; run the same command to continue", file=sys.stderr)
+        raise
+    print(f"{args.out}: {len(result.table)} rows, {result.newly_scored} of them read and scored by this run")
+    summary = print_summary(result.table, threshold, tigas)
     return 0 if summary["scored"] else 1
