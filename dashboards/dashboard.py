@@ -28,7 +28,7 @@ from PIL import Image
 from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
 from tigas_core.data.records import REAL, REAL_LABEL, read_csv_index, scan_folder
-from tigas_core.data.records import _classify as classify_parts  # the layouts' one home
+from tigas_core.data.records import classify_parts  # the layouts' one home
 from tigas_core.io import DEFAULT_VIEWS, VIEW_DESCRIPTIONS, VIEW_MODES, iter_image_files
 from tigas_core.metrics.evaluation import binary_metrics
 from tigas_core.metrics.frechet import StreamingStats, frechet_distance

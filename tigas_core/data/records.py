@@ -66,7 +66,7 @@ def scan_folder(root: str | os.PathLike) -> list[ImageRecord]:
     for path in iter_image_files(root, recursive=True):
         parts = path.relative_to(root).parts
         key = "/".join(parts)
-        label, generator = _classify(parts)
+        label, generator = classify_parts(parts)
         if label is None:
             continue
         source = parts[1] if generator == REAL and parts[0] == REAL and len(parts) > 2 else generator
@@ -76,7 +76,7 @@ def scan_folder(root: str | os.PathLike) -> list[ImageRecord]:
     return records
 
 
-def _classify(parts: tuple[str, ...]) -> tuple[int | None, str]:
+def classify_parts(parts: tuple[str, ...]) -> tuple[int | None, str]:
     for depth, part in enumerate(parts[:-1]):
         if part in CNNDETECTION_DIRS:
             return CNNDETECTION_DIRS[part], parts[0] if depth > 0 else "unknown"
