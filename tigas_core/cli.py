@@ -24,10 +24,17 @@ COMMANDS = {
     "generate": "Sample images from a trained generator-zoo checkpoint.",
     "zoo": "Train the generator zoo (DCGAN, WGAN-GP, cGAN, VAE, DDPM).",
     "fid": "Frechet distance (and KID) between two image folders.",
+    "ppl": "Perceptual Path Length of a generator-zoo checkpoint (smoothness of its latent space).",
+    "style-transfer": "Neural style transfer (Gatys) on ImageNet Lite0 features; prints the result's TIGAS score.",
     "hub": "Export TIGAS weights as a Hugging Face repo folder or push them; build the Gradio Space folder.",
     "app": "Launch the Gradio app.",
     "dashboard": "Launch the Streamlit dashboard.",
 }
+
+
+def command_module(name: str):
+    """The module of subcommand ``name`` (``style-transfer`` lives in ``style_transfer.py``)."""
+    return importlib.import_module(f"tigas_core.commands.{name.replace('-', '_')}")
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
@@ -39,7 +46,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     for name, help_text in COMMANDS.items():
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
         if name == chosen:  # only the command that runs pays for its imports
-            importlib.import_module(f"tigas_core.commands.{name}").add_arguments(sub)
+            command_module(name).add_arguments(sub)
     return parser
 
 
@@ -53,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    command = importlib.import_module(f"tigas_core.commands.{args.command}")
+    command = command_module(args.command)
     show_input_warnings_as_lines()
     try:
         return int(command.run(args) or 0)

@@ -31,6 +31,8 @@ class ZooModel:
     sampling_extras: ClassVar[tuple[str, ...]] = ()
     # Training batch size unless `tigas zoo train --batch-size` says otherwise.
     batch_size: ClassVar[int] = 64
+    # Latent spaces Perceptual Path Length can walk (`path_endpoints`): "z", and "w" for style-based models.
+    path_spaces: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: dict[str, Any] | None = None, for_training: bool = True):
         unknown = set(config or {}) - set(self.defaults) - {"img_size", "n_classes"}
@@ -92,6 +94,17 @@ class ZooModel:
     def _sample(self, net: nn.Module, n: int, labels: torch.Tensor | None, noise: torch.Generator,
                 truncation: float) -> torch.Tensor:
         raise NotImplementedError
+
+    def path_endpoints(self, n: int, noise: torch.Generator, space: str) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """``n`` paths for Perceptual Path Length (`tigas_core.metrics.ppl`): start and end codes
+        [n, ...] in latent ``space`` and the condition held fixed along each path (rows per path;
+        a tensor, a tuple of them, or None), drawn from the seeded CPU ``noise``."""
+        raise ValueError(f"{self.name}: has no latent code for a path length")
+
+    def render_path(self, net: nn.Module, latents: torch.Tensor, context: Any, space: str) -> torch.Tensor:
+        """Images in [-1, 1] of sampling network ``net`` at ``latents`` of ``space`` with ``context``
+        (rows of `path_endpoints`'s)."""
+        raise ValueError(f"{self.name}: has no latent code for a path length")
 
     def training_labels(self, images: torch.Tensor, labels: torch.Tensor, seed: int) -> torch.Tensor:
         """The labels ``train_step`` gets for the training images (uint8 [N,3,H,W]): the class

@@ -130,7 +130,20 @@ class MixturePrior(nn.Module):
         plus its Cholesky factor times ``truncation`` * noise (truncation pulls codes to the means)."""
         if not self.fitted:
             return noise * truncation
-        which = torch.multinomial(self.weights.float().cpu(), len(noise), replacement=True, generator=generator).to(noise.device)
+        return self.codes(noise, self.draw(len(noise), generator).to(noise.device), truncation)
+
+    def draw(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        """``n`` component indices drawn by the components' weights (on the CPU); zeros while
+        unfitted, when `codes` ignores them."""
+        if not self.fitted:
+            return torch.zeros(n, dtype=torch.long)
+        return torch.multinomial(self.weights.float().cpu(), n, replacement=True, generator=generator)
+
+    def codes(self, noise: torch.Tensor, which: torch.Tensor, truncation: float = 1.0) -> torch.Tensor:
+        """The codes of standard-normal ``noise`` [n, latent] in components ``which`` [n] (or the
+        noise itself while unfitted): an affine map per component, so a path in the noise is one in the codes."""
+        if not self.fitted:
+            return noise * truncation
         return self.means[which] + truncation * torch.einsum("nij,nj->ni", self.scale_tril[which], noise)
 
 

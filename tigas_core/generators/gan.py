@@ -164,6 +164,7 @@ class DCGAN(ZooModel):
     name = "dcgan"
     sampler = "generator"
     latent_dim_key = "nz"
+    path_spaces = ("z",)
     defaults: dict[str, Any] = {
         "nz": 100, "ngf": 32, "ndf": 32, "lr": 2e-4, "betas": [0.5, 0.999], "spectral_norm": True,
         "ttur": False, "ema": 0.0, "grad_clip": 10.0, "diffaug": True, "clusters": 0,
@@ -273,6 +274,20 @@ class DCGAN(ZooModel):
         if self.layout_conditioned:
             labels = self.networks["layout_prior"].sample(self.noise(n, COMPONENTS, generator=noise), noise, 1.0)
         return net(z, self._labels(labels))
+
+    def path_endpoints(self, n: int, noise: torch.Generator, space: str) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """Paths in z; the condition (class label, cluster or layout code), drawn as `_sample`
+        draws it, is the same at both ends."""
+        start, end = self.latent(n, noise), self.latent(n, noise)
+        condition = torch.arange(n, device=self.device) % max(1, int(self.config["n_classes"])) if self.conditional else None
+        if self.clustered:
+            condition = self.networks["clusters"].draw(n, noise).to(self.device)
+        if self.layout_conditioned:
+            condition = self.networks["layout_prior"].sample(self.noise(n, COMPONENTS, generator=noise), noise, 1.0)
+        return start, end, condition
+
+    def render_path(self, net: nn.Module, latents: torch.Tensor, context: Any, space: str) -> torch.Tensor:
+        return net(latents, self._labels(context))
 
     def augment(self, images: torch.Tensor) -> torch.Tensor:
         """``images`` as the critic sees them: through DiffAugment when ``diffaug`` is on."""

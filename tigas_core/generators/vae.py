@@ -54,6 +54,7 @@ class VAE(ZooModel):
         "adversarial": 0.5, "adversarial_warmup": 1000, "ndf": 32, "critic_lr": 2e-4, "critic_betas": [0.5, 0.999],
     }
     sampling_extras = ("prior",)
+    path_spaces = ("z",)
     PRIOR_FIT_IMAGES = 4000  # the fit of 10 components in 128-d then takes ~8 s of one CPU thread per checkpoint
     # VAEs sampled from N(0, I) before the mixture prior and had no critic before `adversarial`.
     predates_key = {"prior_components": 0, "adversarial": 0.0}
@@ -79,6 +80,15 @@ class VAE(ZooModel):
     def _sample(self, net: nn.Module, n: int, labels: torch.Tensor | None, noise: torch.Generator,
                 truncation: float) -> torch.Tensor:
         return net(self.networks["prior"].sample(self.latent(n, noise), noise, truncation))
+
+    def path_endpoints(self, n: int, noise: torch.Generator, space: str) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """Paths in the prior's standard-normal noise within one mixture component each (drawn by
+        weight): the component's affine map makes that a path between two of its codes."""
+        start, end = self.latent(n, noise), self.latent(n, noise)
+        return start, end, self.networks["prior"].draw(n, noise).to(self.device)
+
+    def render_path(self, net: nn.Module, latents: torch.Tensor, context: Any, space: str) -> torch.Tensor:
+        return net(self.networks["prior"].codes(latents, context))
 
     @torch.no_grad()
     def prepare_sampling(self, images: torch.Tensor, seed: int) -> None:
