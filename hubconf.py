@@ -7,12 +7,12 @@ dependencies = ["torch", "torchvision", "numpy", "PIL", "safetensors", "huggingf
                 "torchmetrics", "plotly", "yaml"]
 
 
-def tigas(checkpoint_path: str | None = None, auto_download: bool = False, device: str = "auto", **kwargs):
-    """A ready ``TIGAS`` scorer: the bundled weights, a weights folder/file/Hub repo id, or the pinned
-    Hub weights with ``auto_download=True``; keyword arguments as for ``tigas_core.TIGAS``."""
+def tigas(weights: str | None = None, **options):
+    """A ready ``TIGAS`` scorer: ``weights`` None or "assets" (bundled), a weights folder or file, or a
+    Hub repo "owner/name@revision"; other keyword arguments as for ``tigas_core.TIGAS``."""
     from tigas_core import TIGAS
 
-    return TIGAS(checkpoint_path=checkpoint_path, auto_download=auto_download, device=device, **kwargs)
+    return TIGAS(weights, **options)
 
 
 def tigas_loss(weight: float = 0.1, **kwargs):

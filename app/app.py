@@ -1,7 +1,7 @@
 """TIGAS Gradio app: drag-and-drop realism scores with per-branch breakdowns, spectra and saliency.
 
 A thin view over `tigas_core.api.TIGAS`: every number and array shown here comes from
-`TIGAS.score_files` / `TIGAS.explain` and `tigas_core.api.verdict`; the app only arranges them
+`TIGAS.score_files` / `TIGAS.explain` and `tigas_core.results`; the app only arranges them
 into tables and plotly figures. The model is loaded once per process (`main`) and shared by all
 sessions through a queue with a concurrency limit. It is the Hugging Face Space entry point
 (`app_file: app/app.py`) and what `tigas app` launches.
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import inspect
-import math
 import os
 import sys
 import tempfile
@@ -21,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import pandas as pd
 
 if importlib.util.find_spec("tigas_core") is None:
@@ -29,22 +26,24 @@ if importlib.util.find_spec("tigas_core") is None:
     # tigas_core; an installed TIGAS (editable or a wheel) needs nothing.
     sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
-from tigas_core.api import TIGAS, Explanation, verdict  # noqa: E402
-from tigas_core.hub import DEFAULT_REPO_ID, DEFAULT_REVISION, WeightsNotFoundError  # noqa: E402
-from tigas_core.commands import add_views_argument  # noqa: E402
+from tigas_core.api import TIGAS, Explanation  # noqa: E402
+from tigas_core.hub import WeightsNotFoundError  # noqa: E402
+from tigas_core.commands import add_scorer_arguments, load_scorer  # noqa: E402
 from tigas_core.io import MAX_FILE_BYTES, VIEW_DESCRIPTIONS, TIGASInputError, check_file_size, check_threshold  # noqa: E402
 from tigas_core.model import BRANCHES  # noqa: E402
-from tigas_core.plots import FUSION_NOTE, explanation_figures  # noqa: E402
+from tigas_core.explanation import FUSION_NOTE, explanation_figures  # noqa: E402
+from tigas_core.results import SCORE_COLUMNS, VERDICT_MARGIN, breakdown, empty_row, plain_numbers, verdict  # noqa: E402
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # read when gradio is imported
 import gradio as gr  # noqa: E402
 
 TABLE_COLUMNS = ["file", "score", "verdict", *BRANCHES, "message"]
+# The downloads: every column of a result row, under the upload's name, with the threshold it was read at.
+DOWNLOAD_COLUMNS = ["file", "score", "verdict", "threshold", *SCORE_COLUMNS[1:], "error", "note"]
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 DOWNLOAD_MAX_AGE_S = 3600
 MAP_KEYS = ("spectrum", "saliency")  # the large 2-D arrays of Explanation.to_dict(arrays=True)
-VERDICT_MARGIN = inspect.signature(verdict).parameters["margin"].default
 
 # Gradio's gallery shrinks its grid to the number of images, so a single thumbnail would fill the
 # whole width: keep six columns however many images there are.
@@ -105,6 +104,7 @@ class AppLimits:
     max_file_mb: float = 10.0
     concurrency: int = 2
     queue_size: int = 64
+    batch_size: int = 16  # images per forward pass
 
     @property
     def max_file_bytes(self) -> int:
@@ -165,15 +165,12 @@ def _size_error(path: str, limits: AppLimits) -> str:
 # Scoring: records are plain JSON-able dicts kept server-side in gr.State.
 
 
-def _empty_record(name: str, message: str) -> dict[str, Any]:
-    return {
-        "file": name, "score": None, "verdict": "", "error": message, "note": "",
-        **{branch: None for branch in BRANCHES}, **{f"w_{branch}": None for branch in BRANCHES},
-    }
-
-
-def _float_or_none(value: Any) -> float | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+def _record(name: str, row: dict[str, Any]) -> dict[str, Any]:
+    """A result row (`tigas_core.results`) as the app keeps it: under the upload's display name,
+    NaN as None (JSON and Gradio take it)."""
+    record = plain_numbers(row)
+    record.pop("path")
+    return {"file": name, **record}
 
 
 def score_paths(tigas: TIGAS, paths: Sequence[str], limits: AppLimits, threshold: float,
@@ -188,43 +185,28 @@ def score_paths(tigas: TIGAS, paths: Sequence[str], limits: AppLimits, threshold
     scored: dict[str, str] = {}
     to_score: list[tuple[str, str]] = []
     for index, (name, path) in enumerate(zip(names, paths)):
-        if index >= limits.max_files:
-            records[name] = _empty_record(name, f"not scored: at most {limits.max_files} files per request")
-            continue
-        too_big = _size_error(path, limits)
-        if too_big:
-            records[name] = _empty_record(name, too_big)
-            continue
-        if path in known:
+        refused = (f"not scored: at most {limits.max_files} files per request" if index >= limits.max_files
+                   else _size_error(path, limits))
+        if refused:
+            records[name] = _record(name, empty_row(path, refused))
+        elif path in known:
             records[name] = {**known[path], "file": name}
             scored[name] = path
-            continue
-        to_score.append((name, path))
+        else:
+            to_score.append((name, path))
     if to_score:
-        frame = tigas.score_files([path for _, path in to_score], progress=False)
+        frame = tigas.score_files([path for _, path in to_score], batch_size=limits.batch_size, progress=False)
         for (name, path), row in zip(to_score, frame.to_dict("records")):
-            error = _scrub(str(row["error"] or ""), path, name)
-            record = {
-                "file": name,
-                "score": _float_or_none(row["score"]),
-                "verdict": "",
-                "error": error,
-                "note": row["note"],
-                **{branch: _float_or_none(row[branch]) for branch in BRANCHES},
-                **{f"w_{branch}": _float_or_none(row[f"w_{branch}"]) for branch in BRANCHES},
-            }
-            records[name] = record
-            if not error and record["score"] is not None:
+            records[name] = _record(name, {**row, "error": _scrub(str(row["error"] or ""), path, name)})
+            if not records[name]["error"] and records[name]["score"] is not None:
                 scored[name] = path
-    ordered = [records[name] for name in names]
-    return apply_threshold(ordered, threshold), scored
+    return apply_threshold([records[name] for name in names], threshold), scored
 
 
 def apply_threshold(records: list[dict], threshold: float) -> list[dict]:
     """Verdicts under the user's threshold (scores are not recomputed)."""
     return [
-        {**record, "verdict": verdict(record["score"], threshold) if record["score"] is not None else "",
-         "threshold": float(threshold)}
+        {**record, "verdict": verdict(record["score"], threshold), "threshold": float(threshold)}
         for record in records
     ]
 
@@ -273,8 +255,7 @@ class DownloadWriter:
         self._prune()
         folder = self.root / uuid.uuid4().hex
         folder.mkdir()
-        columns = ["file", "score", "verdict", "threshold", *BRANCHES, *(f"w_{b}" for b in BRANCHES), "error", "note"]
-        frame = pd.DataFrame(records, columns=columns).sort_values(
+        frame = pd.DataFrame(records, columns=DOWNLOAD_COLUMNS).sort_values(
             "score", ascending=False, na_position="last", kind="stable"
         )
         csv_path = folder / "tigas_results.csv"
@@ -306,7 +287,7 @@ def weights_label(tigas: TIGAS) -> str:
         return (f"the bundled baseline ({views}, trained on a CPU mostly on 32 px CIFAR-10 photos). "
                 "It misjudges many sharp, high-resolution photos: the skimage.data examples below read "
                 "'likely generated', and rotating a photo can swing its score. Serve better weights with "
-                "`tigas app --weights DIR` or `--repo-id`")
+                "`tigas app --weights DIR` or `--weights OWNER/NAME@REVISION`")
     kind, _, detail = source.partition(" ")
     if kind == "checkpoint":  # name the weights, not a path on the server
         source = f"checkpoint {Path(detail).name}"
@@ -326,28 +307,33 @@ def explanation_summary(name: str, explanation: Explanation, threshold: float) -
 # The app.
 
 
-def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[str] | None = None) -> gr.Blocks:
-    """Gradio Blocks over one loaded TIGAS (shared by all sessions).
+class AppHandlers:
+    """What the page's events and the /score and /explain endpoints do, over one loaded TIGAS
+    shared by all sessions. Plain methods of plain values (session state comes in and goes out as
+    arguments), so tests call them without building the Blocks; `build_app` only lays out and wires."""
 
-    Named API endpoints: ``/score`` and ``/explain`` take one image file (and an optional
-    threshold) and return JSON with the score, components, branch weights and verdict.
-    """
-    limits = limits or AppLimits()
-    downloads = DownloadWriter()
-    default_threshold = float(tigas.threshold)
+    def __init__(self, tigas: TIGAS, limits: AppLimits | None = None) -> None:
+        self.tigas = tigas
+        self.limits = limits or AppLimits()
+        self.downloads = DownloadWriter()
+        self.default_threshold = float(tigas.threshold)
 
-    def on_upload(files: list[str] | None, threshold: float, records: list[dict], scored: dict[str, str]):
+    # -- the page ------------------------------------------------------------------------------
+    def upload(self, files: list[str] | None, threshold: float, records: list[dict], scored: dict[str, str]) -> tuple:
+        """Score the files in the upload box (those scored before in this session are kept, not rescored)."""
         by_name = {record["file"]: record for record in records}
         known = {path: by_name[name] for name, path in scored.items() if name in by_name}
-        records, scored = score_paths(tigas, [str(path) for path in files or []], limits, threshold, known)
-        return _render_results(records, scored, threshold)
+        records, scored = score_paths(self.tigas, [str(path) for path in files or []], self.limits, threshold, known)
+        return self.render(records, scored)
 
-    def on_threshold(records: list[dict], scored: dict[str, str], threshold: float):
-        return _render_results(apply_threshold(records, threshold), scored, threshold)
+    def rethreshold(self, records: list[dict], scored: dict[str, str], threshold: float) -> tuple:
+        """Verdicts at the slider's new threshold; no image is scored again."""
+        return self.render(apply_threshold(records, threshold), scored)
 
-    def _render_results(records: list[dict], scored: dict[str, str], threshold: float):
+    def render(self, records: list[dict], scored: dict[str, str]) -> tuple:
+        """The outputs of a scoring event: state, table, status, inspect list, downloads, thumbnails."""
         table = results_table(records)
-        csv_path, json_path = downloads.write(records) if records else (None, None)
+        csv_path, json_path = self.downloads.write(records) if records else (None, None)
         ranked = ranked_names(table, scored)
         by_name = {record["file"]: record for record in records}
         thumbnails = [(scored[name], f"{by_name[name]['score']:.3f} · {by_name[name]['verdict']} · {name}") for name in ranked]
@@ -359,62 +345,61 @@ def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[
             gr.update(value=thumbnails, visible=bool(thumbnails)),
         )
 
-    def on_select_row(table: pd.DataFrame, event: gr.SelectData):
+    @staticmethod
+    def select_row(table: pd.DataFrame, event: gr.SelectData):
         row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
         return gr.update(value=str(table.iloc[row]["file"]))
 
-    def on_select_thumbnail(table: pd.DataFrame, scored: dict[str, str], event: gr.SelectData):
+    @staticmethod
+    def select_thumbnail(table: pd.DataFrame, scored: dict[str, str], event: gr.SelectData):
         return gr.update(value=ranked_names(table, scored)[event.index])
 
-    def on_inspect(name: str | None, scored: dict[str, str], threshold: float):
+    def inspect(self, name: str | None, scored: dict[str, str], threshold: float) -> tuple:
+        """The breakdown of one scored file: summary text and the four figures."""
         if not name or name not in scored:
             return "Select a scored file to see its breakdown.", None, None, None, None
         try:
-            explanation = tigas.explain(scored[name])
+            explanation = self.tigas.explain(scored[name])
         except TIGASInputError as exc:  # e.g. the upload expired from Gradio's cache
             return f"`{name}` could not be explained: {exc.reason}", None, None, None, None
         figures = explanation_figures(explanation)
         return (explanation_summary(name, explanation, threshold), figures["branches"], figures["spectrum"],
                 figures["profile"], figures["saliency"])
 
-    def request_threshold(threshold: Any) -> float:
+    # -- the JSON API --------------------------------------------------------------------------
+    def request_threshold(self, threshold: Any) -> float:
         """The API's threshold argument: the default when left out, else a number in [0, 1]."""
         try:
-            return default_threshold if threshold is None else check_threshold(threshold)
+            return self.default_threshold if threshold is None else check_threshold(threshold)
         except TIGASInputError as exc:
             raise api_error(str(exc)) from None
 
-    def api_score(file: str | None, threshold: float | None = None) -> dict[str, Any]:
+    def api_score(self, file: str | None, threshold: float | None = None) -> dict[str, Any]:
         """Score one image: JSON with score, components, branch_weights, verdict and a note
         (non-empty when the score needs one: an animation is scored on its first frame)."""
-        threshold = request_threshold(threshold)
+        threshold = self.request_threshold(threshold)
         if file is None:
             raise api_error("no file given")
-        records, _ = score_paths(tigas, [str(file)], limits, threshold)
-        record = records[0]
+        record = score_paths(self.tigas, [str(file)], self.limits, threshold)[0][0]
         if record["error"]:
             raise api_error(f"{record['file']}: {record['error']}")
-        return {
-            "file": record["file"], "score": record["score"], "verdict": record["verdict"], "threshold": threshold,
-            "components": {b: record[b] for b in BRANCHES},
-            "branch_weights": {b: record[f"w_{b}"] for b in BRANCHES},
-            "note": record["note"],
-        }
+        return {"file": record["file"], "score": record["score"], "verdict": record["verdict"], "threshold": threshold,
+                **breakdown(record), "note": record["note"]}
 
-    def api_explain(file: str | None, threshold: float | None = None, maps: bool = False) -> dict[str, Any]:
+    def api_explain(self, file: str | None, threshold: float | None = None, maps: bool = False) -> dict[str, Any]:
         """Explain one image: score, components, branch weights, verdict, the radial power profile
         with the natural-image reference; ``maps=True`` adds the 2-D log spectrum and saliency map
         (nested lists, ~3 MB of JSON at 256 px, so they are opt-in)."""
-        threshold = request_threshold(threshold)
+        threshold = self.request_threshold(threshold)
         if file is None:
             raise api_error("no file given")
         path = str(file)
         name = Path(path).name
-        too_big = _size_error(path, limits)
+        too_big = _size_error(path, self.limits)
         if too_big:
             raise api_error(f"{name}: {too_big}")
         try:
-            explanation = tigas.explain(path)
+            explanation = self.tigas.explain(path)
         except TIGASInputError as exc:
             raise api_error(f"{name}: {exc.reason}") from exc
         payload = explanation.to_dict(arrays=True)
@@ -424,78 +409,132 @@ def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[
         payload.update(file=name, threshold=threshold, verdict=verdict(explanation.score, threshold))
         return payload
 
-    with gr.Blocks(title="TIGAS realism score", delete_cache=(1800, 3600)) as demo:
-        records_state = gr.State([])
-        scored_state = gr.State({})
-        gr.Markdown(
-            "# TIGAS: how real does this image look?\n"
-            "A no-reference realism score in [0, 1] (1 = looks like a real photo, 0 = looks generated), "
-            "combining perceptual, spectral and statistical branches. Drop images, paste one (Ctrl+V), "
-            f"or pick files; up to {limits.max_files} files per request, {limits.max_file_mb:g} MiB per file.\n\n"
-            f"**Weights:** {weights_label(tigas)}."
-        )
-        with gr.Row():
-            with gr.Column(scale=1):
-                upload = gr.File(label="Images", file_count="multiple", elem_id="tigas-upload", height=180)
-                threshold = gr.Slider(0.0, 1.0, value=default_threshold, step=0.01, label="Decision threshold",
-                                      info=f"within ±{VERDICT_MARGIN:g} of the threshold a score reads 'uncertain'",
-                                      elem_id="tigas-threshold")
-                status = gr.Markdown(status_markdown([]), elem_id="tigas-status")
-                if examples:
-                    gr.Examples(examples=[[[path]] for path in examples], inputs=[upload],
-                                example_labels=[Path(path).name for path in examples],
-                                label="Examples (real photos from skimage.data and images from the project's own generators)",
-                                elem_id="tigas-examples")
-            with gr.Column(scale=2):
-                table = gr.Dataframe(value=results_table([]), label="Results (sorted by score; click a row to inspect)",
-                                     interactive=False, elem_id="tigas-table", wrap=True,
-                                     column_widths=["170px", "80px", "120px", "110px", "95px", "115px", "170px"])
-                with gr.Row():
-                    csv_button = gr.DownloadButton("Download CSV", interactive=False, elem_id="tigas-csv")
-                    json_button = gr.DownloadButton("Download JSON", interactive=False, elem_id="tigas-json")
-                thumbnails = gr.Gallery(label="Scored images (best score first; click one to inspect)", columns=6,
-                                        height=240, object_fit="contain", allow_preview=False, visible=False,
-                                        elem_id="tigas-thumbnails")
-        chosen = gr.Dropdown(choices=[], label="Inspect file", elem_id="tigas-inspect")
-        summary = gr.Markdown("Select a scored file to see its breakdown.", elem_id="tigas-summary")
-        with gr.Row():
-            branch_plot = gr.Plot(label="Branches", elem_id="tigas-branches")
-            saliency_plot = gr.Plot(label="Saliency", elem_id="tigas-saliency")
-        with gr.Row():
-            spectrum_plot = gr.Plot(label="Spectrum", elem_id="tigas-spectrum")
-            profile_plot = gr.Plot(label="Radial profile", elem_id="tigas-profile")
-        with gr.Accordion("JSON API (one file): the /score and /explain endpoints", open=False, elem_id="tigas-api"):
-            gr.Markdown(
-                "Same as `gradio_client`: `Client(url).predict(handle_file(path), api_name=\"/score\")`."
-            )
-            with gr.Row():
-                api_file = gr.File(label="Image", file_count="single", elem_id="tigas-api-file")
-                # No minimum/maximum: Gradio would refuse an out-of-range value with a traceback in the
-                # server log; request_threshold refuses it with one clean message.
-                api_threshold = gr.Number(value=default_threshold, label="threshold (0 to 1)")
-                api_maps = gr.Checkbox(value=False, label="maps (explain: add 2-D spectrum and saliency)")
-            with gr.Row():
-                score_button = gr.Button("Score (JSON)", elem_id="tigas-api-score")
-                explain_button = gr.Button("Explain (JSON)")
-            api_output = gr.JSON(label="Response", elem_id="tigas-api-output")
 
-        result_outputs = [records_state, scored_state, table, status, chosen, csv_button, json_button, thumbnails]
-        inspect_outputs = [summary, branch_plot, spectrum_plot, profile_plot, saliency_plot]
-        # Every event that runs the model shares one concurrency group, so the limit is per process.
-        uses_model = dict(concurrency_id="tigas", api_visibility="private")
-        inspect_args = dict(fn=on_inspect, inputs=[chosen, scored_state, threshold], outputs=inspect_outputs, **uses_model)
-        # Programmatic dropdown updates do not fire .input, so each path explains exactly once.
-        upload.change(on_upload, [upload, threshold, records_state, scored_state], result_outputs, **uses_model).then(**inspect_args)
-        threshold.change(on_threshold, [records_state, scored_state, threshold], result_outputs,
-                         api_visibility="private", trigger_mode="always_last").then(**inspect_args)
-        table.select(on_select_row, [table], [chosen], api_visibility="private").then(**inspect_args)
-        thumbnails.select(on_select_thumbnail, [table, scored_state], [chosen], api_visibility="private").then(**inspect_args)
-        chosen.input(**inspect_args)
-        score_button.click(api_score, [api_file, api_threshold], api_output, api_name="score", concurrency_id="tigas")
-        explain_button.click(api_explain, [api_file, api_threshold, api_maps], api_output, api_name="explain",
-                             concurrency_id="tigas")
-    demo.queue(default_concurrency_limit=limits.concurrency, max_size=limits.queue_size)
+@dataclass
+class Page:
+    """The components `build_app` wires to `AppHandlers`."""
+
+    records: gr.State
+    scored: gr.State
+    upload: gr.File
+    threshold: gr.Slider
+    status: gr.Markdown
+    table: gr.Dataframe
+    csv_button: gr.DownloadButton
+    json_button: gr.DownloadButton
+    thumbnails: gr.Gallery
+    chosen: gr.Dropdown
+    inspect_outputs: list
+    api_file: gr.File
+    api_threshold: gr.Number
+    api_maps: gr.Checkbox
+    score_button: gr.Button
+    explain_button: gr.Button
+    api_output: gr.JSON
+
+
+def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[str] | None = None) -> gr.Blocks:
+    """Gradio Blocks over one loaded TIGAS (shared by all sessions): `AppHandlers` wired to the page.
+
+    Named API endpoints: ``/score`` and ``/explain`` take one image file (and an optional
+    threshold) and return JSON with the score, components, branch weights and verdict.
+    """
+    handlers = AppHandlers(tigas, limits)
+    with gr.Blocks(title="TIGAS realism score", delete_cache=(1800, 3600)) as demo:
+        page = _lay_out(handlers, examples)
+        _wire(page, handlers)
+    demo.queue(default_concurrency_limit=handlers.limits.concurrency, max_size=handlers.limits.queue_size)
     return demo
+
+
+def _lay_out(handlers: AppHandlers, examples: Sequence[str] | None) -> Page:
+    """The page, top to bottom: intro, upload and results, the inspected file, the JSON API."""
+    limits, default_threshold = handlers.limits, handlers.default_threshold
+    records, scored = gr.State([]), gr.State({})
+    gr.Markdown(
+        "# TIGAS: how real does this image look?\n"
+        "A no-reference realism score in [0, 1] (1 = looks like a real photo, 0 = looks generated), "
+        "combining perceptual, spectral and statistical branches. Drop images, paste one (Ctrl+V), "
+        f"or pick files; up to {limits.max_files} files per request, {limits.max_file_mb:g} MiB per file.\n\n"
+        f"**Weights:** {weights_label(handlers.tigas)}."
+    )
+    with gr.Row():
+        with gr.Column(scale=1):
+            upload = gr.File(label="Images", file_count="multiple", elem_id="tigas-upload", height=180)
+            threshold = gr.Slider(0.0, 1.0, value=default_threshold, step=0.01, label="Decision threshold",
+                                  info=f"within ±{VERDICT_MARGIN:g} of the threshold a score reads 'uncertain'",
+                                  elem_id="tigas-threshold")
+            status = gr.Markdown(status_markdown([]), elem_id="tigas-status")
+            if examples:
+                gr.Examples(examples=[[[path]] for path in examples], inputs=[upload],
+                            example_labels=[Path(path).name for path in examples],
+                            label="Examples (real photos from skimage.data and images from the project's own generators)",
+                            elem_id="tigas-examples")
+        with gr.Column(scale=2):
+            table = gr.Dataframe(value=results_table([]), label="Results (sorted by score; click a row to inspect)",
+                                 interactive=False, elem_id="tigas-table", wrap=True,
+                                 column_widths=["170px", "80px", "120px", "110px", "95px", "115px", "170px"])
+            with gr.Row():
+                csv_button = gr.DownloadButton("Download CSV", interactive=False, elem_id="tigas-csv")
+                json_button = gr.DownloadButton("Download JSON", interactive=False, elem_id="tigas-json")
+            thumbnails = gr.Gallery(label="Scored images (best score first; click one to inspect)", columns=6,
+                                    height=240, object_fit="contain", allow_preview=False, visible=False,
+                                    elem_id="tigas-thumbnails")
+    chosen = gr.Dropdown(choices=[], label="Inspect file", elem_id="tigas-inspect")
+    inspect_outputs = _lay_out_inspection()
+    return Page(records, scored, upload, threshold, status, table, csv_button, json_button, thumbnails, chosen,
+                inspect_outputs, *_lay_out_api(default_threshold))
+
+
+def _lay_out_inspection() -> list:
+    """The inspected file's summary and its four figures (the outputs of `AppHandlers.inspect`)."""
+    summary = gr.Markdown("Select a scored file to see its breakdown.", elem_id="tigas-summary")
+    with gr.Row():
+        branch_plot = gr.Plot(label="Branches", elem_id="tigas-branches")
+        saliency_plot = gr.Plot(label="Saliency", elem_id="tigas-saliency")
+    with gr.Row():
+        spectrum_plot = gr.Plot(label="Spectrum", elem_id="tigas-spectrum")
+        profile_plot = gr.Plot(label="Radial profile", elem_id="tigas-profile")
+    return [summary, branch_plot, spectrum_plot, profile_plot, saliency_plot]
+
+
+def _lay_out_api(default_threshold: float) -> tuple:
+    """The JSON API's panel: file, threshold, maps, the two buttons and the response."""
+    with gr.Accordion("JSON API (one file): the /score and /explain endpoints", open=False, elem_id="tigas-api"):
+        gr.Markdown("Same as `gradio_client`: `Client(url).predict(handle_file(path), api_name=\"/score\")`.")
+        with gr.Row():
+            api_file = gr.File(label="Image", file_count="single", elem_id="tigas-api-file")
+            # No minimum/maximum: Gradio would refuse an out-of-range value with a traceback in the
+            # server log; request_threshold refuses it with one clean message.
+            api_threshold = gr.Number(value=default_threshold, label="threshold (0 to 1)")
+            api_maps = gr.Checkbox(value=False, label="maps (explain: add 2-D spectrum and saliency)")
+        with gr.Row():
+            score_button = gr.Button("Score (JSON)", elem_id="tigas-api-score")
+            explain_button = gr.Button("Explain (JSON)")
+        api_output = gr.JSON(label="Response", elem_id="tigas-api-output")
+    return api_file, api_threshold, api_maps, score_button, explain_button, api_output
+
+
+def _wire(page: Page, handlers: AppHandlers) -> None:
+    """Events to handlers. Every event that runs the model shares one concurrency group, so the
+    limit is per process; programmatic dropdown updates do not fire .input, so each path explains once."""
+    result_outputs = [page.records, page.scored, page.table, page.status, page.chosen, page.csv_button, page.json_button,
+                      page.thumbnails]
+    uses_model = dict(concurrency_id="tigas", api_visibility="private")
+    inspect_args = dict(fn=handlers.inspect, inputs=[page.chosen, page.scored, page.threshold], outputs=page.inspect_outputs,
+                        **uses_model)
+    page.upload.change(handlers.upload, [page.upload, page.threshold, page.records, page.scored], result_outputs,
+                       **uses_model).then(**inspect_args)
+    page.threshold.change(handlers.rethreshold, [page.records, page.scored, page.threshold], result_outputs,
+                          api_visibility="private", trigger_mode="always_last").then(**inspect_args)
+    page.table.select(handlers.select_row, [page.table], [page.chosen], api_visibility="private").then(**inspect_args)
+    page.thumbnails.select(handlers.select_thumbnail, [page.table, page.scored], [page.chosen],
+                           api_visibility="private").then(**inspect_args)
+    page.chosen.input(**inspect_args)
+    page.score_button.click(handlers.api_score, [page.api_file, page.api_threshold], page.api_output, api_name="score",
+                            concurrency_id="tigas")
+    page.explain_button.click(handlers.api_explain, [page.api_file, page.api_threshold, page.api_maps], page.api_output,
+                              api_name="explain", concurrency_id="tigas")
 
 
 # --------------------------------------------------------------------------------------------
@@ -525,13 +564,7 @@ def _file_mb(text: str) -> float:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by `python app/app.py` and `tigas app`."""
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--weights", metavar="DIR", help="weights folder (config.json + model.safetensors); default: bundled weights")
-    source.add_argument("--repo-id", metavar="ID", help="Hugging Face Hub repo to download weights from")
-    parser.add_argument("--revision", default=None,
-                        help=f"Hub revision (with --repo-id; default {DEFAULT_REVISION} for {DEFAULT_REPO_ID}, else main)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    add_views_argument(parser)
+    add_scorer_arguments(parser)  # --threads default: CPU cores / concurrency, so parallel requests do not oversubscribe
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", DEFAULT_HOST),
                         help=f"interface to listen on (default {DEFAULT_HOST}, or $GRADIO_SERVER_NAME as on a Space)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", DEFAULT_PORT)),
@@ -541,20 +574,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-file-mb", type=_file_mb, default=AppLimits.max_file_mb,
                         help=f"size cap per file in MiB (at most {MAX_FILE_BYTES / 2**20:g}, the cap on any file TIGAS reads)")
     parser.add_argument("--concurrency", type=int, default=AppLimits.concurrency, help="requests running at once")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: CPU cores / concurrency, so parallel requests do not oversubscribe)")
     parser.add_argument("--no-examples", action="store_true", help="skip building the example images")
-
-
-def load_tigas(args: argparse.Namespace) -> TIGAS:
-    """The one model of this process."""
-    common = {"device": args.device, "views": args.views}
-    if args.weights:
-        return TIGAS(checkpoint_path=args.weights, **common)
-    if args.repo_id:
-        # No --revision: the pinned tag for the default repo, main for another (hub.revision_for).
-        return TIGAS(auto_download=True, repo_id=args.repo_id, revision=args.revision, **common)
-    return TIGAS(**common)
 
 
 def example_files() -> list[str]:
@@ -567,15 +587,13 @@ def example_files() -> list[str]:
 
 def launch(args: argparse.Namespace) -> int:
     """Load the model once, build the app and serve it until interrupted."""
-    import torch
-
-    torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // max(1, args.concurrency)))
+    args.threads = args.threads or max(1, (os.cpu_count() or 1) // max(1, args.concurrency))
     try:
-        tigas = load_tigas(args)
+        tigas = load_scorer(args)
     except WeightsNotFoundError as exc:
         print(f"tigas app: {exc}", file=sys.stderr)
         return 2
-    limits = AppLimits(max_files=args.max_files, max_file_mb=args.max_file_mb, concurrency=args.concurrency)
+    limits = AppLimits(max_files=args.max_files, max_file_mb=args.max_file_mb, concurrency=args.concurrency, batch_size=args.batch_size)
     examples = [] if args.no_examples else example_files()
     demo = build_app(tigas, limits, examples)
     print(f"TIGAS app: weights {tigas.weights_source}; serving on http://{args.host}:{args.port}", flush=True)

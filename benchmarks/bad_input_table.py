@@ -247,7 +247,7 @@ def build_table(folder: Path, weights: Path, url: str) -> list[tuple[str, str, s
     from gradio_client import Client
 
     client = Client(url, verbose=False)
-    tigas = TIGAS(checkpoint_path=str(weights), device="cpu")
+    tigas = TIGAS(str(weights), device="cpu")
     files, memory = file_cases(folder), memory_cases(folder)
     cli = cli_rows([case.path for case in files if not case.path.is_dir()], weights)
     folder_run = tigas_cli(str(folder / "folder.jpg"), "--weights", str(weights))

@@ -54,7 +54,7 @@ def make_images(root: Path, n: int, size: int) -> None:
 def load_tigas(weights: str | None):
     from tigas_core.api import TIGAS
 
-    return TIGAS(checkpoint_path=weights, device="cpu")
+    return TIGAS(weights, device="cpu")
 
 
 def phase_score(root: Path, weights: str, cache_dir: Path, batch_size: int) -> dict:

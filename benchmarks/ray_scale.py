@@ -61,7 +61,7 @@ def main() -> None:
         else:
             synthetic_jpegs(images, args.n)
         n = len(list(images.iterdir()))
-        tigas = TIGAS(checkpoint_path=args.weights, device="cpu")
+        tigas = TIGAS(args.weights, device="cpu")
         torch.set_num_threads(args.cpus)
         local_s, expected = timed(lambda: tigas.compute_directory(images, batch_size=args.batch_size, progress=False))
         torch.set_num_threads(1)  # the driver only collects rows; the actors do the work

@@ -74,7 +74,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    tigas = TIGAS(checkpoint_path=args.weights)
+    tigas = TIGAS(args.weights)
     reals = sorted(glob.glob(str(args.data / "real" / "imagenet" / "*")))[:: args.every]
     fakes = sorted(p for folder in sorted((args.data / "fake").iterdir()) if folder.name not in LOW_RESOLUTION
                    for p in glob.glob(str(folder / "*")))

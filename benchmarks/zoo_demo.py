@@ -81,7 +81,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     command = "python benchmarks/zoo_demo.py " + " ".join(sys.argv[1:])
 
-    tigas = TIGAS(checkpoint_path=args.tigas_checkpoint, device="cpu")
+    tigas = TIGAS(args.tigas_checkpoint, device="cpu")
     weights_dir = Path(args.tigas_checkpoint) if args.tigas_checkpoint else bundled_weights_dir()
     weights_sha = hashlib.sha256((weights_dir / "model.safetensors").read_bytes()).hexdigest()
     real = real_subset(args.data, args.n_real, args.work)
@@ -101,7 +101,7 @@ def main() -> int:
         start = time.monotonic()
         summary = train_zoo_model(ZooTrainOptions(
             model="dcgan", data=args.data, out=run, minutes=600, max_steps=first_step + args.steps, seed=args.seed,
-            overrides=overrides, tigas_weight=weight, tigas_checkpoint=args.tigas_checkpoint, tigas_every=args.tigas_every,
+            overrides=overrides, tigas_weight=weight, tigas_weights=args.tigas_checkpoint, tigas_every=args.tigas_every,
             precision=precision))
         train_s = time.monotonic() - start
         model = load_for_sampling(str(run))

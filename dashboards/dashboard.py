@@ -1,11 +1,11 @@
 """TIGAS dashboard: which generator (checkpoint, sampler setting) makes the most real-looking images, and why.
 
-Thin Streamlit view. Scores come from `TIGAS` through `tigas_core.score_cache` (persistent, keyed by
-file content + model), spectra from `tigas_core.spectral`, explanations from `TIGAS.explain`,
-AUROC/AP/ECE from `tigas_core.metrics.evaluation`, Fréchet distances from `tigas_core.metrics.frechet`. Run it with `tigas dashboard ROOT` or
-`streamlit run dashboards/dashboard.py -- ROOT [--weights DIR] [--real-name real]`; the same
-settings can come from the environment (TIGAS_DASHBOARD_ROOT, TIGAS_WEIGHTS, TIGAS_REAL_NAME,
-TIGAS_CACHE_DIR), which is how tests drive it.
+A Streamlit view that only lays out and calls: scores come from `TIGAS` through
+`tigas_core.score_cache` (persistent, keyed by file content + model), the per-generator analysis
+(indexing, summary, Fréchet distance to real) from `tigas_core.compare`, the figures from
+`tigas_core.figures` and `tigas_core.explanation`, explanations from `TIGAS.explain`. One function per tab.
+Run it with `tigas dashboard ROOT` or `streamlit run dashboards/dashboard.py -- ROOT [--weights DIR]
+[--real-name real]`; the same settings can come from the environment (ENVIRONMENT), which is how tests drive it.
 """
 from __future__ import annotations
 
@@ -21,113 +21,41 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
-from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
-from tigas_core.data.records import REAL, REAL_LABEL, read_csv_index, scan_folder
-from tigas_core.data.records import classify_parts  # the layouts' one home
-from tigas_core.io import DEFAULT_VIEWS, VIEW_DESCRIPTIONS, VIEW_MODES, iter_image_files
-from tigas_core.metrics.evaluation import binary_metrics
-from tigas_core.metrics.frechet import StreamingStats, frechet_distance
+from tigas_core.commands import add_scorer_arguments, load_scorer
+from tigas_core.compare import MIN_IMAGES_FOR_METRICS, frechet_to_real, index_csv, index_folder, index_scores, summary_table
+from tigas_core.figures import confusion_figure, distribution_figures, figure_image, roc_figure, spectral_figures
+from tigas_core.io import VIEW_DESCRIPTIONS
 from tigas_core.model import BRANCHES
-from tigas_core.plots import FUSION_NOTE, explanation_figures
+from tigas_core.explanation import FUSION_NOTE, explanation_figures
 from tigas_core.score_cache import ScoreCache, ScoredSet, default_cache_dir
-from tigas_core.spectral import radial_frequencies
 
 METRICS = ("score", *BRANCHES)
-TOP_LEVEL = "(top level)"
 MAX_UNZIPPED_BYTES = 8 * 2**30  # an uploaded zip may not unpack to more than this (zip-bomb guard)
+# Where a setting comes from when no script argument gives it (how tests and `tigas dashboard` hand them over).
+ENVIRONMENT = {"root": "TIGAS_DASHBOARD_ROOT", "weights": "TIGAS_WEIGHTS", "real_name": "TIGAS_REAL_NAME",
+               "cache_dir": "TIGAS_CACHE_DIR", "batch_size": "TIGAS_BATCH_SIZE", "views": "TIGAS_VIEWS",
+               "threads": "TIGAS_NUM_THREADS", "device": "TIGAS_DEVICE", "threshold": "TIGAS_THRESHOLD"}
 
 
 # --------------------------------------------------------------------------------------------
-# Settings and inputs (plain functions: no Streamlit calls, so they are easy to test and reuse)
+# Settings and inputs (plain functions: no Streamlit calls, so they are easy to test)
 # --------------------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    root: str | None
-    weights: str | None
-    real_name: str
-    cache_dir: str
-    batch_size: int
-    views: str = DEFAULT_VIEWS
-
-
-def read_settings() -> Settings:
-    """Script arguments under `streamlit run ... -- ARGS` win over environment variables."""
+def read_settings() -> argparse.Namespace:
+    """Script arguments under `streamlit run ... -- ARGS` (the scorer's own: `add_scorer_arguments`)
+    win over the environment (ENVIRONMENT), which wins over the defaults."""
     parser = argparse.ArgumentParser(prog="dashboard.py")
-    parser.add_argument("root", nargs="?", default=os.environ.get("TIGAS_DASHBOARD_ROOT") or None)
-    parser.add_argument("--weights", default=os.environ.get("TIGAS_WEIGHTS") or None)
-    parser.add_argument("--real-name", default=os.environ.get("TIGAS_REAL_NAME") or "real")
-    parser.add_argument("--cache-dir", default=os.environ.get("TIGAS_CACHE_DIR") or str(default_cache_dir()))
-    parser.add_argument("--batch-size", type=int, default=int(os.environ.get("TIGAS_BATCH_SIZE") or 16))
-    parser.add_argument("--views", choices=VIEW_MODES, default=os.environ.get("TIGAS_VIEWS") or DEFAULT_VIEWS)
+    parser.add_argument("root", nargs="?")
+    parser.add_argument("--real-name", default="real")
+    parser.add_argument("--cache-dir", default=str(default_cache_dir()))
+    add_scorer_arguments(parser)
+    parser.set_defaults(**{dest: os.environ[name] for dest, name in ENVIRONMENT.items() if os.environ.get(name)})
     # Under AppTest sys.argv belongs to pytest: only parse it when this file is the program.
     own_argv = Path(sys.argv[0]).resolve() == Path(__file__).resolve()
-    args, _ = parser.parse_known_args(sys.argv[1:] if own_argv else [])
-    return Settings(args.root, args.weights, args.real_name, args.cache_dir, args.batch_size, args.views)
-
-
-def index_folder(root: str | os.PathLike) -> pd.DataFrame:
-    """(path, generator) for every image below ``root``; the generator is the first sub-folder's name.
-
-    A training-data layout (``real/`` + ``fake/<generator>/``) is read with the trainer's own
-    scanner instead, so the project's data folders open as they are.
-    """
-    root = Path(root).resolve()
-    if (root / "fake").is_dir() and (root / REAL).is_dir():
-        return pd.DataFrame([(r.path, r.generator) for r in scan_folder(root)], columns=["path", "generator"])
-    rows = []
-    for path in iter_image_files(root, recursive=True):
-        parts = path.relative_to(root).parts
-        rows.append((str(path), parts[0] if len(parts) > 1 else TOP_LEVEL))
-    return pd.DataFrame(rows, columns=["path", "generator"])
-
-
-def index_csv(csv_path: str | os.PathLike) -> pd.DataFrame:
-    """(path, generator) from a CSV index; relative paths are relative to the CSV's folder.
-
-    Columns path,generator; a training index (path,label[,generator]) is read by the trainer's reader.
-    """
-    csv_path = Path(csv_path)
-    table = pd.read_csv(csv_path)
-    table.columns = [str(c).strip().lower() for c in table.columns]
-    if "label" in table.columns:
-        return pd.DataFrame([(r.path, r.generator) for r in read_csv_index(csv_path)], columns=["path", "generator"])
-    missing = {"path", "generator"} - set(table.columns)
-    if missing:
-        raise ValueError(f"CSV index needs columns 'path' and 'generator'; missing {sorted(missing)}")
-    paths = [Path(p) if Path(p).is_absolute() else csv_path.parent / p for p in table["path"].astype(str)]
-    return pd.DataFrame({"path": [str(p.resolve()) for p in paths], "generator": table["generator"].astype(str)})
-
-
-def index_scores(parquet_path: str | os.PathLike) -> pd.DataFrame:
-    """The rows of a scores file (`tigas score --engine ray --out`: a cluster's results, shown
-    without scoring again) with a generator each: its ``generator`` column, else from its path."""
-    table = pd.read_parquet(parquet_path)
-    missing = {"path", "score", *BRANCHES, "error"} - set(table.columns)
-    if missing:
-        raise ValueError(f"not a TIGAS scores file: no column(s) {', '.join(sorted(missing))}")
-    if "generator" not in table.columns:
-        table.insert(0, "generator", generator_names(table["path"]))
-    if "digest" not in table.columns:
-        table["digest"] = ""
-    return table.reset_index(drop=True)
-
-
-def generator_names(paths: pd.Series) -> list[str]:
-    """Each path's generator as `index_folder` names it, below the paths' common folder: by the
-    training layouts' rules (the trainer's own), else the first sub-folder."""
-    absolute = [os.path.abspath(p) for p in paths]
-    root = os.path.commonpath([os.path.dirname(p) for p in absolute]) if absolute else ""
-    names = []
-    for path in absolute:
-        parts = Path(os.path.relpath(path, root)).parts
-        label, generator = classify_parts(parts)
-        names.append(generator if label is not None else parts[0] if len(parts) > 1 else TOP_LEVEL)
-    return names
+    return parser.parse_known_args(sys.argv[1:] if own_argv else [])[0]
 
 
 def extract_zip(data: bytes, dest_root: Path) -> Path:
@@ -157,174 +85,17 @@ def extract_zip(data: bytes, dest_root: Path) -> Path:
     return target
 
 
-# A ranking metric of 1 or 2 images (AUROC 1.000 from a single image) only looks like a result.
-MIN_IMAGES_FOR_METRICS = 5
-
-
-def summary_table(frame: pd.DataFrame, real_name: str, threshold: float, distances: dict[str, float]) -> pd.DataFrame:
-    """Per generator: n, mean, median, std, share flagged as generated, AUROC/AP/ECE against real, FD to real.
-
-    AUROC, AP (generated images as the positive class), balanced accuracy and ECE come from the
-    project's evaluation code, so the dashboard and `tigas evaluate` agree; AUROC 0.5 means the
-    generator's images are indistinguishable from the real ones by TIGAS.
-    """
-    ok = frame[frame["error"] == ""]
-    real_scores = ok.loc[ok["generator"] == real_name, "score"].to_numpy()
-    rows = []
-    for generator, group in frame.groupby("generator", sort=True):
-        scores = group.loc[group["error"] == "", "score"].to_numpy()
-        row = {
-            "generator": generator,
-            "n": len(scores),
-            "failed": len(group) - len(scores),
-            "mean": scores.mean() if len(scores) else np.nan,
-            "median": np.median(scores) if len(scores) else np.nan,
-            "std": scores.std(ddof=1) if len(scores) > 1 else np.nan,
-            "flagged": (scores < threshold).mean() if len(scores) else np.nan,
-            "AUROC": np.nan, "AP": np.nan, "accuracy": np.nan, "ECE": np.nan,
-            "FD to real": distances.get(generator, np.nan),
-        }
-        if generator != real_name and min(len(scores), len(real_scores)) >= MIN_IMAGES_FOR_METRICS:
-            labels = np.r_[np.full(len(real_scores), REAL_LABEL), np.full(len(scores), 1 - REAL_LABEL)]
-            metrics = binary_metrics(np.r_[real_scores, scores], labels, threshold)
-            row.update(AUROC=metrics["auroc"], AP=metrics["ap"], accuracy=metrics["accuracy"], ECE=metrics["ece"])
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    real_first = (table["generator"] != real_name).astype(int)
-    return table.assign(_order=real_first).sort_values(["_order", "mean"], ascending=[True, False]).drop(columns="_order").reset_index(drop=True)
-
-
-def frechet_to_real(frame: pd.DataFrame, features: np.ndarray, real_name: str) -> dict[str, float]:
-    """Fréchet distance between each generator's fused TIGAS features and the real ones' (>= 2 images each)."""
-    ok = (frame["error"] == "").to_numpy()
-    stats = {}
-    for generator in frame["generator"].unique():
-        rows = features[ok & (frame["generator"] == generator).to_numpy()]
-        if len(rows) >= 2:
-            stats[generator] = StreamingStats(rows.shape[1])
-            stats[generator].update(rows)
-    real = stats.get(real_name)
-    if real is None:
-        return {}
-    return {g: frechet_distance(s.mean, s.cov, real.mean, real.cov) for g, s in stats.items() if g != real_name}
-
-
-# --------------------------------------------------------------------------------------------
-# Figures (each returns a plotly figure; the Export tab offers every one as HTML and PNG)
-# --------------------------------------------------------------------------------------------
-def palette(order: list[str]) -> dict[str, str]:
-    """One colour per generator across every chart; the real reference (first) is always near-black."""
-    colours = px.colors.qualitative.Plotly
-    return {name: "#222222" if i == 0 else colours[(i - 1) % len(colours)] for i, name in enumerate(order)}
-
-
-def distribution_figures(frame: pd.DataFrame, column: str, order: list[str]) -> dict[str, go.Figure]:
-    ok = frame[frame["error"] == ""]
-    label = {"score": "TIGAS score"}.get(column, f"{column} component")
-    common = dict(color="generator", category_orders={"generator": order}, labels={column: label},
-                  color_discrete_map=palette(order))
-    violin = px.violin(ok, x="generator", y=column, box=True, points="all" if len(ok) <= 2000 else False, **common)
-    violin.update_traces(spanmode="hard")  # no density drawn outside the observed [0, 1] scores
-    violin.update_layout(showlegend=False, title=f"{label} per generator")
-    histogram = px.histogram(ok, x=column, barmode="overlay", histnorm="probability density", opacity=0.55, nbins=40, **common)
-    histogram.update_layout(title=f"{label}: overlaid histograms")
-    ecdf = px.ecdf(ok, x=column, **common)
-    ecdf.update_layout(title=f"{label}: ECDF")
-    return {f"violin_{column}": violin, f"histogram_{column}": histogram, f"ecdf_{column}": ecdf}
-
-
-def spectral_figures(frame: pd.DataFrame, scored: ScoredSet, order: list[str], real_name: str) -> dict[str, go.Figure]:
-    ok = (frame["error"] == "").to_numpy()
-    names = [g for g in order if (ok & (frame["generator"] == g).to_numpy()).any()]
-    spectra = np.stack([scored.spectra[ok & (frame["generator"] == g).to_numpy()].astype(np.float32).mean(axis=0) for g in names])
-    profiles = {g: scored.profiles[ok & (frame["generator"] == g).to_numpy()].mean(axis=0) for g in names}
-    figures: dict[str, go.Figure] = {}
-    heat = px.imshow(spectra, facet_col=0, facet_col_wrap=min(4, len(names)), color_continuous_scale="viridis",
-                     labels={"color": "log10 power"}, facet_row_spacing=0.08)
-    _name_facets(heat, names)
-    heat.update_layout(title="Mean 2-D log10 power spectrum of the model view (DC in the middle, each image's mean level removed)", height=260 * ((len(names) + 3) // 4) + 80)
-    heat.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
-    figures["spectrum_mean"] = heat
-    if real_name in names:
-        diff = spectra - spectra[names.index(real_name)]
-        others = [i for i, g in enumerate(names) if g != real_name]
-        if others:
-            limit = float(np.abs(diff[others]).max()) or 1.0
-            delta = px.imshow(diff[others], facet_col=0, facet_col_wrap=min(4, len(others)), color_continuous_scale="RdBu_r",
-                              zmin=-limit, zmax=limit, labels={"color": "Δ log10 power"}, facet_row_spacing=0.08)
-            _name_facets(delta, [names[i] for i in others])
-            delta.update_layout(title=f"Mean log spectrum minus '{real_name}' (red = more energy than real)",
-                                height=260 * ((len(others) + 3) // 4) + 80)
-            delta.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
-            figures["spectrum_minus_real"] = delta
-    frequencies = radial_frequencies(scored.profiles.shape[1]).numpy()
-    radial = go.Figure()
-    colours = palette(order)
-    for g in names:
-        radial.add_scatter(x=frequencies, y=profiles[g], name=g, mode="lines", line=dict(width=4 if g == real_name else 2, color=colours[g]))
-    radial.update_layout(title="Mean radial power profile (log10, normalised at mid frequency)",
-                         xaxis_title="frequency / Nyquist", yaxis_title="log10 power")
-    figures["radial_profile"] = radial
-    return figures
-
-
-def _name_facets(figure: go.Figure, names: list[str]) -> None:
-    for annotation in figure.layout.annotations:
-        index = int(annotation.text.split("=")[-1])
-        annotation.text = names[index]
-
-
-def roc_figure(frame: pd.DataFrame, real_name: str, threshold: float, order: list[str]) -> go.Figure:
-    ok = frame[frame["error"] == ""]
-    colours = palette(order)
-    real = ok.loc[ok["generator"] == real_name, "score"].to_numpy()
-    figure = go.Figure()
-    figure.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="grey"), name="chance")
-    for generator, group in ok[ok["generator"] != real_name].groupby("generator", sort=True):
-        labels = np.r_[np.ones(len(real)), np.zeros(len(group))]
-        values = np.r_[real, group["score"].to_numpy()]
-        fpr, tpr, _ = roc_curve(labels, values)
-        # The operating point of the slider: real kept (TPR) vs this generator passed as real (FPR).
-        point_tpr, point_fpr = (real >= threshold).mean(), (group["score"].to_numpy() >= threshold).mean()
-        figure.add_scatter(x=fpr, y=tpr, mode="lines", line=dict(color=colours[generator]),
-                           name=f"{generator} (AUROC {roc_auc_score(labels, values):.3f})")
-        figure.add_scatter(x=[point_fpr], y=[point_tpr], mode="markers", marker=dict(size=10, color=colours[generator]),
-                           showlegend=False, name=f"{generator} @ {threshold:.2f}")
-    figure.update_layout(title=f"ROC per generator against '{real_name}' (dots: threshold {threshold:.2f})",
-                         xaxis_title="generated images passed as real (FPR)", yaxis_title="real images kept (TPR)")
-    return figure
-
-
-def confusion_figure(frame: pd.DataFrame, real_name: str, threshold: float, generator: str) -> go.Figure:
-    ok = frame[frame["error"] == ""]
-    if generator != "all generated":
-        ok = ok[ok["generator"].isin([real_name, generator])]
-    truth = np.where(ok["generator"] == real_name, "real", "generated")
-    predicted = np.where(ok["score"] >= threshold, "real", "generated")
-    matrix = confusion_matrix(truth, predicted, labels=["real", "generated"])
-    figure = px.imshow(matrix, x=["predicted real", "predicted generated"], y=["real", generator], text_auto=True,
-                       color_continuous_scale="Blues")
-    figure.update_layout(title=f"Confusion matrix at threshold {threshold:.2f}", coloraxis_showscale=False)
-    return figure
-
-
 # --------------------------------------------------------------------------------------------
 # Streamlit caching: the model once per process, results once per (model, file list, rescan)
 # --------------------------------------------------------------------------------------------
 @st.cache_resource(show_spinner="Loading the TIGAS model…")
-def load_tigas(weights: str | None, views: str = DEFAULT_VIEWS):
-    import torch
-
-    from tigas_core.api import TIGAS
-
-    threads = os.environ.get("TIGAS_NUM_THREADS")
-    if threads:
-        torch.set_num_threads(int(threads))
-    return TIGAS(checkpoint_path=weights, views=views)
+def load_tigas(weights: str | None, views: str, device: str, threads: int | None):
+    """The scorer once per process and options (`tigas_core.commands.load_scorer`)."""
+    return load_scorer(argparse.Namespace(weights=weights, views=views, device=device, threads=threads))
 
 
 @st.cache_resource(show_spinner=False)
-def score_cache(_tigas, weights: str | None, cache_dir: str, views: str = DEFAULT_VIEWS) -> ScoreCache:
+def score_cache(_tigas, weights: str | None, cache_dir: str, views: str) -> ScoreCache:
     return ScoreCache(_tigas, cache_dir)
 
 
@@ -385,7 +156,7 @@ def score_with_progress(cache: ScoreCache, index: pd.DataFrame, batch_size: int,
 # --------------------------------------------------------------------------------------------
 # Page
 # --------------------------------------------------------------------------------------------
-def choose_source(settings: Settings) -> tuple[str, str] | None:
+def choose_source(settings: argparse.Namespace) -> tuple[str, str] | None:
     """Sidebar input choice -> ("folder"|"csv", location) or None when nothing is selected yet."""
     st.sidebar.header("Images")
     mode = st.sidebar.radio("Source", ["Folder or CSV path", "Upload zip", "Upload CSV index"], key="source_mode")
@@ -429,107 +200,49 @@ def demo_root(cache_dir: str) -> str | None:
     return str(root)
 
 
+@dataclasses.dataclass
+class View:
+    """What every tab reads: the scored rows with their generator, and the sidebar's choices."""
+
+    frame: pd.DataFrame  # index (path, generator) + result rows
+    scored: ScoredSet | None  # features and spectra; None for a scores file made elsewhere
+    key: tuple | None  # the scored set's key (`score_with_progress`)
+    n_new: int  # files this run scored (the others came from the score cache)
+    tigas: object
+    model_id: str
+    generators: list[str]
+    real_name: str
+    threshold: float
+
+    @property
+    def order(self) -> list[str]:
+        """The real reference first, then the generators by name: every chart's order and colours."""
+        return [self.real_name] + [g for g in self.generators if g != self.real_name]
+
+    @property
+    def has_real(self) -> bool:
+        return self.real_name in self.generators and len(self.generators) > 1
+
+
 def main() -> None:
     st.set_page_config(page_title="TIGAS dashboard", layout="wide")
-    os.environ.setdefault("BROWSER_PATH", shutil.which("chromium") or shutil.which("google-chrome") or "")
     settings = read_settings()
     st.title("TIGAS: realism of generated images per generator")
-
-    source = choose_source(settings)
-    if "rescan" not in st.session_state:
-        st.session_state.rescan = 0
-    if st.sidebar.button("Rescan files", help="Pick up added, removed or edited files"):
-        st.session_state.rescan += 1
-    if source is None:
-        st.info("Choose a folder with one sub-folder per generator (one named like the real reference), a zip or a CSV index.")
+    view = open_view(settings)
+    if view is None:
         return
-    kind, location = source
-    if not Path(location).exists():
-        st.error(f"{location}: not found")
-        return
-    try:
-        index = cached_index(kind, location, st.session_state.rescan)
-    except (ValueError, OSError) as exc:
-        st.error(f"{location}: cannot read the image list ({exc})")
-        return
-    if index.empty:
-        st.warning(f"{location}: no image files found")
-        return
-
-    try:
-        tigas = load_tigas(settings.weights, settings.views)
-    except Exception as exc:  # missing or broken weights: say which and why, keep the page alive
-        st.error(f"Cannot load TIGAS weights ({settings.weights or 'bundled'}): {exc}")
-        return
-    cache = score_cache(tigas, settings.weights, settings.cache_dir, settings.views)
-    if kind == "scores":  # scored elsewhere (a cluster): no features or spectra, nothing to score here
-        scored, n_new, key, frame = None, 0, None, index
-        st.sidebar.caption(f"Scores read from {location}; explanations in the gallery use the model below.")
-    else:
-        scored, n_new, key = score_with_progress(cache, index, settings.batch_size, st.session_state.rescan)
-        frame = pd.concat([index.reset_index(drop=True), scored.table.drop(columns="path")], axis=1)
-
-    generators = sorted(frame["generator"].unique())
-    default_real = generators.index(settings.real_name) if settings.real_name in generators else 0
-    real_name = st.sidebar.selectbox(
-        "Real reference", generators, index=default_real, key="real_name",
-        help=None if settings.real_name in generators else f"No folder is named '{settings.real_name}': pick the real one.")
-    threshold = st.sidebar.slider("Threshold (score below = flagged as generated)", 0.0, 1.0,
-                                  float(tigas.config.threshold), 0.01, key="threshold")
-    views_note = "" if tigas.views == "single" else f" · {VIEW_DESCRIPTIONS[tigas.views]}"
-    st.sidebar.caption(f"Model: {tigas.weights_source}{views_note} · id {cache.model_id[:12]} · cache {cache.path}")
-    order = [real_name] + [g for g in generators if g != real_name]
-
+    frame = view.frame
     n_failed = int((frame["error"] != "").sum())
     cols = st.columns(4)
     cols[0].metric("images", len(frame))
-    cols[1].metric("generators", len(generators))
-    cols[2].metric("newly scored", n_new, help="Files scored in this run; all others came from the score cache")
+    cols[1].metric("generators", len(view.generators))
+    cols[2].metric("newly scored", view.n_new, help="Files scored in this run; all others came from the score cache")
     cols[3].metric("unreadable", n_failed)
-    has_real = real_name in generators and len(generators) > 1
-
     figures: dict[str, go.Figure] = {}
     tabs = st.tabs(["Summary", "Distributions", "Spectra", "Gallery", "Threshold & ROC", "Export", f"Unreadable ({n_failed})"])
-    with tabs[0]:
-        distances = cached_frechet(frame, scored.features, key, real_name) if scored else {}
-        table = summary_table(frame, real_name, threshold, distances)
-        st.dataframe(table, hide_index=True, key="summary",
-                     column_config={c: st.column_config.NumberColumn(format="%.3f") for c in
-                                    ("mean", "median", "std", "flagged", "AUROC", "AP", "accuracy", "ECE", "FD to real")})
-        st.caption(f"Each generator against '{real_name}'. AUROC 0.5 = indistinguishable from real; AP with generated "
-                   "images as the positive class; accuracy: class-balanced at the threshold; ECE: calibration error; "
-                   "flagged: share scored below the threshold; FD: Fréchet distance of fused TIGAS features. "
-                   f"AUROC, AP, accuracy and ECE need at least {MIN_IMAGES_FOR_METRICS} scored images in both groups; "
-                   "below about 30 treat them as rough.")
-        feature_dim = scored.features.shape[1] if scored else 0
-        if has_real and table["n"].min() <= feature_dim:
-            st.warning(f"FD from groups of {feature_dim} images or fewer ({feature_dim}-d features) is biased upwards "
-                       "and noisy: compare it only between groups of the same size.", icon="⚠️")
-        st.download_button("Download summary (CSV)", table.to_csv(index=False), "tigas_summary.csv", "text/csv",
-                           on_click="ignore")
-    with tabs[1]:
-        column = st.radio("Value", METRICS, horizontal=True, key="dist_metric")
-        for name, figure in distribution_figures(frame, column, order).items():
-            figures[name] = figure
-            st.plotly_chart(figure, key=name)
-    with tabs[2]:
-        if scored is None:
-            st.info("A scores file holds scores, not spectra: open the image folder itself to see them.")
-        for name, figure in (spectral_figures(frame, scored, order, real_name) if scored else {}).items():
-            figures[name] = figure
-            st.plotly_chart(figure, key=name)
-    with tabs[3]:
-        figures.update(gallery(frame, tigas, cache.model_id, generators, order[1] if len(order) > 1 else order[0]))
-    with tabs[4]:
-        if has_real:
-            figures["roc"] = roc_figure(frame, real_name, threshold, order)
-            choice = st.selectbox("Confusion matrix for", ["all generated", *order[1:]], key="cm_generator")
-            figures["confusion"] = confusion_figure(frame, real_name, threshold, choice)
-            left, right = st.columns([3, 2])
-            left.plotly_chart(figures["roc"], key="roc")
-            right.plotly_chart(figures["confusion"], key="confusion")
-        else:
-            st.info("ROC curves and the confusion matrix need a real reference folder and at least one generator.")
+    for tab, show in zip(tabs, (summary_tab, distributions_tab, spectra_tab, gallery, roc_tab)):
+        with tab:
+            figures.update(show(view) or {})
     with tabs[5]:
         export(frame, figures)
     with tabs[6]:
@@ -540,8 +253,112 @@ def main() -> None:
             st.dataframe(failed, hide_index=True, key="failed")
 
 
-def gallery(frame: pd.DataFrame, tigas, model_id: str, generators: list[str], default: str) -> dict[str, go.Figure]:
+def open_view(settings: argparse.Namespace) -> View | None:
+    """The sidebar: source, model, real reference and threshold; the images indexed and scored.
+    None (with the reason on the page) while there is nothing to show."""
+    source = choose_source(settings)
+    if "rescan" not in st.session_state:
+        st.session_state.rescan = 0
+    if st.sidebar.button("Rescan files", help="Pick up added, removed or edited files"):
+        st.session_state.rescan += 1
+    if source is None:
+        st.info("Choose a folder with one sub-folder per generator (one named like the real reference), a zip or a CSV index.")
+        return None
+    kind, location = source
+    if not Path(location).exists():
+        st.error(f"{location}: not found")
+        return None
+    try:
+        index = cached_index(kind, location, st.session_state.rescan)
+    except (ValueError, OSError) as exc:
+        st.error(f"{location}: cannot read the image list ({exc})")
+        return None
+    if index.empty:
+        st.warning(f"{location}: no image files found")
+        return None
+    try:
+        tigas = load_tigas(settings.weights, settings.views, settings.device, settings.threads)
+    except Exception as exc:  # missing or broken weights: say which and why, keep the page alive
+        st.error(f"Cannot load TIGAS weights ({settings.weights or 'bundled'}): {exc}")
+        return None
+    cache = score_cache(tigas, settings.weights, settings.cache_dir, settings.views)
+    if kind == "scores":  # scored elsewhere (a cluster): no features or spectra, nothing to score here
+        scored, n_new, key, frame = None, 0, None, index
+        st.sidebar.caption(f"Scores read from {location}; explanations in the gallery use the model below.")
+    else:
+        scored, n_new, key = score_with_progress(cache, index, settings.batch_size, st.session_state.rescan)
+        frame = pd.concat([index.reset_index(drop=True), scored.table.drop(columns="path")], axis=1)
+    generators = sorted(frame["generator"].unique())
+    real_name = st.sidebar.selectbox(
+        "Real reference", generators, index=generators.index(settings.real_name) if settings.real_name in generators else 0,
+        key="real_name",
+        help=None if settings.real_name in generators else f"No folder is named '{settings.real_name}': pick the real one.")
+    default_threshold = tigas.threshold if settings.threshold is None else settings.threshold
+    threshold = st.sidebar.slider("Threshold (score below = flagged as generated)", 0.0, 1.0, float(default_threshold), 0.01,
+                                  key="threshold")
+    views_note = "" if tigas.views == "single" else f" · {VIEW_DESCRIPTIONS[tigas.views]}"
+    st.sidebar.caption(f"Model: {tigas.weights_source}{views_note} · id {cache.model_id[:12]} · cache {cache.path}")
+    return View(frame, scored, key, n_new, tigas, cache.model_id, generators, real_name, threshold)
+
+
+def summary_tab(view: View) -> None:
+    """Per generator against the real reference: the summary table, what its columns mean, its CSV."""
+    distances = cached_frechet(view.frame, view.scored.features, view.key, view.real_name) if view.scored else {}
+    table = summary_table(view.frame, view.real_name, view.threshold, distances)
+    st.dataframe(table, hide_index=True, key="summary",
+                 column_config={c: st.column_config.NumberColumn(format="%.3f") for c in
+                                ("mean", "median", "std", "flagged", "AUROC", "AP", "accuracy", "ECE", "FD to real")})
+    st.caption(f"Each generator against '{view.real_name}'. AUROC 0.5 = indistinguishable from real; AP with generated "
+               "images as the positive class; accuracy: class-balanced at the threshold; ECE: calibration error; "
+               "flagged: share scored below the threshold; FD: Fréchet distance of fused TIGAS features. "
+               f"AUROC, AP, accuracy and ECE need at least {MIN_IMAGES_FOR_METRICS} scored images in both groups; "
+               "below about 30 treat them as rough.")
+    feature_dim = view.scored.features.shape[1] if view.scored else 0
+    if view.has_real and table["n"].min() <= feature_dim:
+        st.warning(f"FD from groups of {feature_dim} images or fewer ({feature_dim}-d features) is biased upwards "
+                   "and noisy: compare it only between groups of the same size.", icon="⚠️")
+    st.download_button("Download summary (CSV)", table.to_csv(index=False), "tigas_summary.csv", "text/csv", on_click="ignore")
+
+
+def distributions_tab(view: View) -> dict[str, go.Figure]:
+    """Violins, histograms and ECDFs of the score or one branch's, per generator."""
+    column = st.radio("Value", METRICS, horizontal=True, key="dist_metric")
+    return show_figures(distribution_figures(view.frame, column, view.order))
+
+
+def spectra_tab(view: View) -> dict[str, go.Figure]:
+    """Mean spectra per generator, their difference to real, and the radial profiles."""
+    if view.scored is None:
+        st.info("A scores file holds scores, not spectra: open the image folder itself to see them.")
+        return {}
+    return show_figures(spectral_figures(view.frame, view.scored, view.order, view.real_name))
+
+
+def roc_tab(view: View) -> dict[str, go.Figure]:
+    """ROC curves per generator with the threshold's operating points, and a confusion matrix."""
+    if not view.has_real:
+        st.info("ROC curves and the confusion matrix need a real reference folder and at least one generator.")
+        return {}
+    choice = st.selectbox("Confusion matrix for", ["all generated", *view.order[1:]], key="cm_generator")
+    figures = {"roc": roc_figure(view.frame, view.real_name, view.threshold, view.order),
+               "confusion": confusion_figure(view.frame, view.real_name, view.threshold, choice)}
+    left, right = st.columns([3, 2])
+    left.plotly_chart(figures["roc"], key="roc")
+    right.plotly_chart(figures["confusion"], key="confusion")
+    return figures
+
+
+def show_figures(figures: dict[str, go.Figure]) -> dict[str, go.Figure]:
+    """Each figure drawn, keyed by its name (so the Export tab can offer it)."""
+    for name, figure in figures.items():
+        st.plotly_chart(figure, key=name)
+    return figures
+
+
+def gallery(view: View) -> dict[str, go.Figure]:
     """Most and least real-looking images of one generator; a button under each shows its explanation."""
+    frame, tigas, model_id, generators = view.frame, view.tigas, view.model_id, view.generators
+    default = view.order[1] if len(view.order) > 1 else view.order[0]
     generator = st.selectbox("Generator", generators, index=generators.index(default), key="gallery_generator")
     count = st.slider("Images per row", 3, 12, 6, key="gallery_count")
     ok = frame[(frame["generator"] == generator) & (frame["error"] == "")].sort_values("score", ascending=False)
@@ -587,13 +404,13 @@ def export(frame: pd.DataFrame, figures: dict[str, go.Figure]) -> None:
     right.download_button("All scores (Parquet)", lambda: frame.to_parquet(index=False), "tigas_scores.parquet",
                           "application/octet-stream", key="export_parquet", on_click="ignore")
     st.subheader("Plots")
-    st.caption("PNG export renders with kaleido, which needs a Chrome/Chromium (BROWSER_PATH); HTML always works.")
+    st.caption("PNG export renders with kaleido, which needs a Chrome/Chromium (BROWSER_PATH, or one on the PATH); HTML always works.")
     for name, figure in figures.items():
         row = st.columns([3, 1, 1])
         row[0].write(figure.layout.title.text or name)
         row[1].download_button("HTML", lambda f=figure: for_export(f).to_html(include_plotlyjs=True), f"{name}.html",
                                "text/html", key=f"html-{name}", on_click="ignore")
-        row[2].download_button("PNG", lambda f=figure: for_export(f).to_image(format="png", width=1200, height=700),
+        row[2].download_button("PNG", lambda f=figure: figure_image(for_export(f), width=1200, height=700),
                                f"{name}.png", "image/png", key=f"png-{name}", on_click="ignore")
 
 

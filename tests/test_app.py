@@ -103,7 +103,7 @@ def server(weights_dir, server_log):
 @pytest.fixture(scope="module")
 def tigas(weights_dir) -> TIGAS:
     """The app's scorer: the same weights with every face's default views."""
-    return TIGAS(checkpoint_path=str(weights_dir), device="cpu", views=DEFAULT_VIEWS)
+    return TIGAS(str(weights_dir), device="cpu", views=DEFAULT_VIEWS)
 
 
 @pytest.fixture(scope="module")
@@ -226,11 +226,11 @@ def test_the_page_names_its_weights_and_the_baseline_says_what_it_misjudges(weig
     from tigas_core.commands.app import _load_app_module
 
     app = _load_app_module()
-    given = app.weights_label(TIGAS(checkpoint_path=weights_dir))
+    given = app.weights_label(TIGAS(weights_dir))
     assert given == f"checkpoint {weights_dir.name} (64 px views)"  # a name, not a path on the server
     bundled = app.weights_label(TIGAS())
     assert bundled.startswith("the bundled baseline") and "misjudges" in bundled
-    jittered = app.weights_label(TIGAS(checkpoint_path=weights_dir, views="jitter"))
+    jittered = app.weights_label(TIGAS(weights_dir, views="jitter"))
     assert jittered == f"checkpoint {weights_dir.name} (64 px views, each image averaged over 18 shifted views of it and its mirror)"
 
 
@@ -240,7 +240,8 @@ def test_app_script_help_runs():
     result = subprocess.run([sys.executable, str(app_file), "--help"], capture_output=True, text=True, timeout=120,
                             env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
     assert result.returncode == 0, result.stderr
-    assert "--weights" in result.stdout and "--repo-id" in result.stdout and "--share" in result.stdout
+    assert "--weights" in result.stdout and "--threads" in result.stdout and "--share" in result.stdout
+    assert "--repo-id" not in result.stdout  # a deprecated alias of --weights OWNER/NAME@REVISION: works, hidden
     assert "--views" in result.stdout and "(default: single)" in " ".join(result.stdout.split())  # every face's default
 
 

@@ -41,9 +41,9 @@ def test_score_views_match_the_api(weights_dir, tmp_path):
     payload = json.loads(out.read_text())
     assert payload["views"] == "jitter"
     row = payload["results"][0]
-    expected = TIGAS(checkpoint_path=weights_dir, device="cpu", views="jitter")(str(image))
+    expected = TIGAS(weights_dir, device="cpu", views="jitter")(str(image))
     assert row["score"] == pytest.approx(expected, abs=1e-5)
-    assert row["score"] != pytest.approx(TIGAS(checkpoint_path=weights_dir, device="cpu")(str(image)), abs=1e-5)
+    assert row["score"] != pytest.approx(TIGAS(weights_dir, device="cpu")(str(image)), abs=1e-5)
 
 
 def test_score_folder_writes_csv_json_and_plot(weights_dir, make_image, tmp_path):
@@ -88,7 +88,7 @@ def interrupted_run(partial: Path, rows: pd.DataFrame, weights: Path) -> None:
     from tigas_core.score_cache import scorer_identity
 
     pd.DataFrame([{**row, **file_state(row["path"])} for row in rows.to_dict("records")]).to_csv(partial, index=False)
-    scorer = scorer_identity(TIGAS(checkpoint_path=str(weights), device="cpu"))
+    scorer = scorer_identity(TIGAS(str(weights), device="cpu"))
     scorer_note(partial).write_text(json.dumps({"scorer": scorer}))
 
 
@@ -164,7 +164,7 @@ def test_explain_writes_an_offline_report_per_image_and_goes_on_after_a_bad_file
     assert "Radial power profile" in page and "photo.png: score" in page
     assert len((out / "plotly.min.js").read_text()) > 1_000_000  # the library itself, so the page opens offline
     results = json.loads((out / "explanations.json").read_text())["results"]
-    tigas = TIGAS(checkpoint_path=weights_dir)
+    tigas = TIGAS(weights_dir)
     explained = [row for row in results if not row["error"]]
     assert [row["report"] for row in explained] == ["photo.html", "photo_2.html"]
     for row, path in zip(explained, (first, second)):
@@ -185,7 +185,7 @@ def test_score_takes_urls_next_to_files(weights_dir, make_image, served_folder):
     local = make_image("served/photo.png")
     proc = tigas_cli("score", f"{base}/photo.png", f"{base}/gone.png", "--weights", str(weights_dir))
     assert proc.returncode == 0, proc.stderr
-    assert f"{TIGAS(checkpoint_path=weights_dir)(local):.4f}" in proc.stdout and f"{base}/photo.png" in proc.stdout
+    assert f"{TIGAS(weights_dir)(local):.4f}" in proc.stdout and f"{base}/photo.png" in proc.stdout
     assert f"ERROR  {base}/gone.png: download failed (HTTP 404" in proc.stdout
 
 

@@ -94,7 +94,7 @@ def weights(tmp_path_factory, dataset) -> Path:
 def tigas(weights):
     from tigas_core.api import TIGAS
 
-    return TIGAS(checkpoint_path=str(weights), device="cpu")
+    return TIGAS(str(weights), device="cpu")
 
 
 @pytest.fixture()
@@ -162,10 +162,10 @@ def test_views_setting_scores_with_the_mirror(app_env, dataset, weights, monkeyp
     at = _app().run()
     assert not at.exception, at.exception
     table = at.dataframe[0].value.set_index("generator")
-    averaged = TIGAS(checkpoint_path=str(weights), device="cpu", views="mirror")
+    averaged = TIGAS(str(weights), device="cpu", views="mirror")
     real = averaged.compute_directory(dataset / "real", progress=False)["score"]
     assert table.loc["real", "mean"] == pytest.approx(real.mean(), abs=1e-5)
-    plain = TIGAS(checkpoint_path=str(weights), device="cpu").compute_directory(dataset / "real", progress=False)["score"]
+    plain = TIGAS(str(weights), device="cpu").compute_directory(dataset / "real", progress=False)["score"]
     assert abs(plain.mean() - real.mean()) > 1e-4  # else this would not tell the two apart
     assert any("averaged with its mirror" in caption.value for caption in at.sidebar.caption)
 

@@ -149,7 +149,7 @@ def test_resume_refuses_other_model(image_folder, tmp_path):
 
 @pytest.mark.parametrize("model", ["dcgan", "vae", "ddpm"])
 def test_tigas_term_in_training_loop(model, image_folder, tmp_path, weights_dir):
-    run = options(model, image_folder, tmp_path, steps=2, tigas_weight=0.5, tigas_checkpoint=str(weights_dir), tigas_warmup=4)
+    run = options(model, image_folder, tmp_path, steps=2, tigas_weight=0.5, tigas_weights=str(weights_dir), tigas_warmup=4)
     if model == "ddpm":
         run.overrides = {**run.overrides, "tigas_max_t": 1.0}  # every timestep counts as late: the term always runs
     summary = train_zoo_model(run)

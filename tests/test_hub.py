@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tigas_core import TIGAS
 from tigas_core.hub import (
     CONFIG_NAME, DEFAULT_REPO_ID, DEFAULT_REVISION, WEIGHTS_NAME, WeightsNotFoundError, load_model, resolve_weights,
     revision_for, save_pretrained,
@@ -158,17 +159,34 @@ def test_nothing_found_is_a_clear_error_never_random_weights(tmp_path, monkeypat
         resolve_weights()
     message = str(info.value)
     assert "No TIGAS weights found" in message and "never scores with random weights" in message
-    assert "checkpoint_path" in message
+    assert "weights=" in message
     proc = run_offline(tmp_path / "hub", tmp_path / "empty", REPO_ID, REVISION)
     assert proc.returncode != 0 and "WeightsNotFoundError" in proc.stderr and f"Hub {REPO_ID}@{REVISION}" in proc.stderr
 
 
 def test_explicit_checkpoint_wins_over_everything(weights_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("TIGAS_ASSETS_DIR", str(tmp_path / "empty"))
-    model, source = resolve_weights(checkpoint_path=weights_dir, auto_download=True)
+    model, source = resolve_weights(weights_dir, hub_fallback=True)
     assert source == f"checkpoint {weights_dir}"
     with pytest.raises(WeightsNotFoundError, match="no such weights"):
-        resolve_weights(checkpoint_path=tmp_path / "nope")
+        resolve_weights(tmp_path / "nope")
+    with pytest.warns(DeprecationWarning, match="checkpoint_path, auto_download"):  # the old names still choose the same
+        legacy = TIGAS(checkpoint_path=weights_dir, auto_download=True, device="cpu")
+    assert legacy.weights_source == source
+
+
+def test_one_name_for_weights_bundled_folder_or_hub(small_model, weights_dir, tmp_path, monkeypatch):
+    """weights= 'assets' | a folder | 'owner/name@revision', and TIGAS.from_pretrained the same."""
+    monkeypatch.setenv("TIGAS_ASSETS_DIR", str(weights_dir))
+    assert TIGAS("assets", device="cpu").weights_source == f"bundled {weights_dir}"
+    assert TIGAS.from_pretrained(weights_dir, device="cpu").weights_source == f"checkpoint {weights_dir}"
+    populate_hf_cache(tmp_path / "hub", weights_dir)
+    script = ("import sys; from tigas_core import TIGAS\n"
+              "print('SOURCE', TIGAS.from_pretrained(sys.argv[1], device='cpu').weights_source)")
+    proc = run_offline(tmp_path / "hub", tmp_path / "no_assets", f"{REPO_ID}@{REVISION}", script=script)
+    assert proc.returncode == 0 and f"SOURCE hub {REPO_ID}@{REVISION}" in proc.stdout, proc.stderr
+    missing = run_offline(tmp_path / "hub", weights_dir, f"{REPO_ID}@v9.9.9", script=script)  # named: no silent fallback
+    assert missing.returncode != 0 and f"Hub {REPO_ID}@v9.9.9 unavailable" in missing.stderr
 
 
 def test_space_folder_installs_without_the_checkout_and_runs_its_own_copy(tmp_path):

@@ -66,7 +66,7 @@ def weights(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def tigas(weights) -> TIGAS:
-    return TIGAS(checkpoint_path=str(weights), device="cpu")
+    return TIGAS(str(weights), device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +140,7 @@ def test_rerun_scores_only_files_whose_digest_is_new(images, weights, tigas, loc
     assert rerun.table.equals(pd.read_parquet(out))
 
     with pytest.raises(ValueError, match="another model"):
-        score_dataset(folder, out, TIGAS(checkpoint_path=str(weights), device="cpu", views="mirror"))
+        score_dataset(folder, out, TIGAS(str(weights), device="cpu", views="mirror"))
 
 
 def test_cli_refuses_an_unreachable_cluster_in_one_line(images, weights, tmp_path):

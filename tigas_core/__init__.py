@@ -5,7 +5,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "TIGAS": "tigas_core.api",
-    "Explanation": "tigas_core.api",
+    "Explanation": "tigas_core.explanation",
     "TIGASConfig": "tigas_core.config",
     "TIGASModel": "tigas_core.model",
     "create_tigas_model": "tigas_core.model",

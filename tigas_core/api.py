@@ -1,10 +1,8 @@
 """TIGAS: the user-facing scorer. Wraps a frozen TIGASModel with loading, batching and explanations."""
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import logging
-import math
 import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -17,29 +15,16 @@ import torch
 import torch.nn.functional as F
 
 from tigas_core import spectral
-from tigas_core.hub import DEFAULT_REPO_ID, resolve_weights
+from tigas_core.hub import BUNDLED_WEIGHTS, resolve_weights, weights_from_legacy
+from tigas_core.explanation import Explanation
 from tigas_core.io import (
     DEFAULT_VIEWS, VIEW_MODES, ImageSource, TIGASInputError, batch_to_rgb, describe, is_folder, iter_image_files, load_image, model_views,
     path_text, preprocess, read_image, to_uint8_image, warn_note,
 )
-from tigas_core.model import BRANCHES, TIGASModel
+from tigas_core.model import TIGASModel
+from tigas_core.results import RESULT_COLUMNS, breakdown, empty_row, output_numbers, verdict
 
 logger = logging.getLogger("tigas")
-
-# "note": what a scored file's number should be read with (an animation scored on its first frame).
-RESULT_COLUMNS = ["path", "score", *BRANCHES, *(f"w_{b}" for b in BRANCHES), "verdict", "error", "note"]
-_NUMBER_COLUMNS = RESULT_COLUMNS[1:RESULT_COLUMNS.index("verdict")]
-
-
-def verdict(score: float, threshold: float = 0.5, margin: float = 0.1) -> str:
-    """Words for a score: within ``margin`` of the threshold the model is not sure either way."""
-    if score is None or (isinstance(score, float) and math.isnan(score)):
-        return ""
-    if score >= threshold + margin:
-        return "likely real"
-    if score <= threshold - margin:
-        return "likely generated"
-    return "uncertain"
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -56,47 +41,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         if (resolved.index or 0) >= available:
             raise ValueError(f"device {str(device)!r}: this machine has {available} usable CUDA device(s); use cpu or auto")
     return resolved
-
-
-@dataclasses.dataclass
-class Explanation:
-    """Everything needed to show why an image got its score (the app and dashboard draw this)."""
-
-    score: float
-    verdict: str
-    components: dict[str, float]
-    branch_weights: dict[str, float]
-    spectrum: np.ndarray  # 2-D log power spectrum of the model view, DC at the centre
-    radial_profile: np.ndarray  # normalised log10 radial power of this image
-    reference_profile: np.ndarray  # the same for real photographs (learnt during training)
-    frequencies: np.ndarray  # radial bin centres, fraction of Nyquist
-    saliency: np.ndarray  # 2-D in [0,1]: where changing pixels moves the score most
-    image: np.ndarray  # HxWx3 uint8: the model's view of the image
-    image_size: tuple[int, int]  # (width, height) of the original
-    note: str = ""  # what to read the score with (an animation is scored on its first frame)
-
-    def figures(self) -> dict:
-        """Plotly figures by name (branches, spectrum, profile, saliency): what the app and dashboard show."""
-        from tigas_core.plots import explanation_figures
-
-        return explanation_figures(self)
-
-    def save_html(self, path: str | os.PathLike, title: str = "image") -> Path:
-        """A report page of the score and the four figures (opens offline; plotly.min.js beside it)."""
-        from tigas_core.plots import write_explanation_html
-
-        return write_explanation_html(self, path, title)
-
-    def to_dict(self, arrays: bool = False) -> dict[str, Any]:
-        """JSON-able summary; ``arrays=True`` adds the profiles and maps as nested lists."""
-        data = {
-            "score": self.score, "verdict": self.verdict, "components": self.components,
-            "branch_weights": self.branch_weights, "image_size": list(self.image_size), "note": self.note,
-        }
-        if arrays:
-            for name in ("radial_profile", "reference_profile", "frequencies", "spectrum", "saliency"):
-                data[name] = np.round(getattr(self, name), 5).tolist()
-        return data
 
 
 def average_over_views(out: dict, n_views: int) -> dict:
@@ -119,8 +63,10 @@ def average_over_views(out: dict, n_views: int) -> dict:
 class TIGAS:
     """Score images for realism: 1 = looks like a real photo, 0 = looks generated.
 
-    ``TIGAS()`` uses the bundled weights; ``auto_download=True`` prefers the pinned Hub weights
-    (through the Hugging Face cache, honouring HF_HUB_OFFLINE); ``checkpoint_path`` wins over both.
+    ``weights`` names the weights, the one way for every face (`tigas_core.hub.resolve_weights`):
+    None or ``"assets"`` for the bundled ones, a folder or file path, or a Hub repo
+    ``"owner/name@revision"`` (through the Hugging Face cache, honouring HF_HUB_OFFLINE).
+    ``checkpoint_path``, ``auto_download``, ``repo_id`` and ``revision`` still work, deprecated.
     Calls on tensors keep the autograd graph, so TIGAS works as a loss; file scoring runs without it.
     ``views`` (see `tigas_core.io.model_views`): "single" scores one centre view at the image's
     pixel scale (the default of every face); "mirror" averages the image and its mirror (2x the
@@ -129,19 +75,22 @@ class TIGAS:
 
     def __init__(
         self,
-        checkpoint_path: str | os.PathLike | None = None,
-        auto_download: bool = False,
-        repo_id: str = DEFAULT_REPO_ID,
-        revision: str | None = None,
+        weights: str | os.PathLike | None = None,
+        *,
         device: str | torch.device = "auto",
         img_size: int | None = None,
         model: TIGASModel | None = None,
         views: str = DEFAULT_VIEWS,
+        checkpoint_path: str | os.PathLike | None = None,
+        auto_download: bool = False,
+        repo_id: str | None = None,
+        revision: str | None = None,
     ):
         if views not in VIEW_MODES:
             raise ValueError(f"unknown views {views!r}; choose from {', '.join(VIEW_MODES)}")
+        weights, hub_fallback = weights_from_legacy(weights, checkpoint_path, auto_download, repo_id, revision)
         if model is None:
-            model, self.weights_source = resolve_weights(checkpoint_path, auto_download, repo_id, revision)
+            model, self.weights_source = resolve_weights(weights, hub_fallback)
         else:
             self.weights_source = "model passed in"
         device = resolve_device(device)
@@ -152,6 +101,12 @@ class TIGAS:
         self.img_size = img_size or self.config.img_size
         self.threshold = self.config.threshold
         self.views = views
+
+    @classmethod
+    def from_pretrained(cls, weights: str | os.PathLike = BUNDLED_WEIGHTS, **options: Any) -> TIGAS:
+        """``TIGAS.from_pretrained("owner/name@revision")`` (the timm / Hugging Face spelling of
+        ``TIGAS(weights=...)``); ``options`` as for `TIGAS` (device, views, img_size)."""
+        return cls(weights, **options)
 
     @property
     def device(self) -> torch.device:
@@ -264,17 +219,14 @@ class TIGAS:
             with torch.inference_mode():
                 out = self.forward_views(torch.stack([loaded[i][0] for i in good]))
             for row, i in enumerate(good):
-                result = {"score": float(out["score"][row, 0])}
-                result.update({b: float(out["components"][b][row, 0]) for b in BRANCHES})
-                result.update({f"w_{b}": float(out["branch_weights"][row, j]) for j, b in enumerate(BRANCHES)})
+                result = output_numbers(out, row)
                 if with_features:
                     result["features"] = out["features"]["fused"][row].float().cpu().numpy()
                     result["spectral_profile"] = out["spectral_profile"][row].float().cpu().numpy()
                     result["spectrum_grid"] = out["spectrum_grid"][row].float().cpu().numpy()
                 outputs[i] = result
         for i, path in enumerate(chunk):
-            row = {"path": path_text(path), **dict.fromkeys(_NUMBER_COLUMNS, math.nan), "error": loaded[i][1], "note": loaded[i][2]}
-            row.update(outputs.get(i, {}))
+            row = {**empty_row(path_text(path), error=loaded[i][1], note=loaded[i][2]), **outputs.get(i, {})}
             row["verdict"] = verdict(row["score"], self.threshold)
             yield row
 
@@ -324,15 +276,15 @@ class TIGAS:
         saliency = view.grad.abs().amax(dim=1, keepdim=True)
         saliency = F.avg_pool2d(saliency, 9, stride=1, padding=4, count_include_pad=False)[0, 0]
         saliency = (saliency / (saliency.max() + 1e-12)).cpu().numpy()
-        score = float(out["score"][0, 0].detach())
+        numbers = output_numbers(out, 0)
+        score = numbers["score"]
         with torch.no_grad():
             spectrum = spectral.log_spectrum(view.detach())[0].cpu().numpy()
         bins = self.config.radial_bins
         return Explanation(
             score=score,
             verdict=verdict(score, self.threshold),
-            components={b: float(out["components"][b][0, 0].detach()) for b in BRANCHES},
-            branch_weights={b: float(out["branch_weights"][0, j].detach()) for j, b in enumerate(BRANCHES)},
+            **breakdown(numbers),
             spectrum=spectrum,
             radial_profile=centre["spectral_profile"][0].detach().cpu().numpy(),
             reference_profile=self.model.reference_profile.detach().cpu().numpy(),

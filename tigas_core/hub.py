@@ -27,6 +27,8 @@ WEIGHTS_NAME = "model.safetensors"
 SPLIT_NAME = "split.json"  # which files the weights were trained on, beside them
 SPLIT_DIGEST_CHARS = 16  # a file_digest prefix: 64 bits tell thousands of files apart
 CARD_NAME = "README.md"
+# What `resolve_weights` reads as the bundled weights (the folder's name in the checkout).
+BUNDLED_WEIGHTS = "assets"
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -58,7 +60,8 @@ def save_pretrained(model: TIGASModel, directory: str | os.PathLike, model_card:
 
 
 def load_model(source: str | os.PathLike, revision: str | None = None) -> TIGASModel:
-    """Load from a weights folder, a .safetensors file (config.json beside it), a legacy .pt, or a Hub repo id."""
+    """Load from a weights folder, a .safetensors file (config.json beside it), a legacy .pt, or a
+    Hub repo id ``owner/name`` (``owner/name@revision`` names the revision too)."""
     path = Path(source)
     if path.is_dir():
         return _load_files(path / CONFIG_NAME, path / WEIGHTS_NAME)
@@ -68,13 +71,16 @@ def load_model(source: str | os.PathLike, revision: str | None = None) -> TIGASM
         return _load_legacy(path)
     if path.exists():
         raise WeightsNotFoundError(f"{source}: not a TIGAS weights folder, .safetensors or .pt file")
-    if not _looks_like_repo_id(str(source)):
+    if not is_hub_name(source):
         raise WeightsNotFoundError(f"{source}: no such weights folder or file")
-    return _load_from_hub(str(source), revision)
+    repo_id, _, pinned = str(source).partition("@")
+    return _load_from_hub(repo_id, revision or pinned or None)
 
 
-def _looks_like_repo_id(text: str) -> bool:
-    """'owner/name' with no path-like parts: what the Hub accepts as a model repo id."""
+def is_hub_name(source: str | os.PathLike) -> bool:
+    """'owner/name' or 'owner/name@revision' with no path-like parts: what the Hub accepts as a
+    model repo (a local path is tried first, so a folder of that name wins)."""
+    text = os.fspath(source).partition("@")[0]
     return text.count("/") == 1 and not text.startswith((".", "/", "~")) and not text.endswith("/")
 
 
@@ -135,49 +141,81 @@ def _load_from_hub(repo_id: str, revision: str | None) -> TIGASModel:
     return _load_files(Path(config_path), Path(weights_path))
 
 
-def resolve_weights(
-    checkpoint_path: str | os.PathLike | None = None,
-    auto_download: bool = False,
-    repo_id: str = DEFAULT_REPO_ID,
-    revision: str | None = None,
-) -> tuple[TIGASModel, str]:
-    """Find weights in order: explicit checkpoint -> Hub via the HF cache (if auto_download) -> bundled.
-    ``revision`` None means the pinned tag for the default repo, ``main`` for others (`revision_for`).
+def resolve_weights(weights: str | os.PathLike | None = None, hub_fallback: bool = False) -> tuple[TIGASModel, str]:
+    """The model that ``weights`` names, and words for it (`TIGAS.weights_source`):
 
-    Logs one line naming the weights used and why; never falls back to random weights.
+    - None or ``"assets"`` (`BUNDLED_WEIGHTS`): the bundled weights (assets/, or $TIGAS_ASSETS_DIR);
+    - a weights folder, ``.safetensors`` or legacy ``.pt`` file: those;
+    - ``"owner/name"`` or ``"owner/name@revision"``: a Hub repo through the Hugging Face cache
+      (honouring HF_HUB_OFFLINE); no revision means the pinned tag for the project's own repo and
+      ``main`` for any other (`revision_for`).
+
+    Named weights that cannot be loaded raise, except that with ``hub_fallback`` (what the
+    deprecated ``auto_download=True`` did) a Hub repo out of reach falls back to the bundled
+    weights with a warning that says why. Logs one line naming the weights used; never random weights.
     """
-    if checkpoint_path is not None:
-        model = load_model(checkpoint_path, revision=revision)
-        source = f"checkpoint {checkpoint_path}"
+    if weights is None or os.fspath(weights) == BUNDLED_WEIGHTS:
+        return _load_bundled()
+    if Path(weights).exists() or not is_hub_name(weights):
+        model = load_model(weights)
+        source = f"checkpoint {weights}"
         logger.info("TIGAS weights: %s (given explicitly)", source)
         return model, source
-    hub_problem = None
-    revision = revision_for(repo_id, revision)
-    if auto_download:
-        try:
-            model = _load_from_hub(repo_id, revision)
-            source = f"hub {repo_id}@{revision}"
-            logger.info("TIGAS weights: %s (from the Hugging Face cache or Hub)", source)
-            return model, source
-        except WeightsNotFoundError as exc:  # offline, missing revision, no network: fall back, and say so
-            hub_problem = str(exc)
+    repo_id, _, revision = os.fspath(weights).partition("@")
+    source = f"hub {repo_id}@{revision_for(repo_id, revision or None)}"
+    try:
+        model = load_model(weights)
+    except WeightsNotFoundError as exc:  # offline, missing revision, no network
+        if not hub_fallback:
+            raise
+        return _load_bundled(hub_problem=str(exc))
+    logger.info("TIGAS weights: %s (from the Hugging Face cache or Hub)", source)
+    return model, source
+
+
+def _load_bundled(hub_problem: str | None = None) -> tuple[TIGASModel, str]:
+    """The bundled weights; ``hub_problem`` is why the Hub weights asked for were not used (said
+    as a warning: falling back must not go unnoticed)."""
     bundled = bundled_weights_dir()
-    if (bundled / WEIGHTS_NAME).is_file():
-        model = load_model(bundled)
-        source = f"bundled {bundled}"
-        if hub_problem:  # the Hub weights were asked for: falling back must not go unnoticed
-            logger.warning("TIGAS weights: %s, because %s", source, hub_problem)
-        else:
-            logger.info("TIGAS weights: %s (default)", source)
-        return model, source
-    tried = [f"bundled weights in {bundled} (no {WEIGHTS_NAME})"]
+    if not (bundled / WEIGHTS_NAME).is_file():
+        tried = [problem for problem in (hub_problem, f"bundled weights in {bundled} (no {WEIGHTS_NAME})") if problem]
+        raise WeightsNotFoundError(
+            "No TIGAS weights found. Tried: " + "; ".join(tried) + ". Pass weights= a weights folder "
+            "(config.json + model.safetensors) or a Hub repo 'owner/name[@revision]' (with network access or a "
+            "populated Hugging Face cache), or set TIGAS_ASSETS_DIR. TIGAS never scores with random weights."
+        )
+    model = load_model(bundled)
+    source = f"bundled {bundled}"
+    if hub_problem:
+        logger.warning("TIGAS weights: %s, because %s", source, hub_problem)
+    else:
+        logger.info("TIGAS weights: %s (default)", source)
+    return model, source
+
+
+def weights_from_legacy(weights: str | os.PathLike | None, checkpoint_path: str | os.PathLike | None = None,
+                        auto_download: bool = False, repo_id: str | None = None,
+                        revision: str | None = None) -> tuple[str | os.PathLike | None, bool]:
+    """(weights, hub_fallback) for the arguments TIGAS took before ``weights=``, each with a
+    DeprecationWarning: ``checkpoint_path=X`` is ``weights=X``; ``auto_download=True`` is
+    ``weights="repo_id@revision"`` that falls back to the bundled weights when the Hub is out of reach."""
+    import warnings
+
+    given = [name for name, value in (("checkpoint_path", checkpoint_path), ("auto_download", auto_download),
+                                       ("repo_id", repo_id), ("revision", revision)) if value]
+    if not given:
+        return weights, False
+    warnings.warn(f"TIGAS({', '.join(given)}=...) is deprecated: name the weights with weights='assets' | "
+                  "'path/to/dir' | 'owner/name@revision'", DeprecationWarning, stacklevel=3)
+    if weights is not None:
+        raise ValueError(f"weights= and the deprecated {given[0]}= name the weights twice; give weights= alone")
+    if checkpoint_path is not None:
+        named = os.fspath(checkpoint_path)
+        return (f"{named}@{revision}" if revision and is_hub_name(named) and not Path(named).exists() else checkpoint_path), False
     if auto_download:
-        tried.insert(0, hub_problem)
-    raise WeightsNotFoundError(
-        "No TIGAS weights found. Tried: " + "; ".join(tried) + ". Pass checkpoint_path= a weights folder "
-        "(config.json + model.safetensors), set TIGAS_ASSETS_DIR, or use auto_download=True with network "
-        "access or a populated Hugging Face cache. TIGAS never scores with random weights."
-    )
+        repo_id = repo_id or DEFAULT_REPO_ID
+        return f"{repo_id}@{revision_for(repo_id, revision)}", True
+    return None, False  # repo_id / revision without auto_download never chose the weights
 
 
 def write_training_split(directory: str | os.PathLike, paths: list[str]) -> Path:
@@ -195,7 +233,7 @@ def write_training_split(directory: str | os.PathLike, paths: list[str]) -> Path
 def trained_on(weights: str | os.PathLike | None) -> set[str]:
     """Digest prefixes of the files a local weights folder (None: the bundled weights) was trained
     on; empty when it records none."""
-    folder = bundled_weights_dir() if weights is None else Path(weights)
+    folder = bundled_weights_dir() if weights is None or os.fspath(weights) == BUNDLED_WEIGHTS else Path(weights)
     path = (folder if folder.is_dir() else folder.parent) / SPLIT_NAME
     return set(json.loads(path.read_text())["train"]) if path.is_file() else set()
 

@@ -30,6 +30,7 @@ import torch
 
 from tigas_core.config import TIGASConfig
 from tigas_core.io import file_digest, file_stamp, path_text
+from tigas_core.results import SCORE_COLUMNS
 
 log = logging.getLogger("tigas.cache")
 
@@ -38,7 +39,6 @@ if TYPE_CHECKING:  # the API module pulls in the model; annotations only
 
 # Bump when what is stored per image changes; older rows are then ignored (and never misread).
 CACHE_VERSION = 1
-SCORE_COLUMNS = ("score", "perceptual", "spectral", "statistical", "w_perceptual", "w_spectral", "w_statistical")
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -110,13 +110,12 @@ class ScoreCache:
             if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
                 raise sqlite3.DatabaseError("quick_check failed")
             db.executescript(
-                """
+                f"""
                 DROP TABLE IF EXISTS files;
                 CREATE TABLE IF NOT EXISTS file_digests (path TEXT PRIMARY KEY, stamp TEXT, digest TEXT);
                 CREATE TABLE IF NOT EXISTS results (
                     model_id TEXT, digest TEXT, version INTEGER,
-                    score REAL, perceptual REAL, spectral REAL, statistical REAL,
-                    w_perceptual REAL, w_spectral REAL, w_statistical REAL,
+                    {", ".join(f"{column} REAL" for column in SCORE_COLUMNS)},
                     verdict TEXT, error TEXT, features BLOB, profile BLOB, spectrum BLOB,
                     PRIMARY KEY (model_id, digest));
                 """
@@ -190,7 +189,7 @@ class ScoreCache:
             chunk = missing[start : start + chunk_size]
             rows = self._score_chunk([first_path[d] for d in chunk], chunk, batch_size)
             with self._connect() as db:  # one transaction per chunk: interrupted runs keep their work
-                db.executemany(f"INSERT OR REPLACE INTO results VALUES ({', '.join('?' * 15)})", rows)
+                db.executemany(f"INSERT OR REPLACE INTO results VALUES ({', '.join('?' * (len(SCORE_COLUMNS) + 8))})", rows)
             stored.update(self._decode(row) for row in rows)
             if progress:
                 progress(min(start + chunk_size, total), total)
@@ -223,13 +222,15 @@ class ScoreCache:
         return dict(self._decode(row) for row in rows)
 
     def _decode(self, row: tuple) -> tuple[str, dict]:
-        digest = row[1]
-        values = dict(zip(SCORE_COLUMNS, row[3:10]))
-        values.update(verdict=row[10], error=row[11])
-        values["features"] = None if row[12] is None else np.frombuffer(row[12], np.float32)
-        values["profile"] = None if row[13] is None else np.frombuffer(row[13], np.float32)
-        values["spectrum"] = None if row[14] is None else np.frombuffer(row[14], np.float16)
-        return digest, values
+        """A results row (model_id, digest, version, SCORE_COLUMNS, verdict, error, three blobs) -> (digest, values)."""
+        numbers_end = 3 + len(SCORE_COLUMNS)
+        values = dict(zip(SCORE_COLUMNS, row[3:numbers_end]))
+        verdict_text, error, features, profile, spectrum = row[numbers_end:]
+        values.update(verdict=verdict_text, error=error)
+        values["features"] = None if features is None else np.frombuffer(features, np.float32)
+        values["profile"] = None if profile is None else np.frombuffer(profile, np.float32)
+        values["spectrum"] = None if spectrum is None else np.frombuffer(spectrum, np.float16)
+        return row[1], values
 
     def _assemble(
         self,

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from pathlib import Path
 
-from tigas_core.commands import add_views_argument, positive_int
+from tigas_core.commands import add_scorer_arguments
 from tigas_core.resources import project_path
 
 DASHBOARD_FILE = project_path("dashboards", "dashboard.py")
@@ -23,14 +22,11 @@ DASHBOARD_FILE = project_path("dashboards", "dashboard.py")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("root", nargs="?", help="folder with one sub-folder per generator, or a CSV index (path,generator); "
                         "default: the project's demo set")
-    parser.add_argument("--weights", help="TIGAS weights folder or checkpoint (default: $TIGAS_WEIGHTS, else the bundled weights)")
     parser.add_argument("--real-name", default="real", help="name of the real reference sub-folder (default: real)")
     parser.add_argument("--port", type=int, default=8501, help="port to serve on (default: 8501)")
     parser.add_argument("--address", default="localhost", help="address to bind (default: localhost)")
     parser.add_argument("--cache-dir", help="where scores are cached (default: $TIGAS_CACHE_DIR or ~/.cache/tigas)")
-    parser.add_argument("--batch-size", type=positive_int, default=16, help="images per forward pass when scoring")
-    parser.add_argument("--threads", type=positive_int, help="CPU threads for scoring (default: torch's choice)")
-    add_views_argument(parser)
+    add_scorer_arguments(parser)  # --weights default: $TIGAS_WEIGHTS, else the bundled weights
 
 
 def streamlit_command(args: argparse.Namespace) -> list[str]:
@@ -49,8 +45,10 @@ def streamlit_command(args: argparse.Namespace) -> list[str]:
     weights = args.weights or os.environ.get("TIGAS_WEIGHTS")
     if weights:
         command += ["--weights", str(Path(weights).expanduser().resolve()) if Path(weights).expanduser().exists() else weights]
-    command += ["--real-name", args.real_name, "--batch-size", str(args.batch_size)]
-    command += ["--views", args.views]
+    command += ["--real-name", args.real_name, "--batch-size", str(args.batch_size), "--views", args.views, "--device", args.device]
+    for option, value in (("--threshold", args.threshold), ("--threads", args.threads)):
+        if value is not None:
+            command += [option, str(value)]
     if args.cache_dir:
         command += ["--cache-dir", str(Path(args.cache_dir).expanduser().resolve())]
     return command
@@ -65,11 +63,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"tigas dashboard: {args.root}: not found", file=sys.stderr)
         return 2
     env = dict(os.environ, STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
-    if args.threads:
-        env["TIGAS_NUM_THREADS"] = str(args.threads)
-    browser = shutil.which("chromium") or shutil.which("google-chrome")
-    if browser and "BROWSER_PATH" not in env:
-        env["BROWSER_PATH"] = browser  # kaleido's PNG export of plots needs a Chrome
     print(f"TIGAS dashboard on http://{args.address}:{args.port}", file=sys.stderr, flush=True)
     command = streamlit_command(args)
     os.execve(command[0], command, env)

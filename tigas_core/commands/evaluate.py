@@ -7,38 +7,29 @@ import shlex
 import sys
 from pathlib import Path
 
-from tigas_core.commands import add_views_argument, positive_int
+from tigas_core.commands import add_scorer_arguments, load_scorer
 
 log = logging.getLogger("tigas.evaluate")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", action="append", required=True, metavar="DIR_OR_CSV", help="data folder or CSV index (repeatable)")
-    parser.add_argument("--weights", default=None, help="weights folder / .safetensors / Hub repo id (default: the bundled weights)")
     parser.add_argument("--out", type=Path, default=Path("eval_report.json"), help="report JSON; the Markdown table goes beside it (.md)")
     parser.add_argument("--holdout-generators", default="", help="generators that were held out of training (comma-separated)")
     parser.add_argument("--seed", type=int, default=0, help="split seed used for training (default: %(default)s)")
     parser.add_argument("--train-split", type=float, default=0.8)
     parser.add_argument("--val-split", type=float, default=0.1)
-    parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--max-per-generator", type=int, default=0,
                         help="score at most this many test images per generator and class (seeded; 0 = all)")
-    parser.add_argument("--device", default="auto")
-    add_views_argument(parser)
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default; 1 on a busy shared CPU)")
+    add_scorer_arguments(parser, batch_size=32)
     parser.add_argument("--no-progress", action="store_true")
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from tigas_core.api import TIGAS
     from tigas_core.data import describe_split, load_records, split_records
     from tigas_core.hub import overlap_with_training
     from tigas_core.metrics.evaluation import evaluate, render_markdown, write_report
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     holdout = [g for g in args.holdout_generators.split(",") if g]
     splits = split_records(load_records(args.data), seed=args.seed, train_split=args.train_split,
                            val_split=args.val_split, holdout_generators=holdout)
@@ -48,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"tigas evaluate: {len(seen)} of {len(splits['test'])} test images were used to train these weights "
               f"(split.json beside them), e.g. {seen[0]}; evaluate on images they never saw", file=sys.stderr)
         return 2
-    tigas = TIGAS(checkpoint_path=args.weights, device=args.device, views=args.views)
+    tigas = load_scorer(args)
     report = evaluate(tigas, splits, holdout_generators=holdout, batch_size=args.batch_size, seed=args.seed,
                       max_per_generator=args.max_per_generator, progress=not args.no_progress)
     command = "tigas " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if Path(sys.argv[0]).name == "tigas" else None

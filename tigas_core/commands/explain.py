@@ -5,13 +5,13 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
-from tigas_core.commands.score import add_input_arguments, collect_paths, load_scorer, scorer_label
+from tigas_core.commands import load_scorer
+from tigas_core.commands.score import add_input_arguments, collect_paths, scorer_label
 from tigas_core.io import is_url, path_text
 
 
@@ -44,7 +44,6 @@ def report_names(paths: list[Path | str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tigas_core.api import verdict
     from tigas_core.config import atomic_write_text
     from tigas_core.io import TIGASInputError
 
@@ -52,13 +51,12 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         print("tigas explain: no image files found in " + ", ".join(args.paths), file=sys.stderr)
         return 1
-    tigas, threshold = load_scorer(args)
+    tigas = load_scorer(args)
     results = []
     try:
         for path, name in zip(paths, report_names(paths)):
             try:
                 explanation = tigas.explain(path)
-                explanation = dataclasses.replace(explanation, verdict=verdict(explanation.score, threshold))
                 report = explanation.save_html(args.out / name, title=display_name(path))
             except Exception as exc:  # one bad file is reported and skipped, never the end of the run
                 reason = exc.reason if isinstance(exc, TIGASInputError) else f"{type(exc).__name__}: {exc}"
@@ -69,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             results.append({"path": path_text(path), "report": name, "error": "", **explanation.to_dict()})
     finally:  # also after Ctrl-C: the reports written so far stay listed
         atomic_write_text(args.out / "explanations.json",
-                          json.dumps({"weights": tigas.weights_source, "threshold": threshold, "results": results}, indent=2) + "\n")
+                          json.dumps({"weights": tigas.weights_source, "threshold": tigas.threshold, "results": results}, indent=2) + "\n")
     explained = sum(1 for row in results if not row["error"])
     print(f"\nExplained {explained} of {len(results)} images; reports in {args.out}  {scorer_label(tigas)}")
     return 0 if explained else 1

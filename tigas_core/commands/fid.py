@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from tigas_core.commands import positive_int
+from tigas_core.commands import add_scorer_arguments, load_scorer, positive_int, set_threads
 
 log = logging.getLogger("tigas.fid")
 
@@ -20,12 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir_a", type=Path, help="first image folder (e.g. real images)")
     parser.add_argument("dir_b", type=Path, help="second image folder (e.g. generated images)")
     parser.add_argument("--features", choices=["tigas", "inception"], default="tigas")
-    parser.add_argument("--checkpoint", default=None, help="TIGAS weights folder (for --features tigas)")
     parser.add_argument("--max-images", type=positive_int, default=None, help="use at most this many images per folder (evenly spaced)")
-    parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--kid-subset-size", type=positive_int, default=1000)
     parser.add_argument("--kid-subsets", type=positive_int, default=100)
-    parser.add_argument("--device", default="cpu")
+    add_scorer_arguments(parser, options=("weights", "device", "views", "batch_size", "threads"), batch_size=32)
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
 
 
@@ -66,11 +64,11 @@ def compare_folders(dir_a: Path, dir_b: Path, features: str = "tigas", tigas=Non
 def run(args: argparse.Namespace) -> int:
     from tigas_core.config import atomic_write_text
 
-    tigas = None
-    if args.features == "tigas":
-        from tigas_core.api import TIGAS
+    from tigas_core.api import resolve_device
 
-        tigas = TIGAS(checkpoint_path=args.checkpoint, device=args.device)
+    set_threads(args)
+    tigas = load_scorer(args) if args.features == "tigas" else None
+    args.device = str(resolve_device(args.device))  # auto -> what Inception-v3 runs on
     result = compare_folders(args.dir_a, args.dir_b, args.features, tigas, args.max_images, args.batch_size,
                              args.kid_subset_size, args.kid_subsets, args.device, progress=True)
     for line in result["errors"]:

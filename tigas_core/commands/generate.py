@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tigas_core.commands import positive_int
+from tigas_core.commands import positive_int, set_threads
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,10 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    set_threads(args)
     from tigas_core.generators.sampling import generate_images
 
     written = generate_images(args.checkpoint, args.out, args.n, args.seed, args.batch_size, args.label, args.model, args.prefix,

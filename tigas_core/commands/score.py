@@ -11,29 +11,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from tigas_core.commands import add_views_argument, plot_path, positive_int, prepare_output, probability
-from tigas_core.config import atomic_write_bytes, atomic_write_text
+from tigas_core.commands import add_scorer_arguments, load_scorer, plot_path, positive_int, prepare_output
+from tigas_core.config import atomic_write_text
 from tigas_core.io import IMAGE_EXTENSIONS, file_stamp, is_folder, is_url, list_folder
+from tigas_core.results import RESULT_COLUMNS, SCORE_COLUMNS, summarise, verdict
+from tigas_core.score_cache import scorer_identity
 
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
-    """What to score and with which weights: shared by `tigas score` and `tigas explain`."""
+    """What to score and with which scorer: shared by `tigas score` and `tigas explain`."""
     parser.add_argument("paths", nargs="+", help="image files, folders and/or http(s) URLs")
     parser.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    parser.add_argument("--weights", help="weights folder, .safetensors or Hub repo id (default: bundled)")
-    parser.add_argument("--auto-download", action="store_true", help="prefer the pinned Hub weights (HF cache)")
-    parser.add_argument("--threshold", type=probability, help="decision threshold (default: the calibrated one)")
-    add_views_argument(parser)
-
-
-def load_scorer(args: argparse.Namespace, device: str | None = None):
-    """The TIGAS these arguments ask for (on ``device`` if given, else --device), and the threshold to judge with."""
-    from tigas_core.api import TIGAS
-
-    tigas = TIGAS(checkpoint_path=args.weights, auto_download=args.auto_download, device=device or args.device,
-                  views=args.views)
-    return tigas, tigas.threshold if args.threshold is None else args.threshold
+    add_scorer_arguments(parser)
 
 
 def scorer_label(tigas) -> str:
@@ -44,7 +33,6 @@ def scorer_label(tigas) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_arguments(parser)
-    parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument("--csv", type=Path, help="write all rows to this CSV")
     parser.add_argument("--json", type=Path, help="write all rows and a summary to this JSON")
     parser.add_argument("--plot", type=plot_path, help="score histogram: .html (interactive, works offline) or .png")
@@ -80,34 +68,6 @@ def collect_paths(inputs: list[str], recursive: bool) -> list[Path | str]:
     return paths
 
 
-def summarise(table: pd.DataFrame, threshold: float) -> dict:
-    scored = table[table["error"] == ""]
-    scores = scored["score"]
-    return {
-        "files": int(len(table)),
-        "scored": int(len(scored)),
-        "failed": int(len(table) - len(scored)),
-        "mean": float(scores.mean()) if len(scores) else math.nan,
-        "median": float(scores.median()) if len(scores) else math.nan,
-        "std": float(scores.std(ddof=0)) if len(scores) else math.nan,
-        "threshold": threshold,
-        "share_real": float((scores >= threshold).mean()) if len(scores) else math.nan,
-    }
-
-
-def write_plot(table: pd.DataFrame, out: Path, threshold: float) -> None:
-    import plotly.express as px
-
-    scored = table[table["error"] == ""]
-    fig = px.histogram(scored, x="score", nbins=40, range_x=[0, 1], hover_data=["path"], title=f"TIGAS scores ({len(scored)} images)")
-    fig.add_vline(x=threshold, line_dash="dash", annotation_text="threshold")
-    if out.suffix.lower() == ".png":
-        os.environ.setdefault("BROWSER_PATH", "/usr/bin/chromium")
-        atomic_write_bytes(out, fig.to_image(format="png"))
-    else:  # plotly.js embedded: the file opens offline too
-        atomic_write_text(out, fig.to_html(include_plotlyjs=True))
-
-
 # Beside each row the interrupted run's partial CSV keeps the file's stamp (size, mtime, inode,
 # ctime, as the score cache checks them), and beside the partial a note of the scorer (weights,
 # code and views, as the score cache identifies them): a resumed run keeps only rows that those
@@ -132,8 +92,6 @@ def resumable_rows(partial: Path, scorer_id: str, wanted: set[str]) -> dict[str,
     """The rows of an interrupted run that still hold: written by the same scorer, for a file of
     this run that is unchanged since (a URL is always scored again), and complete (a row cut short
     by a kill or a full disk is dropped)."""
-    from tigas_core.score_cache import SCORE_COLUMNS
-
     try:
         written_by = json.loads(scorer_note(partial).read_text()).get("scorer")
     except (OSError, ValueError, AttributeError):  # missing or damaged: nothing says who wrote the rows
@@ -157,11 +115,6 @@ def resumable_rows(partial: Path, scorer_id: str, wanted: set[str]) -> dict[str,
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
-    from tigas_core.api import RESULT_COLUMNS, verdict
-    from tigas_core.score_cache import scorer_identity
-
     if args.engine == "ray":
         return run_on_ray(args)
     for option in ("out", "address", "workers"):
@@ -171,70 +124,113 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--resume needs --csv: an interrupted run's rows are kept in CSV.partial")
     paths = collect_paths(args.paths, args.recursive)
     if not paths:
-        print("tigas score: no image files found in " + ", ".join(args.paths) + f" (extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})", file=sys.stderr)
+        print("tigas score: no image files found in " + ", ".join(args.paths) + f" (extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})",
+              file=sys.stderr)
         return 1
+    check_outputs(args, paths)
+    tigas = load_scorer(args)
+    rows = score_into(tigas, paths, args)
+    table = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    summary = print_summary(table, tigas)
+    write_outputs(table, summary, tigas, args)
+    return 0 if summary["scored"] else 1
+
+
+def check_outputs(args: argparse.Namespace, paths: list[Path | str]) -> None:
+    """Every output can be written, and none of them is one of the images to score."""
     inputs = {os.path.realpath(p) for p in paths if not is_url(p)}
     for option, output in (("--csv", args.csv), ("--json", args.json), ("--plot", args.plot)):
         if output is not None and os.path.realpath(output) in inputs:
             raise ValueError(f"{output}: is one of the images to score; choose another output path")
         if output is not None:
             prepare_output(output, option)
-    tigas, threshold = load_scorer(args)
+
+
+def score_into(tigas, paths: list[Path | str], args: argparse.Namespace) -> list[dict]:
+    """Every path's row, in order: those an interrupted run kept (--resume), then the rest as they
+    are scored, each printed (unless --quiet) and appended to CSV.partial (with --csv)."""
+    from tqdm.auto import tqdm
 
     partial = args.csv.with_name(args.csv.name + ".partial") if args.csv else None
     scorer_id = scorer_identity(tigas) if partial else ""
     done: dict[str, dict] = {}
     if partial and args.resume and partial.exists():
         done = resumable_rows(partial, scorer_id, {os.fspath(p) for p in paths})
+    rows = [dict(r, verdict=verdict(r["score"], tigas.threshold)) for r in done.values()]  # this run's threshold
     todo = [p for p in paths if os.fspath(p) not in done]
-
-    rows = [dict(r, verdict=verdict(r["score"], threshold)) for r in done.values()]  # this run's threshold
-    sink = None
-    if partial:
-        partial.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(scorer_note(partial), json.dumps({"scorer": scorer_id}) + "\n")
-        sink = open(partial, "w", newline="")  # the rows kept, rewritten whole: no cut-short line stays behind
-        writer = csv.DictWriter(sink, fieldnames=[*RESULT_COLUMNS, *FILE_STATE])
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({**row, **file_state(row["path"])})
-        sink.flush()
-    try:
-        progress = tqdm(tigas.iter_file_results(todo, args.batch_size), total=len(todo), unit="img", desc="TIGAS", file=sys.stderr, disable=None)
+    with PartialCsv(partial, scorer_id, rows) as sink:
+        progress = tqdm(tigas.iter_file_results(todo, args.batch_size), total=len(todo), unit="img", desc="TIGAS",
+                        file=sys.stderr, disable=None)
         for row in progress:
-            row["verdict"] = verdict(row["score"], threshold)
             rows.append(row)
-            if sink:
-                writer.writerow({**row, **file_state(row["path"])})
-                sink.flush()
+            sink.append(row)
             if not args.quiet:
-                line = f"ERROR  {row['path']}: {row['error']}" if row["error"] else f"{row['score']:.4f}  {row['verdict']:<16}  {row['path']}"
-                line += f"  (note: {row['note']})" if row.get("note") else ""
-                try:
-                    progress.write(line, file=sys.stdout)
-                except BrokenPipeError:  # `| head` closed the pipe: stop printing, go on scoring and writing
-                    args.quiet = True
-                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit too
-    finally:
-        if sink:
-            sink.close()
+                args.quiet = not print_row(row, progress)
+    return rows
 
-    table = pd.DataFrame(rows, columns=RESULT_COLUMNS)
-    summary = print_summary(table, threshold, tigas)
+
+def print_row(row: dict, progress) -> bool:
+    """One image's line above the progress bar; False once the reader has gone (`| head` closed the
+    pipe): then the run goes on scoring and writing, silently."""
+    line = f"ERROR  {row['path']}: {row['error']}" if row["error"] else f"{row['score']:.4f}  {row['verdict']:<16}  {row['path']}"
+    line += f"  (note: {row['note']})" if row.get("note") else ""
+    try:
+        progress.write(line, file=sys.stdout)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit too
+        return False
+    return True
+
+
+class PartialCsv:
+    """CSV.partial of a run with --csv (nothing without): the rows kept from an interrupted run,
+    rewritten whole (no cut-short line stays behind), then each new row as it is scored, flushed,
+    beside a note of the scorer that wrote them."""
+
+    def __init__(self, path: Path | None, scorer_id: str, kept: list[dict]) -> None:
+        self.path, self.scorer_id, self.kept = path, scorer_id, kept
+        self.handle = None
+
+    def __enter__(self) -> PartialCsv:
+        if self.path:
+            atomic_write_text(scorer_note(self.path), json.dumps({"scorer": self.scorer_id}) + "\n")
+            self.handle = open(self.path, "w", newline="")
+            self.writer = csv.DictWriter(self.handle, fieldnames=[*RESULT_COLUMNS, *FILE_STATE])
+            self.writer.writeheader()
+            for row in self.kept:
+                self.append(row)
+        return self
+
+    def append(self, row: dict) -> None:
+        if self.handle:
+            self.writer.writerow({**row, **file_state(row["path"])})
+            self.handle.flush()
+
+    def __exit__(self, *exc_info) -> None:
+        if self.handle:
+            self.handle.close()
+
+
+def write_outputs(table: pd.DataFrame, summary: dict, tigas, args: argparse.Namespace) -> None:
+    """The final CSV (replacing CSV.partial), JSON and plot, each written atomically."""
     if args.csv:
         atomic_write_text(args.csv, table.to_csv(index=False))
+        partial = args.csv.with_name(args.csv.name + ".partial")
         partial.unlink(missing_ok=True)
         scorer_note(partial).unlink(missing_ok=True)
     if args.json:
-        payload = {"summary": summary, "weights": tigas.weights_source, "views": tigas.views, "results": json.loads(table.to_json(orient="records"))}
+        payload = {"summary": summary, "weights": tigas.weights_source, "views": tigas.views,
+                   "results": json.loads(table.to_json(orient="records"))}
         atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
     if args.plot and summary["scored"]:
-        write_plot(table, args.plot, threshold)
-    return 0 if summary["scored"] else 1
+        from tigas_core.figures import score_histogram, write_figure
+
+        write_figure(score_histogram(table, tigas.threshold), args.plot)
 
 
-def print_summary(table: pd.DataFrame, threshold: float, tigas) -> dict:
+def print_summary(table: pd.DataFrame, tigas) -> dict:
     """The closing line of a run (files, failures, score statistics, weights), and its numbers."""
+    threshold = tigas.threshold
     summary = summarise(table, threshold)
     print(
         f"\nScored {summary['scored']} of {summary['files']} images"
@@ -260,8 +256,7 @@ def run_on_ray(args: argparse.Namespace) -> int:
     if urls:
         raise ValueError(f"{urls[0]}: --engine ray reads files (on a shared filesystem), not URLs")
     prepare_output(args.out, "--out")
-    tigas, threshold = load_scorer(args, device="cpu")
-    tigas.threshold = threshold
+    tigas = load_scorer(args, device="cpu")
     try:
         result = score_dataset(args.paths, args.out, tigas, recursive=args.recursive, address=args.address,
                                workers=args.workers, batch_size=args.batch_size, device=args.device)
@@ -269,5 +264,5 @@ def run_on_ray(args: argparse.Namespace) -> int:
         print(f"\ntigas score: the rows scored so far are kept beside {args.out}; run the same command to continue", file=sys.stderr)
         raise
     print(f"{args.out}: {len(result.table)} rows, {result.newly_scored} of them read and scored by this run")
-    summary = print_summary(result.table, threshold, tigas)
+    summary = print_summary(result.table, tigas)
     return 0 if summary["scored"] else 1

@@ -9,7 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
-from tigas_core.commands import positive_int
+from tigas_core.commands import add_scorer_arguments, positive_int, set_threads
 
 
 def _parse_value(text: str):
@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "the DCGAN conditions on layouts instead by default: add --set layout_prior=0)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a model config value (JSON value)")
     train.add_argument("--tigas-weight", type=float, default=0.0, help="add weight * (1 - TIGAS score) to the generator loss")
-    train.add_argument("--tigas-checkpoint", default=None, help="TIGAS weights (default: the bundled ones)")
+    add_scorer_arguments(train, options=("weights",), prefix="tigas-")
     train.add_argument("--tigas-every", type=positive_int, default=1, help="apply the TIGAS term every N generator steps")
     train.add_argument("--tigas-warmup", type=int, default=0, help="ramp the TIGAS weight up over N steps")
     train.add_argument("--tigas-warmup-mode", choices=["linear", "cosine"], default="linear")
@@ -82,7 +82,7 @@ def _run_train(args: argparse.Namespace) -> int:
     options = ZooTrainOptions(
         model=args.model, data=args.data, out=args.out, minutes=args.minutes, max_steps=args.steps,
         batch_size=args.batch_size, seed=args.seed, img_size=args.img_size, data_limit=args.data_limit,
-        overrides=overrides, tigas_weight=args.tigas_weight, tigas_checkpoint=args.tigas_checkpoint,
+        overrides=overrides, tigas_weight=args.tigas_weight, tigas_weights=args.tigas_weights,
         tigas_every=args.tigas_every, tigas_warmup=args.tigas_warmup, tigas_warmup_mode=args.tigas_warmup_mode,
         tigas_multi_scale=args.tigas_multi_scale, quality_grid=args.quality_grid, fresh=args.fresh,
         device=args.device, precision=args.precision,
@@ -111,8 +111,5 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    if getattr(args, "threads", None):
-        import torch
-
-        torch.set_num_threads(args.threads)
+    set_threads(args)
     return _run_train(args) if args.zoo_command == "train" else _run_export(args)

@@ -37,7 +37,7 @@ class ZooTrainOptions:
     data_limit: int | None = None
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     tigas_weight: float = 0.0
-    tigas_checkpoint: str | None = None
+    tigas_weights: str | None = None  # as `TIGAS(weights=...)`: None for the bundled ones
     tigas_every: int = 1
     tigas_warmup: int = 0
     tigas_warmup_mode: str = "linear"
@@ -94,7 +94,7 @@ def _build_tigas(options: ZooTrainOptions):
     from tigas_core.api import TIGAS
     from tigas_core.loss import TIGASLoss, TIGASScheduler
 
-    scorer = TIGAS(checkpoint_path=options.tigas_checkpoint, device=options.device)
+    scorer = TIGAS(options.tigas_weights, device=options.device)
     log.info("TIGAS weights: %s", scorer.weights_source)
     loss = TIGASLoss(scorer, weight=options.tigas_weight, every_n_steps=options.tigas_every, multi_scale=options.tigas_multi_scale)
     scheduler = TIGASScheduler(loss, options.tigas_weight, options.tigas_warmup, options.tigas_warmup_mode) if options.tigas_warmup > 0 else None
@@ -151,15 +151,12 @@ def _save(model: ZooModel, ckpt: Path, progress: dict[str, Any], options: ZooTra
     save_checkpoint(ckpt, tensors, meta)
 
 
-def train_zoo_model(options: ZooTrainOptions) -> dict[str, Any]:
-    """Train until ``minutes`` of this invocation pass or ``max_steps`` total steps are done.
+def open_run(options: ZooTrainOptions) -> tuple[ZooModel, ImageFolderTensors, ZooTrainOptions, dict[str, Any]]:
+    """The model on its device (resumed from ``out/checkpoint`` unless ``fresh``), its images, the
+    options with the precision and batch size resolved, and the progress so far."""
+    from tigas_core.api import resolve_device
 
-    Returns a summary (steps, epochs, seconds, batch size, last logged values, files written).
-    """
-    from torch.utils.tensorboard import SummaryWriter
-
-    out = Path(options.out)
-    ckpt = out / "checkpoint"
+    ckpt = Path(options.out) / "checkpoint"
     data = ImageFolderTensors(options.data, options.img_size, options.data_limit)
     if data.skipped:
         log.warning("%d unreadable images skipped, e.g. %s", len(data.skipped), data.skipped[0])
@@ -167,11 +164,8 @@ def train_zoo_model(options: ZooTrainOptions) -> dict[str, Any]:
     if options.model in MODELS and MODELS[options.model].takes_labels(config):
         config["n_classes"] = len(data.class_names)
     torch.manual_seed(options.seed)
-    from tigas_core.api import resolve_device
-
     device = resolve_device(options.device)
-    options = dataclasses.replace(options, precision=resolve_precision(device, options.precision))  # recorded resolved
-    precision = training_precision(device, options.precision)
+    options = dataclasses.replace(options, device=str(device), precision=resolve_precision(device, options.precision))
     model = build_model(options.model, config).to(device)
     progress = {"step": 0, "epoch": 0, "step_in_epoch": 0, "seconds": 0.0}
     meta = _restore(model, ckpt) if ckpt.with_suffix(".json").exists() and not options.fresh else None
@@ -179,18 +173,38 @@ def train_zoo_model(options: ZooTrainOptions) -> dict[str, Any]:
     if meta is not None:
         progress = meta["progress"]
         log.info("resumed %s at step %d (epoch %d)", model.name, progress["step"], progress["epoch"])
+    return model, data, options, progress
+
+
+def train_zoo_model(options: ZooTrainOptions) -> dict[str, Any]:
+    """Train until ``minutes`` of this invocation pass or ``max_steps`` total steps are done.
+
+    Returns a summary (steps, epochs, seconds, batch size, last logged values, files written).
+    """
+    from torch.utils.tensorboard import SummaryWriter
+
+    model, data, options, progress = open_run(options)
     start = time.monotonic()  # the budget includes fitting the clusters of a self-conditioned GAN
     with _fitting_threads():
         data.labels = model.training_labels(data.images, data.labels, options.seed)
     tigas, scheduler = _build_tigas(options)
-    train_term = tigas if options.tigas_weight > 0 else None
-    writer = SummaryWriter(str(out / "tb"))
-    samples_dir = out / "samples"
-    per_epoch = data.batches_per_epoch(options.batch_size)
+    writer = SummaryWriter(str(Path(options.out) / "tb"))
     classes = f", {len(data.class_names)} classes" if model.conditional else ""  # an unconditional model ignores the folders
-    log.info("%s on %s (%s): %d images%s, batches of %d, %d per epoch", model.name, device, options.precision, len(data), classes,
-             options.batch_size, per_epoch)
+    log.info("%s on %s (%s): %d images%s, batches of %d, %d per epoch", model.name, options.device, options.precision, len(data),
+             classes, options.batch_size, data.batches_per_epoch(options.batch_size))
+    logs = _train_until_done(model, data, options, progress, start, writer, tigas if options.tigas_weight > 0 else None, scheduler)
+    files = _finish(model, data, options, progress, writer, tigas)
+    log.info("%s: stopped at step %d, epoch %d, %.0f s in total", model.name, progress["step"], progress["epoch"], progress["seconds"])
+    return {"model": model.name, **progress, "batch_size": options.batch_size, "last": logs, "files": files}
 
+
+def _train_until_done(model: ZooModel, data: ImageFolderTensors, options: ZooTrainOptions, progress: dict[str, Any], start: float,
+                      writer, train_term, scheduler) -> dict[str, float]:
+    """Steps (``progress`` counts them) until the time budget or ``max_steps``; a checkpoint every
+    ``checkpoint_every_s``, a fixed-noise grid after each full epoch. Returns the last step's logs."""
+    device = torch.device(options.device)
+    precision = training_precision(device, options.precision)
+    ckpt = Path(options.out) / "checkpoint"
     last_ckpt, logs = time.monotonic(), {}
     budget = options.minutes * 60.0
     seconds_before = float(progress["seconds"])
@@ -207,9 +221,8 @@ def train_zoo_model(options: ZooTrainOptions) -> dict[str, Any]:
             with precision:
                 logs = model.train_step(real.to(device), labels.to(device), step, train_term)
             model.after_step(step)
-            progress["step"] += 1
-            progress["step_in_epoch"] += 1
-            progress["seconds"] = seconds_before + time.monotonic() - start
+            progress.update(step=step + 1, step_in_epoch=progress["step_in_epoch"] + 1,
+                            seconds=seconds_before + time.monotonic() - start)
             if step % options.log_every == 0:
                 for key, value in logs.items():
                     writer.add_scalar(key, value, step)
@@ -221,15 +234,20 @@ def train_zoo_model(options: ZooTrainOptions) -> dict[str, Any]:
                 _save(model, ckpt, progress, options, data)
                 last_ckpt = time.monotonic()
         else:  # a full epoch: fixed-noise grid for eyeballing progress
-            progress["epoch"] += 1
-            progress["step_in_epoch"] = 0
+            progress.update(epoch=progress["epoch"] + 1, step_in_epoch=0)
             grid = model.sample(options.grid_size, seed=options.seed)
-            save_grid(grid, samples_dir / f"epoch_{progress['epoch']:04d}.png")
+            save_grid(grid, Path(options.out) / "samples" / f"epoch_{progress['epoch']:04d}.png")
             writer.add_images("samples", grid, progress["step"])
             model.set_train(True)
             log.info("epoch %d done (step %d, %.0f s) %s", progress["epoch"], progress["step"], progress["seconds"],
                      json.dumps({k: round(v, 4) for k, v in logs.items()}))
+    return logs
 
+
+def _finish(model: ZooModel, data: ImageFolderTensors, options: ZooTrainOptions, progress: dict[str, Any], writer, tigas) -> list[str]:
+    """The last checkpoint, the final grid and (with TIGAS) the grid sorted by score; the files written."""
+    ckpt = Path(options.out) / "checkpoint"
+    samples_dir = Path(options.out) / "samples"
     _save(model, ckpt, progress, options, data)
     final = model.sample(options.grid_size, seed=options.seed)
     save_grid(final, samples_dir / "final.png")
@@ -243,5 +261,4 @@ def train_zoo_model(options: ZooTrainOptions) -> dict[str, Any]:
         files.append(str(samples_dir / "quality_sorted.png"))
         writer.add_scalar("tigas/final_mean_score", float(scores.mean()), progress["step"])
     writer.close()
-    log.info("%s: stopped at step %d, epoch %d, %.0f s in total", model.name, progress["step"], progress["epoch"], progress["seconds"])
-    return {"model": model.name, **progress, "batch_size": options.batch_size, "last": logs, "files": files}
+    return files

@@ -207,6 +207,28 @@ def _comparison_sets(test: list[ScoredImage]) -> dict[str, tuple[list[int], list
     return sets
 
 
+def method_scores(evaluator: Evaluator, test: list, train_records: list[ImageRecord], seed: int) -> tuple[dict, int]:
+    """Scores of the test images per method (TIGAS and the two baselines, fitted here on a seeded
+    sample of the training reals and every training fake) and condition, and the baselines' training size."""
+    reals = [r for r in train_records if r.label == REAL_LABEL]
+    fakes = [r for r in train_records if r.label != REAL_LABEL]
+    chosen = random.Random(seed).sample(reals, min(BASELINE_REAL_IMAGES, len(reals))) + fakes
+    train, _ = evaluator.score(chosen, with_model=False, desc="baseline features")
+    train_labels = np.array([s.record.label for s in train])
+    spectrum_model = _fit_baseline(np.stack([s.spectrum["clean"] for s in train]), train_labels)
+    format_model = _fit_baseline(np.stack([s.file_features["clean"] for s in train]), train_labels)
+    conditions = evaluator.conditions
+    scores = {
+        "tigas": {c: np.array([s.scores[c] for s in test]) for c in conditions},
+        "spectrum_baseline": {c: spectrum_model.predict_proba(np.stack([s.spectrum[c] for s in test]))[:, 1] for c in conditions},
+        "format_size_baseline": {
+            c: format_model.predict_proba(np.stack([s.file_features[c] for s in test]))[:, 1]
+            for c in conditions if c in test[0].file_features
+        },
+    }
+    return scores, len(train)
+
+
 def evaluate(
     tigas,
     splits: dict[str, list[ImageRecord]],
@@ -224,27 +246,11 @@ def evaluate(
     generator and class (the pooled reals included), to bound the time on a slow machine.
     """
     evaluator = Evaluator(tigas, conditions, batch_size, progress)
-    test_records = cap_per_generator(splits["test"], max_per_generator, seed)
-    test, test_errors = evaluator.score(test_records, desc="test")
+    test, test_errors = evaluator.score(cap_per_generator(splits["test"], max_per_generator, seed), desc="test")
     train_records = splits["train"]
-    reals = [r for r in train_records if r.label == REAL_LABEL]
-    fakes = [r for r in train_records if r.label != REAL_LABEL]
-    chosen = random.Random(seed).sample(reals, min(BASELINE_REAL_IMAGES, len(reals))) + fakes
-    train, _ = evaluator.score(chosen, with_model=False, desc="baseline features")
-    train_labels = np.array([s.record.label for s in train])
-
-    spectrum_model = _fit_baseline(np.stack([s.spectrum["clean"] for s in train]), train_labels)
-    format_model = _fit_baseline(np.stack([s.file_features["clean"] for s in train]), train_labels)
+    scores, n_baseline = method_scores(evaluator, test, train_records, seed)
     labels = np.array([s.record.label for s in test])
-    threshold = float(tigas.config.threshold)
-    scores = {
-        "tigas": {c: np.array([s.scores[c] for s in test]) for c in evaluator.conditions},
-        "spectrum_baseline": {c: spectrum_model.predict_proba(np.stack([s.spectrum[c] for s in test]))[:, 1] for c in evaluator.conditions},
-        "format_size_baseline": {
-            c: format_model.predict_proba(np.stack([s.file_features[c] for s in test]))[:, 1]
-            for c in evaluator.conditions if c in test[0].file_features
-        },
-    }
+    threshold = float(tigas.threshold)
     holdout = set(holdout_generators)
     seen = {r.generator for r in train_records if r.label != REAL_LABEL}
     rows = []
@@ -266,7 +272,7 @@ def evaluate(
         "split_counts": {name: len(records) for name, records in splits.items()},
         "max_per_generator": max_per_generator,
         "scored_test_images": len(test),
-        "baseline_train_images": len(train),
+        "baseline_train_images": n_baseline,
         "test_errors": test_errors,
         "pooled": {method: {c: binary_metrics(v, labels, threshold) for c, v in by_condition.items()} for method, by_condition in scores.items()},
         "generators": rows,

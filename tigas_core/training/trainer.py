@@ -100,18 +100,7 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = DistributedDataParallel(self.module, device_ids=ids)
 
-        self.train_set = ImageDataset(self.splits["train"], m.img_size, train=True, augment_level=config.data.augment_level,
-                                      seed=t.seed, cache=config.data.cache_images)
-        self.val_set = ImageDataset(self.splits["val"], m.img_size, train=False, cache=config.data.cache_images)
-        self.sampler = BalancedSampler(self.splits["train"], config.data.samples_per_epoch, seed=t.seed,
-                                       rank=self.rank, world_size=self.world_size,
-                                       generator_balance=config.data.generator_balance)
-        loader_args: dict[str, Any] = dict(num_workers=config.data.num_workers, persistent_workers=config.data.num_workers > 0,
-                                           pin_memory=self.device.type == "cuda")
-        self.train_loader = DataLoader(self.train_set, batch_size=t.batch_size, sampler=self.sampler, drop_last=True, **loader_args)
-        val_sampler = DistributedSampler(self.val_set, shuffle=False) if self.world_size > 1 else None
-        self.val_loader = DataLoader(self.val_set, batch_size=t.batch_size * 2, sampler=val_sampler, **loader_args)
-
+        self._build_loaders(config)
         self.steps_per_epoch = len(self.train_loader) // t.grad_accumulation
         if t.max_steps_per_epoch:
             self.steps_per_epoch = min(self.steps_per_epoch, t.max_steps_per_epoch)
@@ -132,6 +121,20 @@ class Trainer:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(self.out / "logs"))
+
+    def _build_loaders(self, config: TrainConfig) -> None:
+        """Datasets, the balanced training sampler (this rank's share) and both loaders."""
+        t, data, img_size = config.training, config.data, config.model.img_size
+        self.train_set = ImageDataset(self.splits["train"], img_size, train=True, augment_level=data.augment_level,
+                                      seed=t.seed, cache=data.cache_images)
+        self.val_set = ImageDataset(self.splits["val"], img_size, train=False, cache=data.cache_images)
+        self.sampler = BalancedSampler(self.splits["train"], data.samples_per_epoch, seed=t.seed,
+                                       rank=self.rank, world_size=self.world_size, generator_balance=data.generator_balance)
+        loader_args: dict[str, Any] = dict(num_workers=data.num_workers, persistent_workers=data.num_workers > 0,
+                                           pin_memory=self.device.type == "cuda")
+        self.train_loader = DataLoader(self.train_set, batch_size=t.batch_size, sampler=self.sampler, drop_last=True, **loader_args)
+        val_sampler = DistributedSampler(self.val_set, shuffle=False) if self.world_size > 1 else None
+        self.val_loader = DataLoader(self.val_set, batch_size=t.batch_size * 2, sampler=val_sampler, **loader_args)
 
     @staticmethod
     def _pick_device(name: str) -> torch.device:

@@ -1,14 +1,18 @@
-"""The one home for drawing an `Explanation`: the app, the dashboard and `tigas explain` all show
-these four plotly figures, so a branch bar or a spectrum looks the same wherever it is seen.
+"""`Explanation`: why an image got its score (what `TIGAS.explain` returns), and the one home for
+drawing it. The app, the dashboard and `tigas explain` all show these four plotly figures, so a
+branch bar or a spectrum looks the same wherever it is seen.
 
-No numbers are computed here; the figures arrange the arrays `TIGAS.explain` returns.
+No numbers are computed here; the figures arrange the arrays `TIGAS.explain` returns. The data and
+its drawing live in one module so that neither needs to import the other (the scorer in
+`tigas_core.api` imports this, never the other way round).
 """
 from __future__ import annotations
 
+import dataclasses
 import html
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -18,8 +22,43 @@ from plotly.subplots import make_subplots
 from tigas_core.config import atomic_write_text
 from tigas_core.model import BRANCHES
 
-if TYPE_CHECKING:
-    from tigas_core.api import Explanation
+
+@dataclasses.dataclass
+class Explanation:
+    """Everything needed to show why an image got its score (the app and dashboard draw this)."""
+
+    score: float
+    verdict: str
+    components: dict[str, float]
+    branch_weights: dict[str, float]
+    spectrum: np.ndarray  # 2-D log power spectrum of the model view, DC at the centre
+    radial_profile: np.ndarray  # normalised log10 radial power of this image
+    reference_profile: np.ndarray  # the same for real photographs (learnt during training)
+    frequencies: np.ndarray  # radial bin centres, fraction of Nyquist
+    saliency: np.ndarray  # 2-D in [0,1]: where changing pixels moves the score most
+    image: np.ndarray  # HxWx3 uint8: the model's view of the image
+    image_size: tuple[int, int]  # (width, height) of the original
+    note: str = ""  # what to read the score with (an animation is scored on its first frame)
+
+    def figures(self) -> dict:
+        """Plotly figures by name (branches, spectrum, profile, saliency): what the app and dashboard show."""
+        return explanation_figures(self)
+
+    def save_html(self, path: str | os.PathLike, title: str = "image") -> Path:
+        """A report page of the score and the four figures (opens offline; plotly.min.js beside it)."""
+        return write_explanation_html(self, path, title)
+
+    def to_dict(self, arrays: bool = False) -> dict[str, Any]:
+        """JSON-able summary; ``arrays=True`` adds the profiles and maps as nested lists."""
+        data = {
+            "score": self.score, "verdict": self.verdict, "components": self.components,
+            "branch_weights": self.branch_weights, "image_size": list(self.image_size), "note": self.note,
+        }
+        if arrays:
+            for name in ("radial_profile", "reference_profile", "frequencies", "spectrum", "saliency"):
+                data[name] = np.round(getattr(self, name), 5).tolist()
+        return data
+
 
 # Transparent where the score does not react, opaque red where it reacts most: the photo stays visible.
 SALIENCY_COLORS = [[0.0, "rgba(255,0,0,0)"], [0.3, "rgba(255,160,0,0.15)"], [1.0, "rgba(255,0,0,0.85)"]]
