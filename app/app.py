@@ -15,9 +15,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -27,11 +28,11 @@ if importlib.util.find_spec("tigas_core") is None:
     sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
 from tigas_core.api import TIGAS, Explanation  # noqa: E402
-from tigas_core.hub import WeightsNotFoundError  # noqa: E402
 from tigas_core.commands import add_scorer_arguments, load_scorer  # noqa: E402
+from tigas_core.explanation import FUSION_NOTE, explanation_figures  # noqa: E402
+from tigas_core.hub import WeightsNotFoundError  # noqa: E402
 from tigas_core.io import MAX_FILE_BYTES, VIEW_DESCRIPTIONS, TIGASInputError, check_file_size, check_threshold  # noqa: E402
 from tigas_core.model import BRANCHES  # noqa: E402
-from tigas_core.explanation import FUSION_NOTE, explanation_figures  # noqa: E402
 from tigas_core.results import SCORE_COLUMNS, VERDICT_MARGIN, breakdown, empty_row, plain_numbers, verdict  # noqa: E402
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # read when gradio is imported

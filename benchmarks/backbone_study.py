@@ -27,10 +27,9 @@ from train_score import RESULTS, select_records  # noqa: E402
 
 from tigas_core.config import TIGASConfig, atomic_write_text  # noqa: E402
 from tigas_core.data import get_level  # noqa: E402
-from tigas_core.training import leave_one_out as loo  # noqa: E402
-from tigas_core.training.feature_cache import (EVAL_CONDITIONS, FeatureCache, evaluation_views,  # noqa: E402
-                                                measure_records, training_views)
 from tigas_core.model.perceptual import mean_std_pool  # noqa: E402
+from tigas_core.training import leave_one_out as loo  # noqa: E402
+from tigas_core.training.feature_cache import EVAL_CONDITIONS, FeatureCache, evaluation_views, measure_records, training_views  # noqa: E402
 
 ALL_TAPS = (0, 1, 2, 3, 4)
 FEATURE_SETS = {  # name -> (taps read, with the spectral + statistical measurements)
@@ -70,8 +69,8 @@ def probe_logits(train: FeatureCache, test: FeatureCache, taps: tuple[int, ...],
     train_x, test_x = features(train, taps, measurements), features(test, taps, measurements)
     logits = np.full(len(test), np.nan)
     for index in range(len(loo.DEFAULT_FOLDS)):
-        train_rows = loo._rows_where(train, lambda r: loo.fold_of(r) != index).numpy()
-        test_rows = loo._rows_where(test, lambda r: loo.fold_of(r) == index).numpy()
+        train_rows = loo._rows_where(train, lambda r, index=index: loo.fold_of(r) != index).numpy()
+        test_rows = loo._rows_where(test, lambda r, index=index: loo.fold_of(r) == index).numpy()
         probe = make_pipeline(StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=3000))
         probe.fit(train_x[train_rows], train.labels.numpy()[train_rows])
         logits[test_rows] = probe.decision_function(test_x[test_rows])

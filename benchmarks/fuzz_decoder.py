@@ -25,8 +25,8 @@ import time
 import traceback
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -84,7 +84,7 @@ def seed_files(seed: int = 0) -> dict[str, bytes]:
         "rgb.png": _encoded(photo, format="PNG"),
         "rgba.png": _encoded(alpha, format="PNG"),
         "palette.png": _encoded(photo.convert("P"), format="PNG"),
-        "16bit.png": _encoded(Image.fromarray((np.asarray(grey, np.uint16) * 257)), format="PNG"),
+        "16bit.png": _encoded(Image.fromarray(np.asarray(grey, np.uint16) * 257), format="PNG"),
         "interlaced.png": _encoded(photo, format="PNG", interlace=1),
         "still.gif": _encoded(photo, format="GIF"),
         "transparent.gif": _encoded(alpha, format="GIF"),

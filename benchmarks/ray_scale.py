@@ -92,7 +92,8 @@ def report(n: int, args: argparse.Namespace, local_s: float, ray_s: dict[int, fl
         "# Folder scoring on Ray against compute_directory",
         "",
         f"`python benchmarks/ray_scale.py --n {args.n}{f' --folder {args.folder}' if args.folder else ''}` on {source}{short}, "
-        f"{f'weights {args.weights}' if args.weights else 'bundled weights'}, batch {args.batch_size}, {platform.machine()} with {os.cpu_count()} cores "
+        f"{f'weights {args.weights}' if args.weights else 'bundled weights'}, batch {args.batch_size}, "
+        f"{platform.machine()} with {os.cpu_count()} cores "
         f"(shared with other work: load average {load:.1f} at the end); Ray jobs timed whole, on a running Ray.",
         "",
         "| engine | workers | img/s | speed vs compute_directory |",

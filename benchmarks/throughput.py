@@ -83,7 +83,7 @@ def main() -> None:
         folder_rates = {}
         for mode in ("single", "mirror", "jitter"):
             scorer = TIGAS(model=shipped.model, device=device, views=mode)
-            folder_rates[mode] = rate(lambda: scorer.score_files(paths, batch_size=args.batch_size, workers=args.threads),
+            folder_rates[mode] = rate(lambda scorer=scorer: scorer.score_files(paths, batch_size=args.batch_size, workers=args.threads),
                                       len(paths), repeats=1)
 
     print(f"images: {len(paths)} ({'synthetic 512x384 JPEG' if not args.images else args.images}), batch {args.batch_size}, "

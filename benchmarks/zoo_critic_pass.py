@@ -14,10 +14,10 @@ import contextlib
 import functools
 from unittest import mock
 
+from zoo_precision import CPU, alternating_rates, report, speed_arguments, timed_model
+
 from tigas_core.generators.gan import DCGAN
 from tigas_core.generators.train import resolve_precision, training_precision
-
-from zoo_precision import CPU, alternating_rates, report, speed_arguments, timed_model
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from zoo_recognisability import PINNED_CLASSIFIER, feature_stats, judge, load_classifier
 
 from tigas_core.api import TIGAS
 from tigas_core.commands.fid import compare_folders
@@ -33,7 +34,6 @@ from tigas_core.generators.sampling import write_samples
 from tigas_core.generators.train import LEGACY_PRECISION, ZooTrainOptions, train_zoo_model
 from tigas_core.hub import bundled_weights_dir
 from tigas_core.io import iter_image_files
-from zoo_recognisability import PINNED_CLASSIFIER, feature_stats, judge, load_classifier
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -110,7 +110,8 @@ def main() -> int:
         scores = tigas.compute_directory(fakes, progress=False)["score"]
         metrics = compare_folders(real, fakes, "tigas", tigas, kid_subset_size=1000, kid_subsets=50)
         grids.append(model.sample(32, seed=7))
-        independent = judge(classifier, ImageFolderTensors(fakes, 32).images.float() / 255.0, real_stats=real_stats)  # the files TIGAS scored
+        # the files TIGAS scored
+        independent = judge(classifier, ImageFolderTensors(fakes, 32).images.float() / 255.0, real_stats=real_stats)
         rows.append({"run": label, "steps": summary["step"] - first_step, "train_s": round(train_s, 1),
                      "mean_tigas": float(scores.mean()), "fd_tigas": metrics["fd"],
                      "kid": metrics["kid_mean"], "kid_std": metrics["kid_std"], **independent})
@@ -141,7 +142,8 @@ def main() -> int:
         "| classifier score (independent) | confident | FD-classifier to real (independent) |",
         "|---|---|---|---|---|---|---|---|---|",
         *(f"| {r['run']} | {r['steps']} | {r['train_s']} | {r['mean_tigas']:.3f} | {r['fd_tigas']:.4f} | "
-          f"{r['kid']:.4f} ± {r['kid_std']:.4f} | {r['classifier_score']:.2f} | {r['confident']:.3f} | {r['fd_classifier']:.2f} |" for r in rows),
+          f"{r['kid']:.4f} ± {r['kid_std']:.4f} | {r['classifier_score']:.2f} | {r['confident']:.3f} | {r['fd_classifier']:.2f} |"
+          for r in rows),
         "",
         f"Mean TIGAS score of the {args.n_real} real images themselves: {real_score:.3f}.",
         "",

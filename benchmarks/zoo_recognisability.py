@@ -44,9 +44,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save
-from torch import nn
-
 from sklearn.metrics import normalized_mutual_info_score, roc_auc_score
+from torch import nn
 
 from tigas_core.api import TIGAS
 from tigas_core.config import atomic_write_bytes, atomic_write_text
@@ -244,8 +243,10 @@ def main() -> int:
     atomic_write_text(args.out / "zoo_recognisability.json", json.dumps(report, indent=2) + "\n")
     lines = ["# Zoo recognisability", "", f"`{command}`", "",
              f"A CIFAR-10 classifier trained on 8,000 real images ({args.epochs} epochs) judges {args.n} samples per generator.",
-             "zoo_samples.png: one row of 16 samples per generator (truncation 1, default guidance), in the order below (cGAN: classes 0-9, 0-5).", "",
-             "| images | classifier score (1-10) | confident (p >= 0.5) | label accuracy | FD-classifier to held-out real | mean TIGAS score | TIGAS AUROC vs real |",
+             "zoo_samples.png: one row of 16 samples per generator (truncation 1, default guidance), in the order below "
+             "(cGAN: classes 0-9, 0-5).", "",
+             "| images | classifier score (1-10) | confident (p >= 0.5) | label accuracy | FD-classifier to held-out real "
+             "| mean TIGAS score | TIGAS AUROC vs real |",
              "|---|---|---|---|---|---|---|"]
     for name, row in rows.items():
         accuracy = f"{row['label_accuracy']:.3f}" if "label_accuracy" in row else ""
@@ -253,7 +254,8 @@ def main() -> int:
                      f"| {row.get('fd_classifier', '')} | {row.get('tigas_mean', '')} | {row.get('tigas_auroc', '')} |")
     lines += ["", "Training of each generator (steps, seconds; for a self-conditioned one the normalised mutual information",
               "between its clusters of the real images and their CIFAR-10 classes):", ""]
-    lines += [f"- {name}: {info['progress']}" + (f", cluster NMI {info['cluster_nmi_with_classes']}" if "cluster_nmi_with_classes" in info else "")
+    lines += [f"- {name}: {info['progress']}"
+              + (f", cluster NMI {info['cluster_nmi_with_classes']}" if "cluster_nmi_with_classes" in info else "")
               for name, info in details.items()]
     atomic_write_text(args.out / "zoo_recognisability.md", "\n".join(lines) + "\n")
     print("\n".join(lines))

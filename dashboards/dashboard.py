@@ -27,10 +27,10 @@ from PIL import Image
 
 from tigas_core.commands import add_scorer_arguments, load_scorer
 from tigas_core.compare import MIN_IMAGES_FOR_METRICS, frechet_to_real, index_csv, index_folder, index_scores, summary_table
+from tigas_core.explanation import FUSION_NOTE, explanation_figures
 from tigas_core.figures import confusion_figure, distribution_figures, figure_image, roc_figure, spectral_figures
 from tigas_core.io import VIEW_DESCRIPTIONS
 from tigas_core.model import BRANCHES
-from tigas_core.explanation import FUSION_NOTE, explanation_figures
 from tigas_core.score_cache import ScoreCache, ScoredSet, default_cache_dir
 
 METRICS = ("score", *BRANCHES)

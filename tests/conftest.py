@@ -20,6 +20,7 @@ from PIL import Image
 from tigas_core.config import TIGASConfig
 from tigas_core.model import TIGASModel, create_tigas_model
 
+
 @pytest.fixture(autouse=True, scope="session")
 def one_torch_thread():
     """One intra-op thread for the whole suite: on a 2-core machine that also runs the app, the

@@ -193,9 +193,9 @@ def test_tigas_metric_update_compute_reset(tigas):
 
 
 def test_tigas_metric_moves_its_network_and_tigas_follows(small_model):
-    from tigas_core.api import TIGAS
-
     import copy
+
+    from tigas_core.api import TIGAS
 
     metric = TIGASMetric(TIGAS(model=copy.deepcopy(small_model), device="cpu"))
     assert metric.scorer is metric.tigas.model and metric.tigas.device == torch.device("cpu")

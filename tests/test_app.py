@@ -20,9 +20,9 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("gradio")
+from conftest import readme_python_blocks  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 
-from conftest import readme_python_blocks  # noqa: E402
 from tigas_core.api import TIGAS, verdict  # noqa: E402
 from tigas_core.hub import save_pretrained  # noqa: E402
 from tigas_core.io import DEFAULT_VIEWS  # noqa: E402

@@ -20,7 +20,8 @@ def photo(backbone: str) -> torch.Tensor:
     from skimage import data
 
     image = torch.from_numpy(np.ascontiguousarray(data.chelsea())).permute(2, 0, 1).float()[None] / 255
-    image = F.interpolate(image, size=timm.get_pretrained_cfg(BACKBONES[backbone][0]).input_size[1:], mode="bilinear", antialias=True, align_corners=False)
+    size = timm.get_pretrained_cfg(BACKBONES[backbone][0]).input_size[1:]
+    image = F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
     mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in input_normalisation(backbone))
     return (image - mean) / std
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import natural_like
 from PIL import Image
 
-from conftest import natural_like
 from tigas_core.hub import save_pretrained
 from tigas_core.model import create_tigas_model
 

@@ -2,22 +2,32 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from conftest import natural_like
+from PIL import Image
+from tigas_synthetic import make_dataset
+
 from tigas_core.data import (
+    LEVELS,
+    AugmentSpec,
+    BalancedSampler,
+    ImageDataset,
     ImageRecord,
-    LEVELS, AugmentSpec, BalancedSampler, ImageDataset, get_level, jpeg_reencode, load_records, native_view, recolour,
-    read_csv_index, scan_folder, split_records,
+    get_level,
+    jpeg_reencode,
+    load_records,
+    native_view,
+    read_csv_index,
+    recolour,
+    scan_folder,
+    split_records,
 )
 from tigas_core.io import TIGASInputError
-from tigas_synthetic import make_dataset
 
 
 @pytest.fixture(scope="module")

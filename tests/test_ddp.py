@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import yaml
-
 from tigas_synthetic import make_dataset
 
 

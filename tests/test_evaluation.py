@@ -7,12 +7,10 @@ import math
 import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
+from tigas_synthetic import make_dataset
 
 from tigas_core.data import scan_folder, split_records
 from tigas_core.metrics.evaluation import CONDITIONS, binary_metrics, evaluate, expected_calibration_error, render_markdown
-from tigas_synthetic import make_dataset
-
-
 
 
 def test_binary_metrics_match_sklearn_and_hand_computation():

@@ -5,14 +5,20 @@ import numpy as np
 import pytest
 import torch
 from sklearn.metrics import roc_auc_score
+from tigas_synthetic import make_dataset
 
 from tigas_core.config import TIGASConfig
 from tigas_core.data import get_level, scan_folder
 from tigas_core.io import load_image, preprocess
 from tigas_core.training import leave_one_out as loo
-from tigas_core.training.feature_cache import (FeatureCache, evaluation_views, measure_records, predict_from_cache,
-                                                train_from_cache, training_views)
-from tigas_synthetic import make_dataset
+from tigas_core.training.feature_cache import (
+    FeatureCache,
+    evaluation_views,
+    measure_records,
+    predict_from_cache,
+    train_from_cache,
+    training_views,
+)
 
 TINY = TIGASConfig(img_size=32, adapter_channels=8, feature_dim=32, num_heads=2, num_prototypes=4)
 FOLDS = [(("gan-a",), ("class0",)), (("gan-b",), ("class1",))]

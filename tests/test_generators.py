@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import natural_like
 from PIL import Image
 
-from conftest import natural_like
 from tigas_core.cli import main as cli_main
 from tigas_core.generators import MODELS, build_model, load_for_sampling
 from tigas_core.generators.clusters import ImageClusters, LayoutCodes
@@ -21,8 +21,6 @@ from tigas_core.generators.ddpm import cosine_alpha_bar, min_snr_weight, timeste
 from tigas_core.generators.gan import diff_augment
 from tigas_core.generators.sampling import generate_images
 from tigas_core.generators.train import ZooTrainOptions, has_fast_bf16, train_zoo_model
-
-
 
 # Tiny networks at 16 px so each model trains in well under a second per step.
 TINY = {
@@ -384,7 +382,8 @@ def test_self_conditioned_gan_resumes_exports_and_samples_unconditionally(image_
 
     run(tmp_path / "straight", 4)
     assert "dcgan: self-conditioned on 3 clusters" in caplog.text and "NMI with the 2 class folders" in caplog.text
-    assert f"dcgan on cpu ({AUTO_PRECISION}): 12 images, batches of 4, 3 per epoch" in caplog.text  # no class count: the folders are not its labels
+    # no class count: the folders are not its labels
+    assert f"dcgan on cpu ({AUTO_PRECISION}): 12 images, batches of 4, 3 per epoch" in caplog.text
     run(tmp_path / "resumed", 2)
     run(tmp_path / "resumed", 4)  # the clusters come back from the checkpoint, not from a new fit
     straight, meta = load_checkpoint(tmp_path / "straight")

@@ -33,7 +33,8 @@ def test_gpu_session_trains_judges_and_packs_on_cpu(tmp_path, make_image):
     assert "## TIGAS trainer on cpu (exit code 0)" in summary
     with tarfile.open(out / "gpu_session.tar.gz") as archive:
         names = set(archive.getnames())
-    for name in ("export/dcgan.safetensors", "export/vae.json", "runs/dcgan/checkpoint.safetensors", "runs/vae/samples/final.png", "runs/dcgan/samples/quality_sorted.png",
+    for name in ("export/dcgan.safetensors", "export/vae.json", "runs/dcgan/checkpoint.safetensors", "runs/vae/samples/final.png",
+                 "runs/dcgan/samples/quality_sorted.png",
                  "judge/zoo_recognisability.json", "judge/zoo_samples.png", "logs/tigas_train.log", "summary.md"):
         assert f"gpu_session/{name}" in names
     assert not [n for n in names if "tigas_data" in n or "/tb" in n]  # no copy of the data, no TensorBoard logs

@@ -13,8 +13,15 @@ import torch
 
 from tigas_core import TIGAS
 from tigas_core.hub import (
-    CONFIG_NAME, DEFAULT_REPO_ID, DEFAULT_REVISION, WEIGHTS_NAME, WeightsNotFoundError, load_model, resolve_weights,
-    revision_for, save_pretrained,
+    CONFIG_NAME,
+    DEFAULT_REPO_ID,
+    DEFAULT_REVISION,
+    WEIGHTS_NAME,
+    WeightsNotFoundError,
+    load_model,
+    resolve_weights,
+    revision_for,
+    save_pretrained,
 )
 
 REPO_ID = "tigas-test/tiny"

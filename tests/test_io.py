@@ -15,7 +15,15 @@ import torch
 from PIL import Image
 
 from tigas_core.io import (
-    MIN_SIDE, TIGASInputError, TIGASInputWarning, check_threshold, iter_image_files, list_folder, load_image, preprocess, read_image,
+    MIN_SIDE,
+    TIGASInputError,
+    TIGASInputWarning,
+    check_threshold,
+    iter_image_files,
+    list_folder,
+    load_image,
+    preprocess,
+    read_image,
 )
 
 

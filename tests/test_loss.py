@@ -11,8 +11,6 @@ from tigas_core.generators.gan import Generator
 from tigas_core.loss import TIGASLoss, TIGASScheduler
 
 
-
-
 @pytest.fixture
 def generator() -> Generator:
     torch.manual_seed(0)

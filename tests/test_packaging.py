@@ -10,10 +10,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import natural_like
 from PIL import Image
 from setuptools import find_packages
-
-from conftest import natural_like
 
 ROOT = Path(__file__).resolve().parents[1]
 

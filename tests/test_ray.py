@@ -28,6 +28,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 ray = pytest.importorskip("ray")
 
 from conftest import natural_like  # noqa: E402
+
 from tigas_core.api import TIGAS  # noqa: E402
 from tigas_core.distributed import ScoredDataset, score_dataset  # noqa: E402
 from tigas_core.hub import save_pretrained  # noqa: E402

@@ -8,10 +8,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
+from conftest import natural_like, readme_python_blocks
 from PIL import Image
 from torch import nn
 
-from conftest import natural_like, readme_python_blocks
 from tigas_core import TIGAS
 
 BLOCKS = readme_python_blocks()

@@ -6,19 +6,22 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
+from conftest import natural_like
 from PIL import Image
 
-from conftest import natural_like
 from tigas_core.cli import main as cli_main
 from tigas_core.commands.fid import compare_folders
 from tigas_core.metrics.frechet import (
-    FolderFeatures, InceptionFeatures, InceptionUnavailableError, StreamingStats, frechet_distance,
-    inception_weights_path, load_inception,
+    FolderFeatures,
+    InceptionFeatures,
+    InceptionUnavailableError,
+    StreamingStats,
+    frechet_distance,
+    inception_weights_path,
+    load_inception,
 )
 from tigas_core.metrics.inception_score import inception_score_from_probs
 from tigas_core.metrics.kid import kernel_inception_distance, mmd2_unbiased, polynomial_kernel
-
-
 
 
 def random_spd(dim: int, seed: int) -> np.ndarray:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import natural_like
 from PIL import Image
 
-from conftest import natural_like
 from tigas_core.cli import main as cli_main
 from tigas_core.metrics.perceptual import LiteFeatures
 from tigas_core.style_transfer import TAPS, StyleLosses, gram_matrix, style_transfer

@@ -9,9 +9,8 @@ import csv
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from conftest import natural_like
+from PIL import Image
 
 
 def fake_like(size: int, seed: int, period: int = 2, amplitude: float = 40.0) -> np.ndarray:

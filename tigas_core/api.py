@@ -5,9 +5,9 @@ import itertools
 import logging
 import os
 from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,11 +15,24 @@ import torch
 import torch.nn.functional as F
 
 from tigas_core import spectral
-from tigas_core.hub import BUNDLED_WEIGHTS, resolve_weights, weights_from_legacy
 from tigas_core.explanation import Explanation
+from tigas_core.hub import BUNDLED_WEIGHTS, resolve_weights, weights_from_legacy
 from tigas_core.io import (
-    DEFAULT_VIEWS, VIEW_MODES, ImageSource, TIGASInputError, batch_to_rgb, describe, is_folder, iter_image_files, load_image, model_views,
-    path_text, preprocess, read_image, to_uint8_image, warn_note,
+    DEFAULT_VIEWS,
+    VIEW_MODES,
+    ImageSource,
+    TIGASInputError,
+    batch_to_rgb,
+    describe,
+    is_folder,
+    iter_image_files,
+    load_image,
+    model_views,
+    path_text,
+    preprocess,
+    read_image,
+    to_uint8_image,
+    warn_note,
 )
 from tigas_core.model import TIGASModel
 from tigas_core.results import RESULT_COLUMNS, breakdown, empty_row, output_numbers, verdict

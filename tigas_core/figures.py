@@ -85,7 +85,8 @@ def spectral_figures(frame: pd.DataFrame, scored: ScoredSet, order: list[str], r
     heat = px.imshow(spectra, facet_col=0, facet_col_wrap=min(4, len(names)), color_continuous_scale="viridis",
                      labels={"color": "log10 power"}, facet_row_spacing=0.08)
     _name_facets(heat, names)
-    heat.update_layout(title="Mean 2-D log10 power spectrum of the model view (DC in the middle, each image's mean level removed)", height=260 * ((len(names) + 3) // 4) + 80)
+    heat.update_layout(title="Mean 2-D log10 power spectrum of the model view (DC in the middle, each image's mean level removed)",
+                       height=260 * ((len(names) + 3) // 4) + 80)
     heat.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
     figures["spectrum_mean"] = heat
     if real_name in names:
@@ -104,7 +105,8 @@ def spectral_figures(frame: pd.DataFrame, scored: ScoredSet, order: list[str], r
     radial = go.Figure()
     colours = palette(order)
     for g in names:
-        radial.add_scatter(x=frequencies, y=profiles[g], name=g, mode="lines", line=dict(width=4 if g == real_name else 2, color=colours[g]))
+        radial.add_scatter(x=frequencies, y=profiles[g], name=g, mode="lines",
+                           line=dict(width=4 if g == real_name else 2, color=colours[g]))
     radial.update_layout(title="Mean radial power profile (log10, normalised at mid frequency)",
                          xaxis_title="frequency / Nyquist", yaxis_title="log10 power")
     figures["radial_profile"] = radial

@@ -16,8 +16,8 @@ import urllib.error
 import urllib.request
 import warnings
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Union
 
 import numpy as np
 import pillow_heif
@@ -44,7 +44,7 @@ _DECODER_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struc
 # Leading bytes of common formats: a file that starts like an image but will not open is damaged, not foreign.
 _IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
 
-ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray, torch.Tensor]
+ImageSource = str | os.PathLike | bytes | bytearray | memoryview | Image.Image | np.ndarray | torch.Tensor
 BYTES_TYPES = (bytes, bytearray, memoryview)  # always an image file's contents, never a path (see load_image)
 FLOAT_TYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _WIDE_UNSIGNED = (torch.uint16, torch.uint32, torch.uint64)  # torch has no min/max for these

@@ -33,7 +33,7 @@ class LocalServer:
         self.env, self.timeout_s = env, timeout_s
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> "LocalServer":
+    def start(self) -> LocalServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env,
@@ -72,7 +72,7 @@ class LocalServer:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
-    def __enter__(self) -> "LocalServer":
+    def __enter__(self) -> LocalServer:
         return self.start()
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:

@@ -10,11 +10,11 @@ gradient only reaches the generator.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-
 
 if TYPE_CHECKING:
     from tigas_core.api import TIGAS
@@ -39,7 +39,7 @@ class TIGASLoss:
             in fine detail and in its coarse structure.
     """
 
-    def __init__(self, model: "TIGAS | TIGASModel | None" = None, weight: float = 0.1, every_n_steps: int = 1,
+    def __init__(self, model: TIGAS | TIGASModel | None = None, weight: float = 0.1, every_n_steps: int = 1,
                  multi_scale: bool = False, scales: Sequence[float] = (1.0, 0.5, 0.25)):
         from tigas_core.api import TIGAS
 

@@ -4,7 +4,7 @@ augmentation, noise and dropout draws come from those, and ``torch.manual_seed``
 each invocation would otherwise restart them)."""
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 

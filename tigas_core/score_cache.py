@@ -21,8 +21,9 @@ import logging
 import os
 import sqlite3
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -65,7 +66,7 @@ def model_identity(model: torch.nn.Module, config: TIGASConfig) -> str:
     return digest.hexdigest()
 
 
-def scorer_identity(tigas: "TIGAS") -> str:
+def scorer_identity(tigas: TIGAS) -> str:
     """`model_identity` plus the views a TIGAS averages over: what makes two scores comparable."""
     return model_identity(tigas.model, tigas.config) + ("" if tigas.views == "single" else f"+{tigas.views}")
 
@@ -88,7 +89,7 @@ class ScoredSet:
 class ScoreCache:
     """SQLite-backed store of per-image TIGAS results for one model."""
 
-    def __init__(self, tigas: "TIGAS", cache_dir: str | os.PathLike | None = None, model_id: str | None = None):
+    def __init__(self, tigas: TIGAS, cache_dir: str | os.PathLike | None = None, model_id: str | None = None):
         self.tigas = tigas
         self.model_id = model_id or scorer_identity(tigas)
         self.path = Path(cache_dir or default_cache_dir()) / "scores.sqlite"

@@ -11,7 +11,7 @@ VGG's: results keep more of the content and carry some high-frequency noise.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

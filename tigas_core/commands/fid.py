@@ -62,9 +62,8 @@ def compare_folders(dir_a: Path, dir_b: Path, features: str = "tigas", tigas=Non
 
 
 def run(args: argparse.Namespace) -> int:
-    from tigas_core.config import atomic_write_text
-
     from tigas_core.api import resolve_device
+    from tigas_core.config import atomic_write_text
 
     set_threads(args)
     tigas = load_scorer(args) if args.features == "tigas" else None

@@ -58,7 +58,8 @@ def collect_paths(inputs: list[str], recursive: bool) -> list[Path | str]:
         if is_folder(item):
             found, skipped = list_folder(path, recursive=recursive)
             if not found:
-                print(f"warning: {path}: folder contains no image files" + ("" if recursive else " (use --recursive for sub-folders)"), file=sys.stderr)
+                print(f"warning: {path}: folder contains no image files" + ("" if recursive else " (use --recursive for sub-folders)"),
+                      file=sys.stderr)
             if skipped:
                 kinds = ", ".join(f"{ext}: {count}" for ext, count in skipped.most_common())
                 print(f"warning: {path}: skipped {skipped.total()} file(s) that are not images by extension ({kinds})", file=sys.stderr)
@@ -97,7 +98,8 @@ def resumable_rows(partial: Path, scorer_id: str, wanted: set[str]) -> dict[str,
     except (OSError, ValueError, AttributeError):  # missing or damaged: nothing says who wrote the rows
         written_by = None
     if written_by != scorer_id:
-        print(f"tigas score: {partial} was written with other weights or views (or its note is missing); scoring every file again", file=sys.stderr)
+        print(f"tigas score: {partial} was written with other weights or views (or its note is missing); scoring every file again",
+              file=sys.stderr)
         return {}
     done: dict[str, dict] = {}
     with open(partial, newline="") as handle:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from tigas_core.io import TIGASInputError, iter_image_files
 

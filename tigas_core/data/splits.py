@@ -13,7 +13,7 @@ import logging
 import os
 import random
 from collections import defaultdict
-from typing import Iterable
+from collections.abc import Iterable
 
 from tigas_core.data.records import ImageRecord
 from tigas_core.io import file_digest

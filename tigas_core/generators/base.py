@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any, ClassVar, Iterator
+from collections.abc import Iterator
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -116,7 +117,7 @@ class ZooModel:
         sampling needs beyond the networks' weights (the VAE's latent prior). Nothing by default."""
 
     # --- shared ---------------------------------------------------------------------------------
-    def to(self, device: str | torch.device) -> "ZooModel":
+    def to(self, device: str | torch.device) -> ZooModel:
         """Move every network (and the EMA copy) to ``device``; call before training or sampling.
         Optimizer state follows its parameters when it is created or restored afterwards."""
         self.device = torch.device(device)

@@ -10,9 +10,10 @@ import copy
 import json
 import math
 import os
+from collections.abc import Iterable
 from io import BytesIO
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import torch

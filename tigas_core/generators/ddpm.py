@@ -89,7 +89,8 @@ class UNet(nn.Module):
             self.down.append(ResBlock(c_prev, c, t_dim, dropout))
             self.downsample.append(nn.Conv2d(c, c, 3, stride=2, padding=1) if i < len(chans) - 1 else nn.Identity())
             c_prev = c
-        self.mid1, self.mid_attn, self.mid2 = ResBlock(c_prev, c_prev, t_dim, dropout), SelfAttention(c_prev), ResBlock(c_prev, c_prev, t_dim, dropout)
+        self.mid1, self.mid_attn = ResBlock(c_prev, c_prev, t_dim, dropout), SelfAttention(c_prev)
+        self.mid2 = ResBlock(c_prev, c_prev, t_dim, dropout)
         self.up, self.upsample = nn.ModuleList(), nn.ModuleList()
         for i, c in reversed(list(enumerate(chans))):
             self.up.append(ResBlock(c_prev + c, c, t_dim, dropout))
@@ -154,7 +155,7 @@ class DDPM(ZooModel):
         if for_training:
             self.optimizers["unet"] = self.adam(self.networks["unet"].parameters(), c["lr"], c["betas"])
 
-    def to(self, device: str | torch.device) -> "DDPM":
+    def to(self, device: str | torch.device) -> DDPM:
         super().to(device)
         self.alpha_bar = self.alpha_bar.to(self.device)
         return self

@@ -43,7 +43,7 @@ class FeatureNet(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.register_buffer("trained", torch.zeros((), dtype=torch.bool))
 
-    def train(self, mode: bool = True) -> "FeatureNet":
+    def train(self, mode: bool = True) -> FeatureNet:
         return super().train(mode and not bool(self.trained))  # frozen: BatchNorm keeps its statistics
 
     def feature_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
@@ -76,7 +76,7 @@ def train_feature_net(net: FeatureNet, images: torch.Tensor, labels: torch.Tenso
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=max(1, steps))
     start, correct, seen = time.monotonic(), 0, 0
     net.train(True)
-    for epoch in range(epochs):
+    for _epoch in range(epochs):
         order = torch.randperm(len(images), generator=generator)
         correct = seen = 0
         for b in range(len(images) // batch_size):

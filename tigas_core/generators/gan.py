@@ -334,7 +334,8 @@ class DCGAN(ZooModel):
         d_real, d_fake = critic(torch.cat([real, fake]), both_labels).chunk(2)
         return d_real, d_fake
 
-    def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float]]:
+    def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor,
+                           labels: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float]]:
         d_real, d_fake = self.critic_pair(real, fake, labels)
         return critic_loss(d_real, d_fake), {"d/real": d_real.mean().item(), "d/fake": d_fake.mean().item()}
 
@@ -345,7 +346,7 @@ class DCGAN(ZooModel):
         return True
 
     def train_step(self, real: torch.Tensor, labels: torch.Tensor, step: int, tigas=None) -> dict[str, float]:
-        g, d = self.networks["generator"], self.networks["discriminator"]
+        g = self.networks["generator"]
         cond = self.networks["layout"].codes(to_unit(real)) if self.layout_conditioned else self._labels(labels)
         z = self.latent(len(real))
         g_turn = self.generator_turn(step)
@@ -439,4 +440,5 @@ class ConditionalGAN(DCGAN):
     name = "cgan"
     defaults: dict[str, Any] = {**DCGAN.defaults, "layout_prior": 0, "class_conditional": True}
     predates_key = {**DCGAN.predates_key, "class_conditional": True}
-    batch_size = 64  # with 32 (27,359 steps in 20 one-core minutes, bf16) its requested class was named less often: 51%, the bundled run 63%
+    # with 32 (27,359 steps in 20 one-core minutes, bf16) its requested class was named less often: 51%, the bundled run 63%
+    batch_size = 64

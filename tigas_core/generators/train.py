@@ -97,7 +97,8 @@ def _build_tigas(options: ZooTrainOptions):
     scorer = TIGAS(options.tigas_weights, device=options.device)
     log.info("TIGAS weights: %s", scorer.weights_source)
     loss = TIGASLoss(scorer, weight=options.tigas_weight, every_n_steps=options.tigas_every, multi_scale=options.tigas_multi_scale)
-    scheduler = TIGASScheduler(loss, options.tigas_weight, options.tigas_warmup, options.tigas_warmup_mode) if options.tigas_warmup > 0 else None
+    scheduler = (TIGASScheduler(loss, options.tigas_weight, options.tigas_warmup, options.tigas_warmup_mode)
+                 if options.tigas_warmup > 0 else None)
     return loss, scheduler
 
 

@@ -19,8 +19,8 @@ import io
 import math
 import os
 import random
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -111,7 +111,8 @@ def file_features(path: str, image: torch.Tensor | None = None) -> np.ndarray:
         with Image.open(path) as handle:
             fmt, (width, height) = handle.format or "", handle.size
         n_bytes = os.path.getsize(path)
-    return np.array([fmt == "JPEG", fmt == "PNG", math.log(width), math.log(height), math.log(8 * n_bytes / (width * height))], dtype=np.float64)
+    bits_per_pixel = 8 * n_bytes / (width * height)
+    return np.array([fmt == "JPEG", fmt == "PNG", math.log(width), math.log(height), math.log(bits_per_pixel)], dtype=np.float64)
 
 
 def spectrum_features(view: torch.Tensor, n_bins: int) -> np.ndarray:
@@ -274,7 +275,8 @@ def evaluate(
         "scored_test_images": len(test),
         "baseline_train_images": n_baseline,
         "test_errors": test_errors,
-        "pooled": {method: {c: binary_metrics(v, labels, threshold) for c, v in by_condition.items()} for method, by_condition in scores.items()},
+        "pooled": {method: {c: binary_metrics(v, labels, threshold) for c, v in by_condition.items()}
+                   for method, by_condition in scores.items()},
         "generators": rows,
         # Generators whose images all fell in train/val (tiles of one source grid stay together): no row.
         "without_test_images": sorted(in_data - {row["generator"] for row in rows}),
@@ -331,7 +333,8 @@ def render_markdown(report: dict, command: str | None = None) -> str:
         if not rows:
             continue
         lines += [f"## {group} generators", "",
-                  "| generator | n fake | n real | AUROC | AP | acc | ECE | " + " | ".join(robust) + " | spectrum LR AUROC | format/size AUROC |",
+                  "| generator | n fake | n real | AUROC | AP | acc | ECE | " + " | ".join(robust)
+                  + " | spectrum LR AUROC | format/size AUROC |",
                   "|---|---|---|---|---|---|---|" + "---|" * len(robust) + "---|---|"]
         for r in rows:
             m = r["metrics"]
@@ -343,18 +346,21 @@ def render_markdown(report: dict, command: str | None = None) -> str:
                 + f" | {_fmt(m['spectrum_baseline']['clean']['auroc'])} | {_fmt(m['format_size_baseline']['clean']['auroc'])} |"
             )
         lines.append("")
-    lines += ["## Summary (mean over generators)", "", "| group | TIGAS AUROC | under JPEG q75 | drop q75 | common format | ECE | spectrum LR | format/size |",
+    lines += ["## Summary (mean over generators)", "",
+              "| group | TIGAS AUROC | under JPEG q75 | drop q75 | common format | ECE | spectrum LR | format/size |",
               "|---|---|---|---|---|---|---|---|"]
     for group, s in report["summary"].items():
         lines.append(
             f"| {group} ({len(s['generators'])}) | {_fmt(s.get('tigas/clean/auroc'))} | {_fmt(s.get('tigas/jpeg_q75/auroc'))} | "
             f"{_fmt(s.get('tigas_auroc_drop_jpeg_q75'))} | {_fmt(s.get(f'tigas/{common}/auroc')) if common else '–'} | "
-            f"{_fmt(s.get('tigas_mean_ece'))} | {_fmt(s.get('spectrum_baseline/clean/auroc'))} | {_fmt(s.get('format_size_baseline/clean/auroc'))} |"
+            f"{_fmt(s.get('tigas_mean_ece'))} | {_fmt(s.get('spectrum_baseline/clean/auroc'))} | "
+            f"{_fmt(s.get('format_size_baseline/clean/auroc'))} |"
         )
     pooled = report["pooled"]
     lines += ["", "Pooled over all test images (all generators vs all reals): "
               + ", ".join(f"{method} AUROC {_fmt(v['clean']['auroc'])}" for method, v in pooled.items())
-              + (f"; format/size baseline with every file re-encoded to JPEG q90: AUROC {_fmt(pooled['format_size_baseline'][common]['auroc'])}" if common and common in pooled["format_size_baseline"] else "")
+              + (f"; format/size baseline with every file re-encoded to JPEG q90: AUROC "
+                 f"{_fmt(pooled['format_size_baseline'][common]['auroc'])}" if common and common in pooled["format_size_baseline"] else "")
               + ".", ""]
     if report["test_errors"]:
         lines += [f"{len(report['test_errors'])} test file(s) could not be read and were skipped.", ""]

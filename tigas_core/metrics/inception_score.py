@@ -5,8 +5,8 @@ confident, diverse ImageNet-class predictions, so on 32 px CIFAR-like images it 
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -33,7 +33,7 @@ class LiteFeatures(nn.Module):
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
-    def train(self, mode: bool = True) -> "LiteFeatures":
+    def train(self, mode: bool = True) -> LiteFeatures:
         """Always eval: BatchNorm must keep its ImageNet statistics."""
         return super().train(False)
 

@@ -11,7 +11,8 @@ Gaussian prior) are spherical (slerp), in a style model's w linear (lerp), as in
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -111,7 +112,7 @@ def perceptual_path_length(render: Callable[[torch.Tensor, Any], torch.Tensor], 
     return PPLResult(ppl, kept, epsilon, interpolation, values)
 
 
-def zoo_path_length(model: "ZooModel", n: int = 1000, space: str = "z", epsilon: float = 1e-4, seed: int = 0,
+def zoo_path_length(model: ZooModel, n: int = 1000, space: str = "z", epsilon: float = 1e-4, seed: int = 0,
                     batch_size: int = 64, features: LiteFeatures | None = None) -> PPLResult:
     """PPL of a zoo model's sampling network over ``n`` paths in its latent ``space`` ("z", or "w"
     for a style-based model); the model's condition (label, layout code, mixture component, noise

@@ -72,7 +72,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         config = cls()
         for section, entries in (values or {}).items():
             if not hasattr(config, section) or not isinstance(entries, dict):
@@ -82,7 +82,7 @@ class TrainConfig:
         return config
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> "TrainConfig":
+    def from_yaml(cls, path: str | os.PathLike) -> TrainConfig:
         return cls.from_dict(yaml.safe_load(Path(path).read_text()) or {})
 
     def set(self, dotted_key: str, value: Any) -> None:

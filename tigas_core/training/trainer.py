@@ -89,7 +89,8 @@ class Trainer:
         if not self.splits["train"] or not self.splits["val"]:
             raise ValueError("the split left no training or no validation images; add data or change train_split/val_split")
         if self.is_main:
-            log.info("split (seed %d, held out: %s)\n%s", t.seed, ",".join(config.data.holdout_generators) or "none", describe_split(self.splits))
+            log.info("split (seed %d, held out: %s)\n%s", t.seed, ",".join(config.data.holdout_generators) or "none",
+                     describe_split(self.splits))
 
         m = config.model
         self.model = create_tigas_model(**dataclasses.asdict(m))
@@ -300,8 +301,10 @@ class Trainer:
                 self.state.update(best=key, best_epoch=epoch, stale_epochs=0)
             else:
                 self.state["stale_epochs"] += 1
-            record = {"epoch": epoch, "seconds": round(elapsed, 1), "train_img_per_s": round(self.steps_per_epoch * t.grad_accumulation * t.batch_size * self.world_size / train_seconds, 1),
-                      **{f"train_{k}": round(v, 5) for k, v in train_metrics.items()}, **{f"val_{k}": round(v, 5) for k, v in val_metrics.items()}}
+            images_seen = self.steps_per_epoch * t.grad_accumulation * t.batch_size * self.world_size
+            record = {"epoch": epoch, "seconds": round(elapsed, 1), "train_img_per_s": round(images_seen / train_seconds, 1),
+                      **{f"train_{k}": round(v, 5) for k, v in train_metrics.items()},
+                      **{f"val_{k}": round(v, 5) for k, v in val_metrics.items()}}
             self.state["history"].append(record)
             if self.is_main:
                 for name, value in record.items():
