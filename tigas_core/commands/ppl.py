@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from tigas_core.commands import positive_int, prepare_output
+from tigas_core.commands import add_scorer_arguments, positive_int, prepare_output, set_threads
 
 
 def positive_float(text: str) -> float:
@@ -32,15 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--no-ema", action="store_true", help="the last generator weights, not their moving average")
     parser.add_argument("--json", type=Path, default=None, help="also write the result as JSON")
-    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
+    add_scorer_arguments(parser, options=("device", "threads"))
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args)
     if args.n < 2:
         raise ValueError("--n must be at least 2: the 1st/99th-percentile trimming needs pairs to compare")
     if args.json is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tigas_core.commands import positive_int, prepare_output
+from tigas_core.commands import add_scorer_arguments, load_scorer, positive_int, prepare_output
 
 
 def non_negative(text: str) -> float:
@@ -30,16 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tv-weight", type=non_negative, default=1.0, help="weight of the total-variation smoothness term")
     parser.add_argument("--lr", type=non_negative, default=0.01, help="Adam learning rate")
     parser.add_argument("--size", type=positive_int, default=256, help="shorter side of the result in px (both images are resized to it)")
-    parser.add_argument("--weights", default=None, help="TIGAS weights for the score (default: the bundled ones)")
-    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
+    add_scorer_arguments(parser, options=("weights", "device", "views", "threshold", "threads"))
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if args.size < 32:
         raise ValueError(f"--size must be at least 32 px, got {args.size}")
     prepare_output(args.out, "--out")
@@ -48,15 +42,15 @@ def run(args: argparse.Namespace) -> int:
     from PIL import Image
     from tqdm.auto import tqdm
 
-    from tigas_core import TIGAS
-    from tigas_core.api import resolve_device, verdict
+    from tigas_core.api import resolve_device
     from tigas_core.config import atomic_write_bytes
     from tigas_core.io import to_uint8_image
     from tigas_core.metrics.perceptual import LiteFeatures
+    from tigas_core.results import verdict
     from tigas_core.style_transfer import TAPS, transfer_and_score
 
     device = resolve_device(args.device)
-    scorer = TIGAS(args.weights, device=device)
+    scorer = load_scorer(args, device=device)
     bar = tqdm(total=args.steps, desc="style transfer", unit="step")
 
     def on_step(step: int, content: float, style: float) -> None:
