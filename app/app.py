@@ -33,6 +33,7 @@ from tigas_core.explanation import FUSION_NOTE, explanation_figures  # noqa: E40
 from tigas_core.hub import WeightsNotFoundError  # noqa: E402
 from tigas_core.io import MAX_FILE_BYTES, VIEW_DESCRIPTIONS, TIGASInputError, check_file_size, check_threshold  # noqa: E402
 from tigas_core.model import BRANCHES  # noqa: E402
+from tigas_core.overrides import parse_bool  # noqa: E402
 from tigas_core.results import SCORE_COLUMNS, VERDICT_MARGIN, breakdown, empty_row, plain_numbers, verdict  # noqa: E402
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # read when gradio is imported
@@ -542,15 +543,6 @@ def _wire(page: Page, handlers: AppHandlers) -> None:
 # Entry point (Space and `tigas app`).
 
 
-def _bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
 def _file_mb(text: str) -> float:
     """--max-file-mb: above 0 and at most the library's own cap on any file, so the limit the page
     states is the one that holds."""
@@ -570,7 +562,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"interface to listen on (default {DEFAULT_HOST}, or $GRADIO_SERVER_NAME as on a Space)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", DEFAULT_PORT)),
                         help=f"port (default {DEFAULT_PORT}, or $GRADIO_SERVER_PORT)")
-    parser.add_argument("--share", type=_bool, default=False, metavar="{true,false}", help="create a public gradio.live link")
+    parser.add_argument("--share", type=parse_bool, default=False, metavar="{true,false}", help="create a public gradio.live link")
     parser.add_argument("--max-files", type=int, default=AppLimits.max_files, help="files scored per request")
     parser.add_argument("--max-file-mb", type=_file_mb, default=AppLimits.max_file_mb,
                         help=f"size cap per file in MiB (at most {MAX_FILE_BYTES / 2**20:g}, the cap on any file TIGAS reads)")

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from tigas_core.api import TIGAS
+from tigas_core.generator_loss import TIGASLoss, TIGASScheduler
 from tigas_core.generators.gan import Generator
-from tigas_core.loss import TIGASLoss, TIGASScheduler
 
 
 @pytest.fixture

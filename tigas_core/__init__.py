@@ -12,8 +12,8 @@ _LAZY = {
     "TIGASInputError": "tigas_core.io",
     "load_image": "tigas_core.io",
     "TIGASMetric": "tigas_core.metrics",
-    "TIGASLoss": "tigas_core.loss",
-    "TIGASScheduler": "tigas_core.loss",
+    "TIGASLoss": "tigas_core.generator_loss",
+    "TIGASScheduler": "tigas_core.generator_loss",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

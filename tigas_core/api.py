@@ -84,6 +84,15 @@ class TIGAS:
     ``views`` (see `tigas_core.io.model_views`): "single" scores one centre view at the image's
     pixel scale (the default of every face); "mirror" averages the image and its mirror (2x the
     cost), "jitter" 18 slightly shifted views of both (18x), in logits and features.
+
+    Why TIGAS is not an ``nn.Module`` (as lpips' LPIPS and pyiqa's InferenceModel are): it is the
+    scorer of files, URLs, folders, PIL images and arrays, answering floats, tensors and
+    DataFrames, and never trains; the network is ``self.model`` (a `TIGASModel`, an ``nn.Module``).
+    What a Module would give, the faces already have: `TIGASMetric` registers that network as its
+    child module (``metric.to("cuda")`` moves it), `device` is read from its weights so images
+    follow it, and `TIGASLoss` keeps it frozen in eval mode; a Module would add ``.train()``,
+    trainable ``.parameters()`` and a ``state_dict`` whose keys differ from the weights files' to
+    an object whose network must stay frozen.
     """
 
     def __init__(

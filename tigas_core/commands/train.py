@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tigas_core.overrides import split_assignment
     from tigas_core.training import TrainConfig, Trainer
 
     config = TrainConfig.from_yaml(args.config) if args.config.is_file() else None
@@ -44,11 +45,7 @@ def run(args: argparse.Namespace) -> int:
         if value is not None:
             config.set(key, value)
     for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            log.error("--set expects SECTION.KEY=VALUE, got %r", item)
-            return 2
-        config.set(key.strip(), value.strip())
+        config.set(*split_assignment(item))
     if not config.data.sources:
         log.error("no training data: pass --data DIR (or set data.sources in the config)")
         return 2

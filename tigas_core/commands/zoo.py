@@ -12,13 +12,6 @@ from pathlib import Path
 from tigas_core.commands import add_scorer_arguments, positive_int, set_threads
 
 
-def _parse_value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from tigas_core.generators import MODELS
     from tigas_core.generators.train import PRECISIONS
@@ -64,13 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     from tigas_core.generators.train import ZooTrainOptions, train_zoo_model
+    from tigas_core.overrides import parse_value, split_assignment
 
-    overrides = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
-        overrides[key] = _parse_value(value)
+    overrides = {key: parse_value(value) for key, value in map(split_assignment, args.set)}
     if args.spectral_norm:
         overrides["spectral_norm"] = True
     if args.ttur:

@@ -92,7 +92,7 @@ def _build_tigas(options: ZooTrainOptions):
     if options.tigas_weight <= 0 and not options.quality_grid:
         return None, None
     from tigas_core.api import TIGAS
-    from tigas_core.loss import TIGASLoss, TIGASScheduler
+    from tigas_core.generator_loss import TIGASLoss, TIGASScheduler
 
     scorer = TIGAS(options.tigas_weights, device=options.device)
     log.info("TIGAS weights: %s", scorer.weights_source)

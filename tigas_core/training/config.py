@@ -9,22 +9,8 @@ from typing import Any
 import yaml
 
 from tigas_core.config import TIGASConfig
+from tigas_core.overrides import coerce_like
 from tigas_core.training.losses import LossWeights
-
-
-@dataclasses.dataclass
-class ModelSection:
-    """The architecture knobs a training config may set; defaults come from TIGASConfig (one home)."""
-
-    img_size: int = TIGASConfig.img_size
-    backbone: str = TIGASConfig.backbone
-    train_trunk: bool = TIGASConfig.train_trunk
-    adapter_channels: int = TIGASConfig.adapter_channels
-    feature_dim: int = TIGASConfig.feature_dim
-    num_heads: int = TIGASConfig.num_heads
-    num_prototypes: int = TIGASConfig.num_prototypes
-    radial_bins: int = TIGASConfig.radial_bins
-    dropout: float = TIGASConfig.dropout
 
 
 @dataclasses.dataclass
@@ -63,7 +49,7 @@ class TrainingSection:
 
 @dataclasses.dataclass
 class TrainConfig:
-    model: ModelSection = dataclasses.field(default_factory=ModelSection)
+    model: TIGASConfig = dataclasses.field(default_factory=TIGASConfig)  # the model's own config: every field settable
     data: DataSection = dataclasses.field(default_factory=DataSection)
     training: TrainingSection = dataclasses.field(default_factory=TrainingSection)
     loss: LossWeights = dataclasses.field(default_factory=LossWeights)
@@ -86,22 +72,10 @@ class TrainConfig:
         return cls.from_dict(yaml.safe_load(Path(path).read_text()) or {})
 
     def set(self, dotted_key: str, value: Any) -> None:
-        """Set ``section.key`` to ``value``, converting strings (from --set) to the field's type."""
+        """Set ``section.key`` to ``value``, converted to the field's kind (`tigas_core.overrides.coerce_like`)."""
         section_name, _, key = dotted_key.partition(".")
         section = getattr(self, section_name, None)
-        fields = {f.name: f for f in dataclasses.fields(section)} if dataclasses.is_dataclass(section) else {}
+        fields = {f.name for f in dataclasses.fields(section)} if dataclasses.is_dataclass(section) else set()
         if key not in fields:
             raise ValueError(f"unknown config key {dotted_key!r}")
-        current = getattr(section, key)
-        if isinstance(current, list):
-            value = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
-            if not isinstance(value, list):
-                raise ValueError(f"{dotted_key} must be a list")
-        elif isinstance(current, bool):
-            value = value.strip().lower() in ("1", "true", "yes", "on") if isinstance(value, str) else bool(value)
-        elif isinstance(current, (int, float)):
-            try:  # YAML reads 1e-4 (no dot) as a string; accept it as a number
-                value = type(current)(float(value) if isinstance(current, float) else int(value))
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"{dotted_key} must be a number, got {value!r}") from exc
-        setattr(section, key, value)
+        setattr(section, key, coerce_like(value, getattr(section, key), dotted_key))
