@@ -35,7 +35,12 @@ class MappingNetwork(nn.Module):
         super().__init__()
         blocks: list[nn.Module] = []
         for i in range(layers):
-            blocks += [nn.Linear(z_dim if i == 0 else w_dim, w_dim), nn.LeakyReLU(0.2)]
+            linear = nn.Linear(z_dim if i == 0 else w_dim, w_dim)
+            # He init keeps w at unit scale; PyTorch's default shrank it ~20x over four layers, so every z
+            # gave nearly the same styles and a 4-minute run collapsed to one image.
+            nn.init.kaiming_normal_(linear.weight, a=0.2, nonlinearity="leaky_relu")
+            nn.init.zeros_(linear.bias)
+            blocks += [linear, nn.LeakyReLU(0.2)]
         self.net = nn.Sequential(*blocks)
         self.register_buffer("w_avg", torch.zeros(w_dim))
 
@@ -56,7 +61,8 @@ class ModulatedConv(nn.Module):
         self.weight = nn.Parameter(torch.randn(c_out, c_in, kernel, kernel) / math.sqrt(c_in * kernel * kernel))
         self.bias = nn.Parameter(torch.zeros(c_out))
         self.affine = nn.Linear(w_dim, c_in)
-        nn.init.ones_(self.affine.bias)  # styles start at 1: the layer starts as a plain convolution
+        nn.init.normal_(self.affine.weight, std=1.0 / math.sqrt(w_dim))  # a unit-scale w moves each style by about 1
+        nn.init.ones_(self.affine.bias)  # styles centred on 1: the layer starts near a plain convolution
         self.noise_strength = nn.Parameter(torch.zeros(())) if noise else None
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
