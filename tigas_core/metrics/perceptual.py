@@ -9,9 +9,9 @@ position, and the squared differences are averaged over positions and summed ove
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from tigas_core.io import resize_shorter_side
 from tigas_core.model.backbone import create_trunk, input_normalisation, load_imagenet_weights
 
 ALL_TAPS = (0, 1, 2, 3, 4)  # strides 2, 4, 8, 16, 32
@@ -41,9 +41,8 @@ class LiteFeatures(nn.Module):
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images [B,3,H,W] in [0, 1], got shape {tuple(images.shape)}")
         x = images.to(self.mean.dtype)
-        if self.size is not None and min(x.shape[-2:]) != self.size:
-            scale = self.size / min(x.shape[-2:])
-            x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False, antialias=scale < 1)
+        if self.size is not None:
+            x = resize_shorter_side(x, self.size)
         return list(self.trunk((x - self.mean) / self.std))
 
 
