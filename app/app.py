@@ -286,9 +286,10 @@ def weights_label(tigas: TIGAS) -> str:
     source = tigas.weights_source
     views = f"{tigas.img_size} px views" + ("" if tigas.views == "single" else f", {VIEW_DESCRIPTIONS[tigas.views]}")
     if source.startswith("bundled"):
-        return (f"the bundled baseline ({views}, trained on a CPU mostly on 32 px CIFAR-10 photos). "
-                "It misjudges many sharp, high-resolution photos: the skimage.data examples below read "
-                "'likely generated', and rotating a photo can swing its score. Serve better weights with "
+        return (f"the bundled baseline ({views}; a frozen ImageNet trunk and learnt layers trained on a CPU "
+                "on 22 generators and nine photo sources). It misjudges many images of generators it never saw "
+                "(the README's leave-one-out results) and leaves most generated images 'uncertain' "
+                "rather than call a photo generated. Serve better weights with "
                 "`tigas app --weights DIR` or `--weights OWNER/NAME@REVISION`")
     kind, _, detail = source.partition(" ")
     if kind == "checkpoint":  # name the weights, not a path on the server
