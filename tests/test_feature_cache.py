@@ -77,5 +77,26 @@ def test_leave_one_out_scores_each_image_with_a_model_that_never_saw_its_group(r
     assert set(table["generators"]) == {"gan-a", "gan-b"} and set(table["sources"]) == {"class0", "class1"}
     assert all(row["tier"] == "32 px" for row in table["generators"].values())  # 40 px images: the small tier
     assert 0 <= table["ece"] <= 1 and 0 <= table["mean_generator_auroc"] <= 1
-    probe = loo.probe_out_of_fold_logits(train, test, folds=FOLDS)
-    assert np.isfinite(probe).all()
+    readout_only = loo.out_of_fold_logits(TINY, train, test, loo.Recipe(steps=0), folds=FOLDS, progress=False)
+    assert np.isfinite(readout_only).all() and not np.allclose(readout_only, logits)
+
+
+def test_the_fitted_readout_is_sklearns_logistic_regression_and_stays_fixed_while_the_rest_trains(caches):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    _, train, test = caches
+    rows, model = torch.arange(len(train)), loo.fresh_model(TINY, 2)
+    loo.fit_readout(model, train, rows, c=0.05)
+    reference = make_pipeline(StandardScaler(), LogisticRegression(C=0.05, class_weight="balanced", max_iter=5000))
+    reference.fit(train.tap_statistics.double().numpy(), train.labels.numpy() > 0.5)
+    expected = reference.decision_function(test.tap_statistics.double().numpy())
+    fitted = [p.clone() for p in model.readout.parameters()] + [b.clone() for b in model.readout.buffers()]
+    assert np.allclose(predict_from_cache(model, test, torch.arange(len(test))), expected, atol=1e-3)  # the fused path starts at 0
+    train_from_cache(model, train, rows, steps=10, batch_size=16, learning_rate=3e-3)
+    assert all(torch.equal(a, b) for a, b in zip(fitted, [*model.readout.parameters(), *model.readout.buffers()]))
+    with torch.no_grad():
+        outputs = model(measured=test.take(torch.arange(len(test))))
+    assert np.allclose(outputs["readout_logit"][:, 0].numpy(), expected, atol=1e-3)
+    assert not torch.allclose(outputs["raw_logit"], outputs["readout_logit"])  # the second stage corrected it

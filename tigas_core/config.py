@@ -22,7 +22,7 @@ class TIGASConfig:
     img_size: int = 224
     # ImageNet-pretrained trunk of the perceptual branch (`tigas_core.model.backbone.BACKBONES`),
     # the feature indices it is read at (0..4 = strides 2..32), and whether training updates it.
-    backbone: str = "efficientnet_lite0"
+    backbone: str = "efficientnet_lite1"
     backbone_taps: tuple[int, ...] = (1, 2, 3, 4)
     train_trunk: bool = False
     adapter_channels: int = 48
@@ -39,7 +39,7 @@ class TIGASConfig:
     # Decision threshold on the calibrated score (0.5 = even odds once calibrated).
     threshold: float = 0.5
     model_type: str = "tigas"
-    version: str = "2"
+    version: str = "2.1"
 
     def __post_init__(self) -> None:
         self.backbone_taps = tuple(int(t) for t in self.backbone_taps)  # JSON gives a list

@@ -73,6 +73,13 @@ def mean_std_pool(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x.mean(dim=(2, 3)), torch.sqrt(x.var(dim=(2, 3), unbiased=False) + 1e-6)], dim=1)
 
 
+def tap_statistics(taps: list[torch.Tensor]) -> torch.Tensor:
+    """Trunk maps (one per tap) -> [B, 2 * channels]: `mean_std_pool` of every tap, side by side.
+    What the score's read-out reads (`TIGASModel.readout`): a frozen ImageNet trunk's texture
+    statistics already carry most of a generator's traces to generators never seen (issue #26)."""
+    return torch.cat([mean_std_pool(tap.float()) for tap in taps], dim=1)
+
+
 class PerceptualBranch(nn.Module):
     """Tokens from an ImageNet-pretrained trunk (`tigas_core.model.backbone`) at several scales.
 

@@ -8,7 +8,7 @@ from tigas_core import spectral
 from tigas_core.config import TIGASConfig
 from tigas_core.io import MIN_SIDE
 from tigas_core.model.fusion import BRANCHES, CrossModalFusion
-from tigas_core.model.perceptual import PerceptualBranch
+from tigas_core.model.perceptual import PerceptualBranch, tap_statistics
 from tigas_core.model.spectral import SpectralBranch
 from tigas_core.model.statistical import StatisticalBranch
 
@@ -33,9 +33,22 @@ class TIGASModel(nn.Module):
             nn.Linear(c.feature_dim // 2, c.feature_dim // 4), nn.GELU(), nn.Dropout(c.dropout),
             nn.Linear(c.feature_dim // 4, 1),
         )
+        # The fused path learns a correction to a linear read-out of the trunk's texture statistics:
+        # it starts at zero, so a model begins as the read-out (fitted in closed form by
+        # `leave_one_out.fit_readout`, or trained with the rest by the pixel trainer).
+        nn.init.zeros_(self.regression_head[-1].weight)
+        nn.init.zeros_(self.regression_head[-1].bias)
+        statistics = 2 * sum(self.perceptual.trunk.feature_info.channels())
+        self.readout = nn.Sequential(nn.BatchNorm1d(statistics, affine=False), nn.Linear(statistics, 1))
         self.classification_head = nn.Linear(c.feature_dim, 2)
         # Mean normalised radial power profile of real images; shown beside an image's own profile.
         self.register_buffer("reference_profile", spectral.natural_reference_profile(c.radial_bins))
+
+    def train(self, mode: bool = True) -> "TIGASModel":
+        super().train(mode)
+        if not any(p.requires_grad for p in self.readout.parameters()):
+            self.readout.eval()  # a fitted, frozen read-out keeps its feature statistics
+        return self
 
     def measure(self, x: torch.Tensor) -> dict:
         """Everything the learnt layers read of x [B,3,H,W] in [0,1]: the perceptual trunk's maps,
@@ -52,7 +65,8 @@ class TIGASModel(nn.Module):
         """x: [B,3,H,W] float in [0,1], or ``measured``: `measure(x)` computed before.
 
         Returns score [B,1] (calibrated), logit [B,1] (calibrated, score = sigmoid(logit)),
-        raw_logit [B,1] (before calibration, what training optimises), logits [B,2] (auxiliary
+        raw_logit [B,1] (before calibration, what training optimises: the read-out's logit plus the
+        fused path's correction), readout_logit [B,1] (the read-out's part), logits [B,2] (auxiliary
         real/fake head, index 1 = real), components {branch: [B,1]}, branch_weights [B,3],
         features {perceptual, spectral, statistical, fused: [B,D]}, spectral_profile [B,bins],
         spectrum_grid [B,S,S] (the pooled centred log10 spectrum the spectral branch read).
@@ -64,12 +78,14 @@ class TIGASModel(nn.Module):
         branch_features = {name: t.mean(dim=1) for name, t in zip(BRANCHES, tokens)}
         fused, weights, _ = self.fusion(tokens)
 
-        raw_logit = self.regression_head(fused)
+        readout = self.readout(tap_statistics(measured["trunk"]).to(fused.dtype))
+        raw_logit = readout + self.regression_head(fused)
         logit = (raw_logit - self.config.calibration_bias) / self.config.calibration_temperature
         return {
             "score": torch.sigmoid(logit),
             "logit": logit,
             "raw_logit": raw_logit,
+            "readout_logit": readout,
             "logits": self.classification_head(fused),
             "components": {name: torch.sigmoid(self.component_heads[name](f)) for name, f in branch_features.items()},
             "component_logits": {name: self.component_heads[name](f) for name, f in branch_features.items()},

@@ -12,6 +12,7 @@ Evaluation views are cached the same way, one per condition: ``clean`` is exactl
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import random
@@ -28,6 +29,7 @@ from tigas_core.data.dataset import balanced_weights
 from tigas_core.data.records import ImageRecord
 from tigas_core.io import TIGASInputError, load_image, preprocess
 from tigas_core.model import TIGASModel
+from tigas_core.model.perceptual import tap_statistics
 from tigas_core.training.losses import LossWeights, tigas_training_loss
 
 log = logging.getLogger("tigas.train")
@@ -63,6 +65,13 @@ class FeatureCache:
             "spectral": {k: v[rows].float() for k, v in self.measured["spectral"].items()},
             "statistical": self.measured["statistical"][rows].float(),
         }
+
+    @functools.cached_property
+    def tap_statistics(self) -> torch.Tensor:
+        """`perceptual.tap_statistics` of every cached view [N, 2 * channels] (what the read-out
+        reads), computed once in chunks: the trunk maps of all views do not fit in memory as float32."""
+        chunks = [tap_statistics([t[i : i + 512] for t in self.measured["trunk"]]) for i in range(0, len(self), 512)]
+        return torch.cat(chunks)
 
     def save(self, path: str | Path) -> None:
         tensors = {f"trunk.{i}": t.contiguous() for i, t in enumerate(self.measured["trunk"])}
@@ -177,6 +186,8 @@ def train_from_cache(model: TIGASModel, cache: FeatureCache, rows: torch.Tensor,
 
     if model.config.train_trunk:
         raise ValueError("a feature cache holds a frozen trunk's maps: train_trunk must be False")
+    if steps == 0:
+        return []
     loss_weights = loss_weights or LossWeights()
     keys = [(int(cache.labels[r]), _balance_key(cache.records[int(cache.record_index[r])])) for r in rows]
     weights = balanced_weights(keys, generator_balance)
