@@ -69,8 +69,8 @@ def probe_logits(train: FeatureCache, test: FeatureCache, taps: tuple[int, ...],
     train_x, test_x = features(train, taps, measurements), features(test, taps, measurements)
     logits = np.full(len(test), np.nan)
     for index in range(len(loo.DEFAULT_FOLDS)):
-        train_rows = loo._rows_where(train, lambda r, index=index: loo.fold_of(r) != index).numpy()
-        test_rows = loo._rows_where(test, lambda r, index=index: loo.fold_of(r) == index).numpy()
+        train_rows = loo.fold_rows(train, index, held_out=False).numpy()
+        test_rows = loo.fold_rows(test, index, held_out=True).numpy()
         probe = make_pipeline(StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=3000))
         probe.fit(train_x[train_rows], train.labels.numpy()[train_rows])
         logits[test_rows] = probe.decision_function(test_x[test_rows])

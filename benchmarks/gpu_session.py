@@ -180,7 +180,8 @@ def write_summary(work: Path, args: argparse.Namespace, facts: dict[str, str], c
         if code != 0:
             lines += ["", f"train_{model}.log ends:", "```", log_tail(work / "logs" / f"train_{model}.log"), "```"]
     judged = work / "judge" / "zoo_recognisability.md"
-    lines += ["", "## Judge (exit code %s)" % judge_code, "", judged.read_text() if judged.is_file() else log_tail(work / "logs" / "judge.log")]
+    lines += ["", f"## Judge (exit code {judge_code})", "",
+              judged.read_text() if judged.is_file() else log_tail(work / "logs" / "judge.log")]
     if tigas_code is not None:
         lines += ["", f"## TIGAS trainer on {args.device} (exit code {tigas_code})", "```",
                   log_tail(work / "logs" / "tigas_train.log", 12), "```"]

@@ -3,6 +3,7 @@
     python benchmarks/train_score.py measure --data ../shared/data --zoo runs/zoo_fakes --work runs/score
     python benchmarks/train_score.py loo --work runs/score       # leave-one-out table -> benchmarks/results/
     python benchmarks/train_score.py final --work runs/score --export assets/
+    python benchmarks/train_score.py study                     # every `loo --name` run in one table
 
 ``measure`` caches every view's trunk maps and measurements (`tigas_core.training.feature_cache`):
 training views (augmented) and evaluation views (clean, and as an upload: 256 px + JPEG q75).
@@ -31,8 +32,7 @@ import torch
 from tigas_core.config import TIGASConfig, atomic_write_text
 from tigas_core.data import get_level, load_records
 from tigas_core.training import leave_one_out as loo
-from tigas_core.training.feature_cache import (EVAL_CONDITIONS, FeatureCache, evaluation_views, measure_records,
-                                                training_views)
+from tigas_core.training.feature_cache import EVAL_CONDITIONS, FeatureCache, evaluation_views, measure_records, training_views
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -73,32 +73,50 @@ def measure(args: argparse.Namespace) -> None:
 
 def run_loo(args: argparse.Namespace) -> None:
     train, test = FeatureCache.load(args.work / "train.safetensors"), FeatureCache.load(args.work / "eval.safetensors")
-    recipe = loo.Recipe(steps=args.steps, learning_rate=args.lr, weight_decay=args.weight_decay,
+    recipe = loo.Recipe(readout_c=args.readout_c, steps=args.steps, learning_rate=args.lr, weight_decay=args.weight_decay,
                         label_smoothing=args.label_smoothing, seed=args.seed)
-    name = "leave_one_out_probe" if args.probe else "leave_one_out"
-    saved = args.work / f"{name}_logits.npy"
+    saved = args.work / f"{args.name}_logits.npy"
     tick = time.time()
     if args.report_only:
         logits = np.load(saved)
-    else:  # the probe: the frozen-trunk logistic-regression reference, for the same table
-        logits = loo.probe_out_of_fold_logits(train, test) if args.probe else loo.out_of_fold_logits(TIGASConfig(), train, test, recipe)
+    else:
+        logits = loo.out_of_fold_logits(TIGASConfig(), train, test, recipe)
         np.save(saved, logits)
     temperature, bias = loo.calibrate(test, logits)
     threshold = loo.choose_threshold(test, logits, temperature, bias)
     result = loo.report(test, logits, list(EVAL_CONDITIONS), temperature, bias, threshold)
-    result["recipe"] = None if args.probe else dataclasses.asdict(recipe)
-    previous = RESULTS / f"{name}.json"
+    result["recipe"] = dataclasses.asdict(recipe)
+    previous = RESULTS / f"{args.name}.json"
     result["minutes"] = (json.loads(previous.read_text())["minutes"] if args.report_only and previous.exists()
                          else round((time.time() - tick) / 60, 1))
     RESULTS.mkdir(exist_ok=True)
-    atomic_write_text(RESULTS / f"{name}.json", json.dumps(result, indent=1) + "\n")
-    atomic_write_text(RESULTS / f"{name}.md", render(result, " ".join(sys.argv)))
+    atomic_write_text(RESULTS / f"{args.name}.json", json.dumps(result, indent=1) + "\n")
+    atomic_write_text(RESULTS / f"{args.name}.md", render(result, " ".join(sys.argv)))
     print(render(result, " ".join(sys.argv)))
+
+
+def study(args: argparse.Namespace) -> None:
+    """One table of every leave-one-out run under benchmarks/results (``loo --name ...``): recipe and result."""
+    lines = ["# Leave-one-out study: the recipe's choices, each measured on the same folds", "",
+             "`python benchmarks/train_score.py study` (each row: `benchmarks/results/NAME.md`, its command inside)", "",
+             "| run | read-out C | second-stage steps | lr | AUROC clean | AUROC web | all vs all web | ECE web | threshold | minutes |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for path in sorted(RESULTS.glob("*.json")):
+        result = json.loads(path.read_text())
+        recipe = result.get("recipe") or {}
+        if "conditions" not in result or "readout_c" not in recipe:
+            continue
+        clean, web = result["conditions"]["clean"], result["conditions"]["web"]
+        lines.append(f"| {path.stem} | {recipe['readout_c']} | {recipe['steps']} | {recipe['learning_rate']} | "
+                     f"{clean['mean_generator_auroc']:.3f} | {web['mean_generator_auroc']:.3f} | {web['auroc_all']:.3f} | "
+                     f"{web['ece']:.3f} | {result['threshold']} | {result['minutes']} |")
+    atomic_write_text(RESULTS / "leave_one_out_study.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 def render(result: dict, command: str) -> str:
     conditions = list(result["conditions"])
-    lines = [f"# Leave-one-out: each image scored by a model that never saw its generator family or photo source",
+    lines = ["# Leave-one-out: each image scored by a model that never saw its generator family or photo source",
              "", f"`python {command}`", "",
              "| generator | n | compared with | " + " | ".join(f"AUROC {c}" for c in conditions)
              + f" | read 'likely generated' ({conditions[-1]}) |", "|---|---|---|" + "---|" * (len(conditions) + 1)]
@@ -141,7 +159,7 @@ tags:
 - realism
 ---
 
-# TIGAS 2 (ImageNet EfficientNet-Lite0 trunk, pixel-scale 224 px views)
+# TIGAS 2.1 (ImageNet EfficientNet-Lite1 trunk, pixel-scale 224 px views)
 
 A no-reference realism score in [0, 1] for a single image (1 = looks like a real photograph,
 0 = looks generated), calibrated so that a score is a probability. These are the weights bundled
@@ -149,12 +167,14 @@ with the `tigas-metric` package: `TIGAS()` with no arguments loads them.
 
 ## Model
 
-The TIGAS network: a frozen ImageNet EfficientNet-Lite0 trunk tapped at four scales, each tap
-through a gated residual + CBAM adapter; a spectral branch (FFT log spectrum, radial profile,
+The TIGAS network: a frozen ImageNet EfficientNet-Lite1 trunk tapped at four scales, read two
+ways: a linear read-out of every tap's channel means and standard deviations, and each tap
+through a gated residual + CBAM adapter into the fusion; a spectral branch (FFT log spectrum, radial profile,
 block DCT, artefact cues); a statistical branch (moments, entropy, local statistics, learnt
 natural-image prototypes); cross-modal attention fusion; score, auxiliary and per-branch heads
-(`config.json`). Stored in float16 (scores match float32 within 1e-3). Every image is read as a
-224 px square at its own pixel scale (images smaller than that are resized up to it).
+(`config.json`). The score's logit is the read-out's plus the fused path's correction. Stored
+in float16 (scores match float32 within 1e-3). Every image is read as a 224 px square at its own
+pixel scale (images smaller than that are resized up to it).
 
 ## Training data and recipe
 
@@ -162,9 +182,8 @@ natural-image prototypes); cross-modal attention fusion; score, auxiliary and pe
 high-resolution camera photos, CIFAR-10) and {len(records) - n_real} generated images (22 named
 generators and the project's own CIFAR-10 zoo models). Three augmented views per high-resolution
 image, one per 32 px image (JPEG q30-100 on both classes, resizing 0.5-1.5x or an upload-style
-downscale, blur, noise); the learnt layers trained for {recipe['steps']} steps of {recipe['batch_size']}
-(AdamW, lr {recipe['learning_rate']}, weight decay {recipe['weight_decay']}, label smoothing
-{recipe['label_smoothing']}) on the frozen trunk's cached measurements (`benchmarks/train_score.py`).
+downscale, blur, noise), measured once by the frozen trunk (`benchmarks/train_score.py`). Two
+stages: {training_stages(recipe)}.
 `split.json` lists the digests of every file trained on.
 
 ## Evaluation: leave-one-out
@@ -194,6 +213,14 @@ compare, and the verdict as a hint.
 """
 
 
+def training_stages(recipe: dict) -> str:
+    """The recipe in words, for the model card."""
+    return (f"the read-out fitted in closed form as a class-balanced logistic regression on the standardised "
+            f"statistics (C = {recipe['readout_c']}) and frozen; then the fused path trained for {recipe['steps']} steps "
+            f"of {recipe['batch_size']} (AdamW, lr {recipe['learning_rate']}, weight decay {recipe['weight_decay']}, "
+            f"label smoothing {recipe['label_smoothing']}) to correct it")
+
+
 def final(args: argparse.Namespace) -> None:
     from tigas_core.hub import save_pretrained, write_training_split
     from tigas_core.training.calibration import apply_calibration
@@ -216,7 +243,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="step", required=True)
-    for name in ("measure", "loo", "final"):
+    for name in ("measure", "loo", "final", "study"):
         step = sub.add_parser(name)
         step.add_argument("--work", type=Path, default=Path("runs/score"))
         step.add_argument("--seed", type=int, default=0)
@@ -229,16 +256,19 @@ def main() -> None:
     sub.choices["measure"].add_argument("--small-fakes", type=int, default=200, help="samples used of each zoo model")
     sub.choices["measure"].add_argument("--limit", type=int, default=None, help="first N records only (a smoke test)")
     defaults = loo.Recipe()
-    sub.choices["loo"].add_argument("--steps", type=int, default=defaults.steps)
+    sub.choices["loo"].add_argument("--readout-c", type=float, default=defaults.readout_c,
+                                    help="inverse L2 strength of the read-out's logistic regression")
+    sub.choices["loo"].add_argument("--steps", type=int, default=defaults.steps, help="second-stage steps (0: the read-out alone)")
     sub.choices["loo"].add_argument("--lr", type=float, default=defaults.learning_rate)
     sub.choices["loo"].add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     sub.choices["loo"].add_argument("--label-smoothing", type=float, default=defaults.label_smoothing)
-    sub.choices["loo"].add_argument("--probe", action="store_true", help="the frozen-trunk logistic-regression reference instead")
+    sub.choices["loo"].add_argument("--name", default="leave_one_out",
+                                    help="results under benchmarks/results/NAME.{json,md} (final reads leave_one_out)")
     sub.choices["loo"].add_argument("--report-only", action="store_true", help="report the out-of-fold logits of the last run again")
     sub.choices["final"].add_argument("--export", type=Path, default=Path("assets"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    {"measure": measure, "loo": run_loo, "final": final}[args.step](args)
+    {"measure": measure, "loo": run_loo, "final": final, "study": study}[args.step](args)
 
 
 if __name__ == "__main__":

@@ -14,11 +14,11 @@ import pytest
 import torch
 import yaml
 from sklearn.metrics import roc_auc_score
+from tigas_synthetic import make_dataset
 
 from tigas_core.data import scan_folder
 from tigas_core.model import create_tigas_model
 from tigas_core.training import LossWeights, TrainConfig, Trainer, cosine_with_warmup, fit_platt, margin_ranking, tigas_training_loss
-from tigas_synthetic import make_dataset
 
 TINY_MODEL = dict(img_size=32, adapter_channels=8, feature_dim=32, num_heads=2, num_prototypes=4)
 REPO = Path(__file__).resolve().parents[1]

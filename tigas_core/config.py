@@ -48,7 +48,7 @@ class TIGASConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TIGASConfig":
+    def from_dict(cls, values: dict[str, Any]) -> TIGASConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
 
@@ -56,7 +56,7 @@ class TIGASConfig:
         atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "TIGASConfig":
+    def load(cls, path: str | os.PathLike) -> TIGASConfig:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 

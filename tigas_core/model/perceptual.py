@@ -107,7 +107,7 @@ class PerceptualBranch(nn.Module):
         self.position = nn.Parameter(torch.zeros(1, self.grid * self.grid, feature_dim))
         nn.init.trunc_normal_(self.position, std=0.02)
 
-    def train(self, mode: bool = True) -> "PerceptualBranch":
+    def train(self, mode: bool = True) -> PerceptualBranch:
         super().train(mode)
         if not self.train_trunk:
             self.trunk.eval()  # a frozen trunk keeps its ImageNet batch-norm statistics

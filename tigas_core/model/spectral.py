@@ -6,6 +6,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from tigas_core import spectral
+from tigas_core.model.encoders import measurement_encoder
 
 
 class SpectralBranch(nn.Module):
@@ -29,14 +30,10 @@ class SpectralBranch(nn.Module):
         self.spectrum_proj = nn.Linear(64, feature_dim)
         self.position = nn.Parameter(torch.zeros(1, self.grid * self.grid, feature_dim))
         nn.init.trunc_normal_(self.position, std=0.02)
-        self.profile_mlp = self._vector_encoder(radial_bins, feature_dim)
-        self.dct_mlp = self._vector_encoder(dct_block * dct_block, feature_dim)
-        self.artefact_mlp = self._vector_encoder(6, feature_dim)
+        self.profile_mlp = measurement_encoder(radial_bins, feature_dim)
+        self.dct_mlp = measurement_encoder(dct_block * dct_block, feature_dim)
+        self.artefact_mlp = measurement_encoder(6, feature_dim)
 
-    @staticmethod
-    def _vector_encoder(in_features: int, feature_dim: int) -> nn.Sequential:
-        """BatchNorm first: the raw cues live on very different scales (log powers, ratios, slopes)."""
-        return nn.Sequential(nn.BatchNorm1d(in_features), nn.Linear(in_features, feature_dim), nn.SiLU(inplace=True), nn.Linear(feature_dim, feature_dim))
 
     def measure(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """What the branch reads of [B,3,H,W], before anything learnt: the centred log10 power

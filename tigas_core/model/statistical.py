@@ -5,6 +5,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from tigas_core.model.encoders import measurement_encoder
+
 EPS = 1e-6
 
 
@@ -67,15 +69,13 @@ class StatisticalBranch(nn.Module):
     def __init__(self, feature_dim: int, num_prototypes: int = 16):
         super().__init__()
         global_dim, local_dim = self.global_dim, self.local_dim
-        self.global_mlp = self._encoder(global_dim, feature_dim)
-        self.local_mlps = nn.ModuleList(self._encoder(local_dim, feature_dim) for _ in self.scales)
-        self.embed = self._encoder(global_dim + local_dim * len(self.scales), feature_dim)
+        self.global_mlp = measurement_encoder(global_dim, feature_dim)
+        self.local_mlps = nn.ModuleList(measurement_encoder(local_dim, feature_dim) for _ in self.scales)
+        self.embed = measurement_encoder(global_dim + local_dim * len(self.scales), feature_dim)
         self.prototypes = nn.Parameter(torch.randn(num_prototypes, feature_dim) * 0.5)
-        self.distance_proj = nn.Sequential(nn.Linear(num_prototypes, feature_dim), nn.SiLU(inplace=True), nn.Linear(feature_dim, feature_dim))
+        self.distance_proj = nn.Sequential(nn.Linear(num_prototypes, feature_dim), nn.SiLU(inplace=True),
+                                           nn.Linear(feature_dim, feature_dim))
 
-    @staticmethod
-    def _encoder(in_features: int, feature_dim: int) -> nn.Sequential:
-        return nn.Sequential(nn.BatchNorm1d(in_features), nn.Linear(in_features, feature_dim), nn.SiLU(inplace=True), nn.Linear(feature_dim, feature_dim))
 
     def measure(self, x: torch.Tensor) -> torch.Tensor:
         """[B,3,H,W] in [0,1] -> [B, 15 + 14*3]: global moments and entropy, then local statistics

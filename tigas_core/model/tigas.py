@@ -44,7 +44,7 @@ class TIGASModel(nn.Module):
         # Mean normalised radial power profile of real images; shown beside an image's own profile.
         self.register_buffer("reference_profile", spectral.natural_reference_profile(c.radial_bins))
 
-    def train(self, mode: bool = True) -> "TIGASModel":
+    def train(self, mode: bool = True) -> TIGASModel:
         super().train(mode)
         if not any(p.requires_grad for p in self.readout.parameters()):
             self.readout.eval()  # a fitted, frozen read-out keeps its feature statistics

@@ -16,9 +16,9 @@ import functools
 import json
 import logging
 import random
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -81,7 +81,7 @@ class FeatureCache:
         save_file(tensors, str(path), metadata={"records": records})
 
     @classmethod
-    def load(cls, path: str | Path) -> "FeatureCache":
+    def load(cls, path: str | Path) -> FeatureCache:
         from safetensors import safe_open
 
         with safe_open(str(path), "pt") as handle:
@@ -93,7 +93,7 @@ class FeatureCache:
                    tensors["labels"], tensors["record_index"], records)
 
     @classmethod
-    def concat(cls, caches: list["FeatureCache"]) -> "FeatureCache":
+    def concat(cls, caches: list[FeatureCache]) -> FeatureCache:
         """One cache of several (record indices renumbered)."""
         offsets = np.cumsum([0] + [len(c.records) for c in caches[:-1]])
         first = caches[0].measured

@@ -117,8 +117,9 @@ def fresh_model(config: TIGASConfig, seed: int) -> TIGASModel:
     return model
 
 
-def _rows_where(cache: FeatureCache, keep) -> torch.Tensor:
-    flags = [keep(cache.records[int(i)]) for i in cache.record_index]
+def fold_rows(cache: FeatureCache, index: int, held_out: bool, folds=DEFAULT_FOLDS) -> torch.Tensor:
+    """Rows of ``cache`` whose record fold ``index`` holds out (``held_out``) or trains on."""
+    flags = [(fold_of(cache.records[int(i)], folds) == index) == held_out for i in cache.record_index]
     return torch.nonzero(torch.tensor(flags, dtype=torch.bool)).flatten()
 
 
@@ -128,15 +129,14 @@ def out_of_fold_logits(config: TIGASConfig, train: FeatureCache, test: FeatureCa
     fold holds it out)."""
     logits = np.full(len(test), np.nan, dtype=np.float64)
     for index, (generators, sources) in enumerate(folds):
-        train_rows = _rows_where(train, lambda r: fold_of(r, folds) != index)
-        test_rows = _rows_where(test, lambda r: fold_of(r, folds) == index)
+        train_rows, test_rows = fold_rows(train, index, False, folds), fold_rows(test, index, True, folds)
         if len(test_rows) == 0:
             continue
         model = fresh_model(config, recipe.seed + index)
         losses = recipe.train(model, train, train_rows, recipe.seed + index, progress)
         logits[test_rows.numpy()] = predict_from_cache(model, test, test_rows)
-        log.info("fold %d (%s | %s): %d train views, %d test views, final loss %.3f", index, ",".join(generators),
-                 ",".join(sources), len(train_rows), len(test_rows), float(np.mean(losses[-50:])))
+        log.info("fold %d (%s | %s): %d train views, %d test views, final loss %s", index, ",".join(generators),
+                 ",".join(sources), len(train_rows), len(test_rows), f"{np.mean(losses[-50:]):.3f}" if losses else "-")
     return logits
 
 
