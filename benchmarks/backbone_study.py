@@ -27,7 +27,7 @@ from train_score import RESULTS, select_records  # noqa: E402
 
 from tigas_core.config import TIGASConfig, atomic_write_text  # noqa: E402
 from tigas_core.data import get_level  # noqa: E402
-from tigas_core.model.perceptual import mean_std_pool  # noqa: E402
+from tigas_core.model.perceptual_branch import mean_std_pool  # noqa: E402
 from tigas_core.training import leave_one_out as loo  # noqa: E402
 from tigas_core.training.feature_cache import EVAL_CONDITIONS, FeatureCache, evaluation_views, measure_records, training_views  # noqa: E402
 

@@ -8,9 +8,9 @@ from tigas_core import spectral
 from tigas_core.config import TIGASConfig
 from tigas_core.io import MIN_SIDE
 from tigas_core.model.fusion import BRANCHES, CrossModalFusion
-from tigas_core.model.perceptual import PerceptualBranch, tap_statistics
-from tigas_core.model.spectral import SpectralBranch
-from tigas_core.model.statistical import StatisticalBranch
+from tigas_core.model.perceptual_branch import PerceptualBranch, tap_statistics
+from tigas_core.model.spectral_branch import SpectralBranch
+from tigas_core.model.statistical_branch import StatisticalBranch
 
 
 class TIGASModel(nn.Module):

@@ -29,7 +29,7 @@ from tigas_core.data.dataset import balanced_weights
 from tigas_core.data.records import ImageRecord
 from tigas_core.io import TIGASInputError, load_image, preprocess
 from tigas_core.model import TIGASModel
-from tigas_core.model.perceptual import tap_statistics
+from tigas_core.model.perceptual_branch import tap_statistics
 from tigas_core.training.losses import LossWeights, tigas_training_loss
 
 log = logging.getLogger("tigas.train")
