@@ -250,7 +250,7 @@ def main() -> None:
         step.add_argument("--threads", type=int, default=2)
     sub.choices["measure"].add_argument("--data", nargs="+", default=["../shared/data"])
     sub.choices["measure"].add_argument("--zoo", nargs="*", default=["runs/zoo_fakes"])
-    sub.choices["measure"].add_argument("--views", type=int, default=4, help="training views per high-resolution image")
+    sub.choices["measure"].add_argument("--views", type=int, default=3, help="training views per high-resolution image")
     sub.choices["measure"].add_argument("--small-views", type=int, default=1, help="training views per 32 px image")
     sub.choices["measure"].add_argument("--small-reals", type=int, default=1000, help="CIFAR-10 photos used")
     sub.choices["measure"].add_argument("--small-fakes", type=int, default=200, help="samples used of each zoo model")
