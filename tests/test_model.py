@@ -32,7 +32,7 @@ def test_outputs_have_documented_shapes_and_ranges(small_model, size):
 
 def test_default_config_matches_the_readme():
     config = TIGASConfig()
-    assert (config.img_size, config.backbone, config.backbone_taps, config.feature_dim) == (224, "efficientnet_lite0", (1, 2, 3, 4), 128)
+    assert (config.img_size, config.backbone, config.backbone_taps, config.feature_dim) == (224, "efficientnet_lite1", (1, 2, 3, 4), 128)
     assert not config.train_trunk
 
 

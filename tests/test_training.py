@@ -49,7 +49,7 @@ def tiny_config(output_dir: Path, data: Path, **training) -> TrainConfig:
 
 def test_default_yaml_has_readme_defaults_and_overrides():
     config = TrainConfig.from_yaml(REPO / "configs" / "default.yaml")
-    assert (config.model.img_size, config.model.backbone, config.model.feature_dim) == (224, "efficientnet_lite0", 128)
+    assert (config.model.img_size, config.model.backbone, config.model.feature_dim) == (224, "efficientnet_lite1", 128)
     assert (config.training.num_epochs, config.training.batch_size, config.training.learning_rate) == (100, 32, 1e-4)
     assert (config.data.train_split, config.data.augment_level) == (0.8, "native")
     config.set("training.learning_rate", "3e-4")
