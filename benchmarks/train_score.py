@@ -54,7 +54,7 @@ def select_records(data: list[str], small_reals: int, small_fakes: int, seed: in
 
 
 def measure(args: argparse.Namespace) -> None:
-    config = TIGASConfig()
+    config = TIGASConfig(backbone=args.backbone)
     model = loo.fresh_model(config, 0)
     records = select_records(args.data + args.zoo, args.small_reals, args.small_fakes, args.seed)[: args.limit]
     print(f"{len(records)} records; threads {torch.get_num_threads()}")
@@ -254,6 +254,8 @@ def main() -> None:
     sub.choices["measure"].add_argument("--small-views", type=int, default=1, help="training views per 32 px image")
     sub.choices["measure"].add_argument("--small-reals", type=int, default=1000, help="CIFAR-10 photos used")
     sub.choices["measure"].add_argument("--small-fakes", type=int, default=200, help="samples used of each zoo model")
+    sub.choices["measure"].add_argument("--backbone", default=TIGASConfig().backbone,
+                                        help="trunk to measure with (a study; loo and final train the default trunk)")
     sub.choices["measure"].add_argument("--limit", type=int, default=None, help="first N records only (a smoke test)")
     defaults = loo.Recipe()
     sub.choices["loo"].add_argument("--readout-c", type=float, default=defaults.readout_c,

@@ -24,11 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _export(weights: str | None, directory: Path) -> Path:
     from tigas_core import hub
+    from tigas_core.model import TIGASModel
 
     source = Path(weights) if weights else hub.bundled_weights_dir()
-    model = hub.load_model(source)
     card = source / hub.CARD_NAME if source.is_dir() else None
-    hub.save_pretrained(model, directory, model_card=card.read_text() if card is not None and card.is_file() else None)
+    model_card = card.read_text() if card is not None and card.is_file() else None
+    TIGASModel.from_pretrained(source).save_pretrained(directory, model_card=model_card)
     return directory
 
 

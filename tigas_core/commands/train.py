@@ -52,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
     trainer = Trainer(config)
     final = trainer.fit(resume=args.resume)
     if final is not None and args.export:
-        from tigas_core.hub import load_model, save_pretrained
+        from tigas_core.model import TIGASModel
 
-        save_pretrained(load_model(str(final)), args.export)
+        TIGASModel.from_pretrained(final).save_pretrained(args.export)
         log.info("exported weights to %s", args.export)
     return 0

@@ -1,6 +1,9 @@
 """TIGASModel: three analysis branches, cross-modal fusion, and the score / classification heads."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import torch
 import torch.nn as nn
 
@@ -11,6 +14,15 @@ from tigas_core.model.fusion import BRANCHES, CrossModalFusion
 from tigas_core.model.perceptual_branch import PerceptualBranch, tap_statistics
 from tigas_core.model.spectral_branch import SpectralBranch
 from tigas_core.model.statistical_branch import StatisticalBranch
+from tigas_core.weights_files import (
+    BUNDLED_WEIGHTS,
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    WeightsNotFoundError,
+    bundled_weights_dir,
+    locate,
+    write_weights,
+)
 
 
 class TIGASModel(nn.Module):
@@ -43,6 +55,58 @@ class TIGASModel(nn.Module):
         self.classification_head = nn.Linear(c.feature_dim, 2)
         # Mean normalised radial power profile of real images; shown beside an image's own profile.
         self.register_buffer("reference_profile", spectral.natural_reference_profile(c.radial_bins))
+
+    @classmethod
+    def from_pretrained(cls, weights: str | os.PathLike = BUNDLED_WEIGHTS, revision: str | None = None) -> TIGASModel:
+        """The network ``weights`` names: ``"assets"`` (the bundled weights), a weights folder
+        (config.json + model.safetensors), a .safetensors or legacy .pt file, or a Hub repo
+        ``"owner/name[@revision]"`` (through the Hugging Face cache). The config travels with the
+        weights, so the network is rebuilt exactly; weights that do not fit it raise."""
+        path = bundled_weights_dir() if os.fspath(weights) == BUNDLED_WEIGHTS else locate(weights, revision)
+        if path.suffix in (".pt", ".pth", ".ckpt"):
+            return cls._from_legacy(path)
+        folder = path if path.is_dir() else path.parent
+        config_path, weights_path = folder / CONFIG_NAME, (folder / WEIGHTS_NAME if path.is_dir() else path)
+        for needed in (config_path, weights_path):
+            if not needed.is_file():
+                raise WeightsNotFoundError(
+                    f"{needed}: missing (a TIGAS weights folder holds {CONFIG_NAME} and {WEIGHTS_NAME})")
+        from safetensors.torch import load_file
+
+        model = cls(TIGASConfig.load(config_path))
+        model._load_checked(load_file(str(weights_path)), weights_path)
+        return model
+
+    @classmethod
+    def _from_legacy(cls, path: Path) -> TIGASModel:
+        if not path.is_file():
+            raise WeightsNotFoundError(f"{path}: file not found")
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        state = checkpoint.get("model_state_dict", checkpoint.get("state_dict", checkpoint))
+        config = checkpoint.get("config")
+        model = cls(TIGASConfig.from_dict(config) if isinstance(config, dict) else TIGASConfig())
+        model._load_checked(state, path)
+        return model
+
+    def _load_checked(self, state: dict, origin: Path) -> None:
+        """load_state_dict that names the file and what does not fit."""
+        try:
+            result = self.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # same names, other shapes: weights of a differently configured model
+            detail = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), str(exc).splitlines()[0])
+            raise WeightsNotFoundError(
+                f"{origin}: weights do not match the model described by its config ({detail})"
+                + ("; a .pt file without a 'config' entry is read with the default config" if origin.suffix != ".safetensors" else "")
+            ) from exc
+        if result.missing_keys or result.unexpected_keys:
+            raise WeightsNotFoundError(
+                f"{origin}: weights do not match the model described by its config "
+                f"(missing {result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]})")
+
+    def save_pretrained(self, directory: str | os.PathLike, model_card: str | None = None, half: bool = False) -> Path:
+        """config.json + model.safetensors (+ a model card) in ``directory``, each written atomically:
+        what `from_pretrained` and the Hub read. ``half`` stores float16 (scores move < 1e-3)."""
+        return write_weights(self.state_dict(), self.config, directory, model_card=model_card, half=half)
 
     def train(self, mode: bool = True) -> TIGASModel:
         super().train(mode)
