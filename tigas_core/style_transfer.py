@@ -71,7 +71,7 @@ class StyleLosses(torch.nn.Module):
     def grams(self, image: torch.Tensor, maps: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
         """The Gram matrices the style is made of: the normalised pixels' (colour) and the style taps'."""
         maps = self.features(image) if maps is None else maps
-        pixels = (image - self.features.mean) / self.features.std
+        pixels = self.features.normalise(image)
         return [gram_matrix(pixels)] + [gram_matrix(maps[i]) for i in self.style_index]
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,7 +116,7 @@ def style_transfer(content: torch.Tensor, style: torch.Tensor, steps: int = 200,
         if image.ndim != 3 or image.shape[0] != 3:
             raise ValueError(f"{name} must be an image [3,H,W] in [0, 1], got shape {tuple(image.shape)}")
     features = features if features is not None else LiteFeatures(taps=TAPS)
-    device = features.mean.device
+    device = features.normalise.mean.device
     losses = StyleLosses(content.to(device), style.to(device), features)
     pyramid = PyramidImage(content.to(device))
     optimizer = torch.optim.Adam(pyramid.parameters(), lr=lr)

