@@ -1,0 +1,95 @@
+"""Screenshots of the real app and dashboard, at a desktop and a phone width, for the docs.
+
+    python benchmarks/screenshots.py            # -> docs/screenshots/{app,dashboard}_{1400,390}.png
+
+Both faces run as `tigas app` / `tigas dashboard` child processes with the bundled weights, and
+Debian's headless chromium (playwright) drives them: the app scores the examples the project makes
+itself (`tigas_core.demo.example_images`: crops of scikit-image's photographs and one sample of
+each bundled zoo model), the dashboard the demo set (`tigas_core.demo.build_demo_set`).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from tigas_core.demo import build_demo_set, example_images
+from tigas_core.local_server import LocalServer, free_port
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+WIDTHS = {"desktop": 1400, "phone": 390}
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
+       "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+
+
+def tigas_command() -> str:
+    return shutil.which("tigas", path=str(Path(sys.executable).parent)) or "tigas"
+
+
+def shoot_app(browser, work: Path, out: Path) -> list[Path]:
+    from playwright.sync_api import expect
+
+    images = [str(p) for p in example_images(work / "examples")]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    command = [tigas_command(), "app", "--port", str(port), "--share", "false"]
+    shots = []
+    with LocalServer(command, url + "config", work / "app.log", ENV, 300):
+        for width in WIDTHS.values():
+            page = browser.new_page(viewport={"width": width, "height": 1000})
+            page.set_default_timeout(120_000)
+            expect.set_options(timeout=120_000)
+            page.goto(url)
+            page.locator("#tigas-upload input[type=file]").set_input_files(images)
+            expect(page.locator("#tigas-status")).to_contain_text(f"{len(images)} of {len(images)} file(s) scored")
+            expect(page.locator("#tigas-branches")).to_contain_text("Branch scores")
+            page.wait_for_timeout(1500)  # plots finish drawing
+            shots.append(out / f"app_{width}.png")
+            page.screenshot(path=str(shots[-1]), full_page=True)
+            page.close()
+    return shots
+
+
+def shoot_dashboard(browser, work: Path, out: Path) -> list[Path]:
+    root = build_demo_set(work / "demo", n_per_generator=24)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    command = [tigas_command(), "dashboard", str(root), "--port", str(port), "--cache-dir", str(work / "cache")]
+    shots = []
+    with LocalServer(command, url + "_stcore/health", work / "dashboard.log", ENV, 300):
+        for width in WIDTHS.values():
+            page = browser.new_page(viewport={"width": width, "height": 1000})
+            page.set_default_timeout(300_000)
+            page.goto(url)
+            page.get_by_text("Summary").first.wait_for()
+            page.locator("[data-testid=stDataFrame]").first.wait_for()
+            page.wait_for_timeout(3000)
+            shots.append(out / f"dashboard_{width}.png")
+            page.screenshot(path=str(shots[-1]), full_page=True)
+            page.close()
+    return shots
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "screenshots")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            shots = shoot_app(browser, Path(tmp), args.out) + shoot_dashboard(browser, Path(tmp), args.out)
+        finally:
+            browser.close()
+    for shot in shots:
+        print(shot)
+
+
+if __name__ == "__main__":
+    main()
