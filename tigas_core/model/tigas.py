@@ -45,13 +45,13 @@ class TIGASModel(nn.Module):
             nn.Linear(c.feature_dim // 2, c.feature_dim // 4), nn.GELU(), nn.Dropout(c.dropout),
             nn.Linear(c.feature_dim // 4, 1),
         )
-        # The fused path learns a correction to a linear read-out of the trunk's texture statistics:
-        # it starts at zero, so a model begins as the read-out (fitted in closed form by
-        # `leave_one_out.fit_readout`, or trained with the rest by the pixel trainer).
-        nn.init.zeros_(self.regression_head[-1].weight)
-        nn.init.zeros_(self.regression_head[-1].bias)
+        # A linear read-out of the trunk's texture statistics, to which the fused path adds its
+        # correction. It starts at zero (a fresh model is the fused path alone); the bundled recipe
+        # fits it in closed form first (`leave_one_out.fit_readout`), the pixel trainer with the rest.
         statistics = 2 * sum(self.perceptual.trunk.feature_info.channels())
         self.readout = nn.Sequential(nn.BatchNorm1d(statistics, affine=False), nn.Linear(statistics, 1))
+        nn.init.zeros_(self.readout[1].weight)
+        nn.init.zeros_(self.readout[1].bias)
         self.classification_head = nn.Linear(c.feature_dim, 2)
         # Mean normalised radial power profile of real images; shown beside an image's own profile.
         self.register_buffer("reference_profile", spectral.natural_reference_profile(c.radial_bins))

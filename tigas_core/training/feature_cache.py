@@ -189,7 +189,7 @@ def train_from_cache(model: TIGASModel, cache: FeatureCache, rows: torch.Tensor,
     if steps == 0:
         return []
     loss_weights = loss_weights or LossWeights()
-    keys = [(int(cache.labels[r]), _balance_key(cache.records[int(cache.record_index[r])])) for r in rows]
+    keys = [(int(cache.labels[r]), balance_key(cache.records[int(cache.record_index[r])])) for r in rows]
     weights = balanced_weights(keys, generator_balance)
     generator = torch.Generator().manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -211,7 +211,7 @@ def train_from_cache(model: TIGASModel, cache: FeatureCache, rows: torch.Tensor,
     return losses
 
 
-def _balance_key(record: ImageRecord) -> str:
+def balance_key(record: ImageRecord) -> str:
     """What sampling balances within a class: the generator of a fake, the source of a photo."""
     return record.source or record.generator
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn as nn
 from scipy.special import expit
 from sklearn.metrics import roc_auc_score
 
@@ -82,7 +83,8 @@ class Recipe:
 @torch.no_grad()
 def fit_readout(model: TIGASModel, cache: FeatureCache, rows: torch.Tensor, c: float = READOUT_C) -> None:
     """Fit ``model.readout`` (standardisation + linear logit) to the cached ``rows`` as a
-    class-balanced, L2-regularised logistic regression (sklearn, exact optimum), then freeze it."""
+    class-balanced, L2-regularised logistic regression (sklearn, exact optimum), freeze it, and
+    zero the fused path's last layer so that the model starts as its read-out."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
@@ -97,6 +99,8 @@ def fit_readout(model: TIGASModel, cache: FeatureCache, rows: torch.Tensor, c: f
     linear.bias.copy_(torch.from_numpy(regression.intercept_))
     model.readout.requires_grad_(False)
     model.readout.eval()
+    nn.init.zeros_(model.regression_head[-1].weight)
+    nn.init.zeros_(model.regression_head[-1].bias)
 
 
 def fold_of(record: ImageRecord, folds=DEFAULT_FOLDS) -> int | None:

@@ -1,0 +1,123 @@
+"""Which read-out carries over to generators and photo sources never seen? Each choice measured out
+of fold on the cached views of `benchmarks/train_score.py measure` (the read-out alone: the
+second stage barely moves these numbers, benchmarks/results/leave_one_out_study.md).
+
+    python benchmarks/readout_study.py                       # the table in benchmarks/results/readout_study.md
+    python benchmarks/readout_study.py --only "C=0.005"      # one row
+
+A row: which statistics of the trunk maps (mean, std, skew, log-kurtosis, max per channel and tap),
+the logistic regression's C, how training views are weighted (``balance``: a generator's or photo
+source's share of its class grows as its size ** balance; 1 = classes balanced only), and which cache
+(``--work``: another trunk or more views, made by `train_score.py measure --backbone/--views`).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+sys.path.insert(0, str(Path(__file__).parent))
+from train_score import RESULTS  # noqa: E402
+
+from tigas_core.config import atomic_write_text  # noqa: E402
+from tigas_core.data.dataset import balanced_weights  # noqa: E402
+from tigas_core.training import leave_one_out as loo  # noqa: E402
+from tigas_core.training.feature_cache import EVAL_CONDITIONS, FeatureCache, balance_key  # noqa: E402
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    name: str
+    statistics: tuple[str, ...] = ("mean", "std")
+    c: float = loo.READOUT_C
+    balance: float = 1.0
+    work: str = "runs/score"
+
+
+VARIANTS = [
+    Variant("shipped: mean+std, C=0.002, classes balanced"),
+    Variant("C=0.0005", c=0.0005), Variant("C=0.001", c=0.001), Variant("C=0.005", c=0.005),
+    Variant("+ max", statistics=("mean", "std", "max")),
+    Variant("+ skew, log-kurtosis", statistics=("mean", "std", "skew", "kurtosis")),
+    Variant("generators/sources balanced (sqrt)", balance=0.5),
+    Variant("generators/sources balanced (equal)", balance=0.0),
+    Variant("6 training views per image", work="runs/score6"),
+    Variant("Lite2 trunk", work="runs/score_lite2"),
+]
+
+
+def channel_statistic(x: torch.Tensor, name: str) -> torch.Tensor:
+    """[B,C,H,W] -> [B,C]: one statistic of every channel over positions."""
+    if name == "mean":
+        return x.mean(dim=(2, 3))
+    if name == "max":
+        return x.amax(dim=(2, 3))
+    std = torch.sqrt(x.var(dim=(2, 3), unbiased=False) + 1e-6)  # as perceptual_branch.mean_std_pool
+    if name == "std":
+        return std
+    z = (x - x.mean(dim=(2, 3), keepdim=True)) / std[..., None, None]
+    return {"skew": lambda: z.pow(3).mean(dim=(2, 3)), "kurtosis": lambda: z.pow(4).mean(dim=(2, 3)).log()}[name]()
+
+
+def pooled(cache: FeatureCache, statistics: tuple[str, ...]) -> np.ndarray:
+    """[N, features]: the chosen per-channel statistics of every tap, in chunks (the maps are large)."""
+    rows = []
+    for start in range(0, len(cache), 256):
+        taps = [tap[start : start + 256].float() for tap in cache.measured["trunk"]]
+        rows.append(torch.cat([channel_statistic(x, name) for x in taps for name in statistics], dim=1))
+    return torch.cat(rows).double().numpy()
+
+
+def out_of_fold(variant: Variant, train: FeatureCache, test: FeatureCache) -> np.ndarray:
+    train_x, test_x = pooled(train, variant.statistics), pooled(test, variant.statistics)
+    logits = np.full(len(test), np.nan)
+    for index in range(len(loo.DEFAULT_FOLDS)):
+        rows, held_out = loo.fold_rows(train, index, held_out=False), loo.fold_rows(test, index, held_out=True).numpy()
+        keys = [(int(train.labels[r]), balance_key(train.records[int(train.record_index[r])])) for r in rows]
+        weights = balanced_weights(keys, variant.balance).numpy() * len(rows)  # both classes weigh alike
+        scaler = StandardScaler().fit(train_x[rows.numpy()])
+        regression = LogisticRegression(C=variant.c, max_iter=5000)
+        regression.fit(scaler.transform(train_x[rows.numpy()]), train.labels.numpy()[rows.numpy()] > 0.5, sample_weight=weights)
+        logits[held_out] = regression.decision_function(scaler.transform(test_x[held_out]))
+    return logits
+
+
+def measure(variant: Variant) -> dict:
+    work = Path(variant.work)
+    train, test = FeatureCache.load(work / "train.safetensors"), FeatureCache.load(work / "eval.safetensors")
+    logits = out_of_fold(variant, train, test)
+    temperature, bias = loo.calibrate(test, logits)
+    result = loo.report(test, logits, list(EVAL_CONDITIONS), temperature, bias, loo.choose_threshold(test, logits, temperature, bias))
+    clean, web = result["conditions"]["clean"], result["conditions"]["web"]
+    return {"clean": clean["mean_generator_auroc"], "web": web["mean_generator_auroc"], "all_web": web["auroc_all"],
+            "threshold": result["threshold"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", help="measure the variant of this name only (printed, not written)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    variants = [v for v in VARIANTS if args.only in (None, v.name)]
+    lines = ["# Read-out study: mean generator AUROC out of fold (leave_one_out.DEFAULT_FOLDS), the read-out alone", "",
+             "`python benchmarks/readout_study.py`", "",
+             "| variant | statistics | C | balance | cache | AUROC clean | AUROC web | all vs all web | threshold |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for variant in variants:
+        row = measure(variant)
+        lines.append(f"| {variant.name} | {'+'.join(variant.statistics)} | {variant.c} | {variant.balance} | {variant.work} | "
+                     f"{row['clean']:.3f} | {row['web']:.3f} | {row['all_web']:.3f} | {row['threshold']} |")
+        print(lines[-1], flush=True)
+    if args.only is None:
+        atomic_write_text(RESULTS / "readout_study.md", "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
