@@ -33,7 +33,7 @@ from tigas_core.api import TIGAS  # noqa: E402
 from tigas_core.distributed import ScoredDataset, score_dataset  # noqa: E402
 from tigas_core.hub import save_pretrained  # noqa: E402
 from tigas_core.io import file_digest  # noqa: E402
-from tigas_core.local_server import free_port  # noqa: E402
+from tigas_core.local_server import LocalServer, free_port  # noqa: E402
 from tigas_core.model import create_tigas_model  # noqa: E402
 from tigas_core.score_cache import SCORE_COLUMNS  # noqa: E402
 
@@ -227,3 +227,30 @@ def test_dashboard_opens_a_scores_file_without_scoring(scored, weights, tmp_path
     table = pd.read_parquet(scored.out)
     real = table[table["path"].str.contains("/real/")]
     assert summary.loc["real", "mean"] == pytest.approx(real["score"].mean())
+
+
+def test_one_file_one_score_through_every_face(images, weights, tigas, scored, tmp_path):
+    """The same files through the Python API, the CLI, the dashboard's score cache, Ray and the
+    app's HTTP API: one default view policy, so one score each (the app is another process,
+    whose float order through the trunk differs in the last digits)."""
+    from gradio_client import Client, handle_file
+
+    from tigas_core.score_cache import ScoreCache
+
+    api = tigas.compute_directory(images, recursive=True, progress=False).set_index("path")["score"].dropna()
+    out = tmp_path / "cli.csv"
+    done = subprocess.run([TIGAS_CLI, "score", str(images), "-r", "--weights", str(weights), "--csv", str(out), "--quiet"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    faces = {"cli": pd.read_csv(out).set_index("path")["score"],
+             "dashboard": ScoreCache(tigas, tmp_path / "cache").score(list(api.index)).table.set_index("path")["score"],
+             "ray": pd.read_parquet(scored.out).set_index("path")["score"]}
+    for face, scores in faces.items():
+        assert np.allclose(scores.reindex(api.index).to_numpy(), api.to_numpy(), atol=1e-5), face
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    command = [TIGAS_CLI, "app", "--weights", str(weights), "--port", str(port), "--share", "false"]
+    with LocalServer(command, f"http://127.0.0.1:{port}/config", tmp_path / "app.log", env, 300):
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        for path in api.index[::20]:
+            assert client.predict(handle_file(path), api_name="/score")["score"] == pytest.approx(api[path], abs=5e-3), path
