@@ -476,7 +476,7 @@ def _lay_out(handlers: AppHandlers, examples: Sequence[str] | None) -> Page:
         with gr.Column(scale=2):
             table = gr.Dataframe(value=results_table([]), label="Results (sorted by score; click a row to inspect)",
                                  interactive=False, elem_id="tigas-table", wrap=True,
-                                 column_widths=["170px", "80px", "120px", "110px", "95px", "115px", "170px"])
+                                 column_widths=["128px", "70px", "120px", "105px", "90px", "105px", "170px"])
             with gr.Row():
                 csv_button = gr.DownloadButton("Download CSV", interactive=False, elem_id="tigas-csv")
                 json_button = gr.DownloadButton("Download JSON", interactive=False, elem_id="tigas-json")

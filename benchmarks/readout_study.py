@@ -2,6 +2,9 @@
 of fold on the cached views of `benchmarks/train_score.py measure` (the read-out alone: the
 second stage barely moves these numbers, benchmarks/results/leave_one_out_study.md).
 
+    python benchmarks/train_score.py measure ... --work runs/score                 # README, "Training and evaluation"
+    python benchmarks/train_score.py measure ... --work runs/score6 --views 6 --small-views 2 --seed 1
+    python benchmarks/train_score.py measure ... --work runs/score_lite2 --backbone efficientnet_lite2
     python benchmarks/readout_study.py                       # the table in benchmarks/results/readout_study.md
     python benchmarks/readout_study.py --only "C=0.005"      # one row
 

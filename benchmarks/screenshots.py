@@ -5,7 +5,7 @@
 Both faces run as `tigas app` / `tigas dashboard` child processes with the bundled weights, and
 Debian's headless chromium (playwright) drives them: the app scores the examples the project makes
 itself (`tigas_core.demo.example_images`: crops of scikit-image's photographs and one sample of
-each bundled zoo model), the dashboard the demo set (`tigas_core.demo.build_demo_set`).
+each bundled zoo model), the dashboard its first screen: the demo set (`tigas_core.demo.build_demo_set`).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tigas_core.demo import build_demo_set, example_images
+from tigas_core.demo import example_images
 from tigas_core.local_server import LocalServer, free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -55,10 +55,9 @@ def shoot_app(browser, work: Path, out: Path) -> list[Path]:
 
 
 def shoot_dashboard(browser, work: Path, out: Path) -> list[Path]:
-    root = build_demo_set(work / "demo", n_per_generator=24)
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    command = [tigas_command(), "dashboard", str(root), "--port", str(port), "--cache-dir", str(work / "cache")]
+    command = [tigas_command(), "dashboard", "--port", str(port), "--cache-dir", str(work / "cache")]  # no ROOT: its demo
     shots = []
     with LocalServer(command, url + "_stcore/health", work / "dashboard.log", ENV, 300):
         for width in WIDTHS.values():

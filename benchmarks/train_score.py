@@ -84,16 +84,19 @@ def run_loo(args: argparse.Namespace) -> None:
     train, test = FeatureCache.load(args.work / "train.safetensors"), FeatureCache.load(args.work / "eval.safetensors")
     recipe = loo.Recipe(readout_c=args.readout_c, steps=args.steps, learning_rate=args.lr, weight_decay=args.weight_decay,
                         label_smoothing=args.label_smoothing, seed=args.seed)
-    saved = args.work / f"{args.name}_logits.npy"
+    saved = args.work / f"{args.name}_logits.npz"
     tick = time.time()
     if args.report_only:
-        logits = np.load(saved)
+        stored = np.load(saved)
+        logits, branches = stored["score"], {name: stored[name] for name in stored.files if name != "score"}
     else:
-        logits = loo.out_of_fold_logits(TIGASConfig(), train, test, recipe)
-        np.save(saved, logits)
+        branches: dict[str, np.ndarray] = {}
+        logits = loo.out_of_fold_logits(TIGASConfig(), train, test, recipe, branches=branches)
+        np.savez(saved, score=logits, **branches)
     temperature, bias = loo.calibrate(test, logits)
     threshold = loo.choose_threshold(test, logits, temperature, bias)
     result = loo.report(test, logits, list(EVAL_CONDITIONS), temperature, bias, threshold)
+    result["branches"] = loo.branch_auroc(test, branches, list(EVAL_CONDITIONS))
     result["recipe"] = dataclasses.asdict(recipe)
     previous = RESULTS / f"{args.name}.json"
     result["minutes"] = (json.loads(previous.read_text())["minutes"] if args.report_only and previous.exists()
@@ -143,6 +146,9 @@ def render(result: dict, command: str) -> str:
         lines.append(f"| {source} | {row['n']} | " + " | ".join(cells) + " |")
     lines += ["", "All generated against all photos: AUROC " + ", ".join(
         f"{c} {result['conditions'][c]['auroc_all']:.3f}" for c in conditions) + ".",
+        "Each branch's own score, all generated against all photos: " + "; ".join(
+        f"{name} " + ", ".join(f"{c} {value:.3f}" for c, value in by_condition.items())
+        for name, by_condition in result.get("branches", {}).items()) + ".",
         "ECE (calibrated, classes weighted equally): " + ", ".join(
         f"{c} {result['conditions'][c]['ece']:.3f}" for c in conditions),
         f"Calibration fitted on these out-of-fold logits: T={result['calibration']['temperature']:.3f}, "
@@ -191,8 +197,8 @@ pixel scale (images smaller than that are resized up to it).
 high-resolution camera photos, CIFAR-10) and {len(records) - n_real} generated images (22 named
 generators and the project's own CIFAR-10 zoo models). Three augmented views per high-resolution
 image, one per 32 px image (JPEG q30-100 on both classes, resizing 0.5-1.5x or an upload-style
-downscale, blur, noise), measured once by the frozen trunk (`benchmarks/train_score.py`). Two
-stages: {training_stages(recipe)}.
+downscale, blur, noise), measured once by the frozen trunk (`benchmarks/train_score.py`). In
+order: {training_stages(recipe)}.
 `split.json` lists the digests of every file trained on.
 
 ## Evaluation: leave-one-out
@@ -227,7 +233,8 @@ def training_stages(recipe: dict) -> str:
     return (f"the read-out fitted in closed form as a class-balanced logistic regression on the standardised "
             f"statistics (C = {recipe['readout_c']}) and frozen; then the fused path trained for {recipe['steps']} steps "
             f"of {recipe['batch_size']} (AdamW, lr {recipe['learning_rate']}, weight decay {recipe['weight_decay']}, "
-            f"label smoothing {recipe['label_smoothing']}) to correct it")
+            f"label smoothing {recipe['label_smoothing']}) to correct it; the per-branch heads fitted last "
+            f"(`leave_one_out.fit_component_heads`)")
 
 
 def final(args: argparse.Namespace) -> None:

@@ -265,6 +265,10 @@ def open_view(settings: argparse.Namespace) -> View | None:
         st.info("Choose a folder with one sub-folder per generator (one named like the real reference), a zip or a CSV index.")
         return None
     kind, location = source
+    if settings.root is None and location == demo_root(settings.cache_dir):
+        st.info("Demo: crops of photographs that scikit-image ships ('real') against samples of the project's own "
+                "CIFAR-10 generators, all 32 px PNG. Each row says how well TIGAS tells that generator's images from "
+                "the photos (AUROC 1 = always, 0.5 = not at all). Point the sidebar at your own folders to compare yours.")
     if not Path(location).exists():
         st.error(f"{location}: not found")
         return None

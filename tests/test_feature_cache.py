@@ -100,3 +100,16 @@ def test_the_fitted_readout_is_sklearns_logistic_regression_and_stays_fixed_whil
         outputs = model(measured=test.take(torch.arange(len(test))))
     assert np.allclose(outputs["readout_logit"][:, 0].numpy(), expected, atol=1e-3)
     assert not torch.allclose(outputs["raw_logit"], outputs["readout_logit"])  # the second stage corrected it
+
+
+def test_component_heads_are_fitted_last_so_each_branch_says_what_it_alone_can_tell(caches):
+    _, train, test = caches
+    rows, model = torch.arange(len(train)), loo.fresh_model(TINY, 3)
+    loo.Recipe(steps=5, batch_size=16).train(model, train, rows, seed=0)
+    with torch.no_grad():
+        train_out, out = model(measured=train.take(rows)), model(measured=test.take(torch.arange(len(test))))
+    assert torch.allclose(out["component_logits"]["perceptual"], out["readout_logit"])  # the trunk's read-out
+    labels = train.labels.numpy()
+    for name in ("spectral", "statistical"):  # each head is its branch's best linear read (on the training rows)
+        assert roc_auc_score(labels, train_out["component_logits"][name][:, 0].numpy()) > 0.75, name
+        assert float(out["components"][name].std()) > 0.01, name

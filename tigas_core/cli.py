@@ -22,7 +22,7 @@ COMMANDS = {
     "train": "Train a TIGAS model from a YAML config.",
     "evaluate": "Evaluate weights per generator (AUROC, AP, ECE, robustness) with baselines.",
     "generate": "Sample images from a trained generator-zoo checkpoint.",
-    "zoo": "Train the generator zoo (DCGAN, WGAN-GP, cGAN, VAE, DDPM).",
+    "zoo": "Train the generator zoo (DCGAN, WGAN-GP, cGAN, VAE, DDPM, StyleGAN).",
     "fid": "Frechet distance (and KID) between two image folders.",
     "ppl": "Perceptual Path Length of a generator-zoo checkpoint (smoothness of its latent space).",
     "style-transfer": "Neural style transfer (Gatys) on ImageNet Lite0 features; prints the result's TIGAS score.",

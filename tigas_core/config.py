@@ -72,9 +72,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:  # name the file the user asked for, not our hidden temporary beside it
         raise OSError(exc.errno, f"cannot write {path} ({exc.strerror})") from exc
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the result should read like any other file
+    make_readable(Path(tmp))  # mkstemp makes 0600; the result should read like any other file
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -84,3 +82,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def make_readable(path: Path) -> None:
+    """Give a file written through a private temporary the mode a plain open() would have (umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)

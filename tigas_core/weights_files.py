@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from tigas_core.config import TIGASConfig, atomic_write_text
+from tigas_core.config import TIGASConfig, atomic_write_text, make_readable
 from tigas_core.resources import project_path
 
 DEFAULT_REPO_ID = "tigas-metric/tigas-base"
@@ -49,6 +49,7 @@ def write_weights(state: dict[str, torch.Tensor], config: TIGASConfig, directory
              for k, v in state.items()}
     tmp = directory / f".{WEIGHTS_NAME}.tmp"
     save_file(state, str(tmp), metadata={"format": "pt", "model_type": config.model_type})
+    make_readable(tmp)  # safetensors writes 0600
     os.replace(tmp, directory / WEIGHTS_NAME)
     config.save(directory / CONFIG_NAME)
     if model_card is not None:

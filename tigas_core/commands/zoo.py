@@ -1,4 +1,4 @@
-"""Train the generator zoo (DCGAN, WGAN-GP, cGAN, VAE, DDPM) or export a small checkpoint.
+"""Train the generator zoo (DCGAN, WGAN-GP, cGAN, VAE, DDPM, StyleGAN) or export a small checkpoint.
 
     tigas zoo train --model dcgan --data ../shared/data/real/cifar10 --minutes 20 --out runs/dcgan
     tigas zoo export --checkpoint runs/dcgan --out assets/zoo/dcgan

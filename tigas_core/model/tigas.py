@@ -144,6 +144,9 @@ class TIGASModel(nn.Module):
 
         readout = self.readout(tap_statistics(measured["trunk"]).to(fused.dtype))
         raw_logit = readout + self.regression_head(fused)
+        # What each branch says on its own; the perceptual branch's view includes the trunk's read-out.
+        component_logits = {name: self.component_heads[name](f) for name, f in branch_features.items()}
+        component_logits["perceptual"] = component_logits["perceptual"] + readout
         logit = (raw_logit - self.config.calibration_bias) / self.config.calibration_temperature
         return {
             "score": torch.sigmoid(logit),
@@ -151,8 +154,8 @@ class TIGASModel(nn.Module):
             "raw_logit": raw_logit,
             "readout_logit": readout,
             "logits": self.classification_head(fused),
-            "components": {name: torch.sigmoid(self.component_heads[name](f)) for name, f in branch_features.items()},
-            "component_logits": {name: self.component_heads[name](f) for name, f in branch_features.items()},
+            "components": {name: torch.sigmoid(v) for name, v in component_logits.items()},
+            "component_logits": component_logits,
             "branch_weights": weights,
             "features": {**branch_features, "fused": fused},
             "spectral_profile": spectral_measured["profile"],

@@ -219,6 +219,16 @@ def balance_key(record: ImageRecord) -> str:
 @torch.no_grad()
 def predict_from_cache(model: TIGASModel, cache: FeatureCache, rows: torch.Tensor, batch_size: int = 256) -> np.ndarray:
     """Raw (uncalibrated) logits of the cached ``rows``."""
+    return logits_from_cache(model, cache, rows, batch_size)["score"]
+
+
+@torch.no_grad()
+def logits_from_cache(model: TIGASModel, cache: FeatureCache, rows: torch.Tensor, batch_size: int = 256) -> dict[str, np.ndarray]:
+    """The raw score logit (``score``) and each branch's logit of the cached ``rows``."""
     model.eval()
-    out = [model(measured=cache.take(rows[i : i + batch_size]))["raw_logit"][:, 0] for i in range(0, len(rows), batch_size)]
-    return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+    parts: dict[str, list[torch.Tensor]] = {}
+    for start in range(0, len(rows), batch_size):
+        outputs = model(measured=cache.take(rows[start : start + batch_size]))
+        for name, value in {"score": outputs["raw_logit"], **outputs["component_logits"]}.items():
+            parts.setdefault(name, []).append(value[:, 0])
+    return {name: torch.cat(values).numpy() for name, values in parts.items()} if parts else {"score": np.zeros(0, np.float32)}

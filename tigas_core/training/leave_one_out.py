@@ -27,7 +27,7 @@ from tigas_core.metrics.evaluation import expected_calibration_error
 from tigas_core.model import TIGASModel
 from tigas_core.model.backbone import load_imagenet_weights
 from tigas_core.training.calibration import fit_platt
-from tigas_core.training.feature_cache import FeatureCache, predict_from_cache, train_from_cache
+from tigas_core.training.feature_cache import FeatureCache, logits_from_cache, train_from_cache
 from tigas_core.training.losses import LossWeights
 
 log = logging.getLogger("tigas.train")
@@ -49,6 +49,7 @@ DEFAULT_FOLDS: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
 # out of fold (benchmarks/results/leave_one_out_study.md); weaker regularisation learns the
 # training generators' content.
 READOUT_C = 0.002
+COMPONENT_C = 0.01  # the same for the per-branch heads (128 features each)
 SMALL_SIDE = 48  # images up to this shorter side are compared with photos of their own size
 
 
@@ -72,12 +73,15 @@ class Recipe:
     seed: int = 0
 
     def train(self, model: TIGASModel, cache: FeatureCache, rows: torch.Tensor, seed: int, progress: bool = False) -> list[float]:
-        """`fit_readout`, then `train_from_cache` with this recipe; returns the second stage's losses."""
+        """`fit_readout`, `train_from_cache` with this recipe, then `fit_component_heads`; returns
+        the second stage's losses."""
         fit_readout(model, cache, rows, self.readout_c)
-        return train_from_cache(model, cache, rows, steps=self.steps, batch_size=self.batch_size,
-                                learning_rate=self.learning_rate, weight_decay=self.weight_decay,
-                                loss_weights=LossWeights(label_smoothing=self.label_smoothing),
-                                generator_balance=self.generator_balance, seed=seed, progress=progress)
+        losses = train_from_cache(model, cache, rows, steps=self.steps, batch_size=self.batch_size,
+                                  learning_rate=self.learning_rate, weight_decay=self.weight_decay,
+                                  loss_weights=LossWeights(label_smoothing=self.label_smoothing),
+                                  generator_balance=self.generator_balance, seed=seed, progress=progress)
+        fit_component_heads(model, cache, rows)
+        return losses
 
 
 @torch.no_grad()
@@ -101,6 +105,42 @@ def fit_readout(model: TIGASModel, cache: FeatureCache, rows: torch.Tensor, c: f
     model.readout.eval()
     nn.init.zeros_(model.regression_head[-1].weight)
     nn.init.zeros_(model.regression_head[-1].bias)
+
+
+def balanced_logistic_regression(features: np.ndarray, labels: np.ndarray, c: float) -> tuple[np.ndarray, float]:
+    """(weight [F], bias) of a class-balanced L2 logistic regression on standardised features, folded
+    back so that it applies to the raw features: logit = features @ weight + bias."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(features)
+    regression = LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit(scaler.transform(features), labels)
+    weight = regression.coef_[0] / scaler.scale_
+    return weight, float(regression.intercept_[0] - weight @ scaler.mean_)
+
+
+@torch.no_grad()
+def fit_component_heads(model: TIGASModel, cache: FeatureCache, rows: torch.Tensor, c: float = COMPONENT_C,
+                        batch_size: int = 256) -> None:
+    """The per-branch scores users see, fitted last: the spectral and statistical heads as
+    class-balanced logistic regressions on their branch's features, so each says what that branch
+    alone can tell; the perceptual head zeroed, leaving the perceptual score the trunk's read-out.
+    (A few hundred gentle steps leave the heads near their random start: every branch read ~0.5.)"""
+    model.eval()
+    features: dict[str, list[torch.Tensor]] = {}
+    for start in range(0, len(rows), batch_size):
+        outputs = model(measured=cache.take(rows[start : start + batch_size]))
+        for name, value in outputs["features"].items():
+            features.setdefault(name, []).append(value.double())
+    labels = cache.labels[rows].numpy() > 0.5
+    for name, head in model.component_heads.items():
+        if name == "perceptual":
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
+            continue
+        weight, bias = balanced_logistic_regression(torch.cat(features[name]).numpy(), labels, c)
+        head.weight.copy_(torch.from_numpy(weight)[None])
+        head.bias.fill_(bias)
 
 
 def fold_of(record: ImageRecord, folds=DEFAULT_FOLDS) -> int | None:
@@ -128,9 +168,9 @@ def fold_rows(cache: FeatureCache, index: int, held_out: bool, folds=DEFAULT_FOL
 
 
 def out_of_fold_logits(config: TIGASConfig, train: FeatureCache, test: FeatureCache, recipe: Recipe,
-                       folds=DEFAULT_FOLDS, progress: bool = True) -> np.ndarray:
+                       folds=DEFAULT_FOLDS, progress: bool = True, branches: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """Raw logit of every test view from the fold model that held its record out (NaN where no
-    fold holds it out)."""
+    fold holds it out). ``branches``, if given, is filled with each branch's logit the same way."""
     logits = np.full(len(test), np.nan, dtype=np.float64)
     for index, (generators, sources) in enumerate(folds):
         train_rows, test_rows = fold_rows(train, index, False, folds), fold_rows(test, index, True, folds)
@@ -138,7 +178,10 @@ def out_of_fold_logits(config: TIGASConfig, train: FeatureCache, test: FeatureCa
             continue
         model = fresh_model(config, recipe.seed + index)
         losses = recipe.train(model, train, train_rows, recipe.seed + index, progress)
-        logits[test_rows.numpy()] = predict_from_cache(model, test, test_rows)
+        found = logits_from_cache(model, test, test_rows)
+        logits[test_rows.numpy()] = found.pop("score")
+        for name, values in found.items() if branches is not None else ():
+            branches.setdefault(name, np.full(len(test), np.nan))[test_rows.numpy()] = values
         log.info("fold %d (%s | %s): %d train views, %d test views, final loss %s", index, ",".join(generators),
                  ",".join(sources), len(train_rows), len(test_rows), f"{np.mean(losses[-50:]):.3f}" if losses else "-")
     return logits
@@ -178,6 +221,18 @@ def report(test: FeatureCache, logits: np.ndarray, conditions: list[str], temper
             "mean_generator_auroc": float(np.nanmean([v["auroc"] for v in rows_out.values()])),
         }
     return {"conditions": by_condition, "calibration": {"temperature": temperature, "bias": bias}, "threshold": threshold}
+
+
+def branch_auroc(test: FeatureCache, branches: dict[str, np.ndarray], conditions: list[str]) -> dict[str, dict[str, float]]:
+    """Per branch and condition: AUROC of the branch's own out-of-fold score, all generated against all photos."""
+    labels = test.labels.numpy()
+    found: dict[str, dict[str, float]] = {}
+    for name, logits in branches.items():
+        for c, condition in enumerate(conditions):
+            rows = np.arange(c, len(test), len(conditions))  # evaluation views are stored condition by condition
+            rows = rows[~np.isnan(logits[rows])]
+            found.setdefault(name, {})[condition] = _auroc(logits[rows][labels[rows] > 0.5], logits[rows][labels[rows] <= 0.5])
+    return found
 
 
 def is_small(path: str) -> bool:
