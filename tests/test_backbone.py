@@ -59,3 +59,25 @@ def test_frozen_trunk_keeps_its_statistics_and_passes_gradients_to_the_input():
     model(x)["raw_logit"].sum().backward()
     assert torch.equal(trunk.bn1.running_mean, before)
     assert x.grad is not None and float(x.grad.abs().sum()) > 0
+
+
+def test_the_folded_trunk_computes_the_trunk_and_keeps_the_weights_file_as_trained():
+    """Scoring runs a batch-norm-folded copy of the frozen trunk: the same maps (to float rounding),
+    gradients still reach the input, and the model's state (what weights files hold) is untouched."""
+    from tigas_core.model.perceptual_branch import PerceptualBranch
+
+    branch = PerceptualBranch(TIGASConfig().backbone, (1, 2, 3, 4), width=8, feature_dim=16).eval()
+    for module in branch.trunk.modules():  # batch norms that do something
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5), module.running_var.uniform_(0.5, 2.0)
+    keys = set(branch.state_dict())
+    x = torch.rand(2, 3, 96, 96, requires_grad=True)
+    folded = branch.trunk_features(x)
+    with torch.no_grad():
+        plain = branch.trunk(branch.normalise(x))
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-4) for a, b in zip(folded, plain))
+    folded[-1].sum().backward()
+    assert x.grad.abs().sum() > 0 and set(branch.state_dict()) == keys
+    with torch.no_grad():
+        branch.trunk.conv_stem.weight.mul_(2)  # new weights: the folded copy is made again
+    assert not torch.allclose(branch.trunk_features(x)[0], folded[0])

@@ -11,6 +11,7 @@ training: exported TIGAS weights hold the trunk, so inference needs neither the 
 """
 from __future__ import annotations
 
+import copy
 import importlib
 
 import timm
@@ -91,3 +92,29 @@ def load_imagenet_weights(trunk: nn.Module, backbone: str) -> None:
     if missing:
         raise KeyError(f"ImageNet weights lack {len(missing)} trunk tensor(s), e.g. {missing[0]}")
     trunk.load_state_dict({key: weights[key] for key in wanted})
+
+
+@torch.no_grad()
+def fold_batchnorm(module: nn.Module) -> nn.Module:
+    """In place, for inference: every Conv2d followed by a BatchNorm2d among its siblings (the order
+    timm's EfficientNet blocks run them in) takes in the batch norm's eval-mode scale and shift, and
+    the batch norm gives way to what it applied after (timm's BatchNormAct2d: dropout, activation).
+    Same function, one pass over the activations fewer per conv: the batch norms were about a
+    quarter of the frozen trunk's CPU time."""
+    children = list(module.named_children())
+    for (_, conv), (name, norm) in zip(children, children[1:]):
+        if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
+            scale = torch.rsqrt(norm.running_var + norm.eps) * (norm.weight if norm.affine else 1.0)
+            shift = (norm.bias if norm.affine else 0.0) - norm.running_mean * scale
+            bias = shift if conv.bias is None else conv.bias * scale + shift
+            conv.weight = nn.Parameter(conv.weight * scale.view(-1, 1, 1, 1), requires_grad=False)
+            conv.bias = nn.Parameter(bias.detach(), requires_grad=False)
+            setattr(module, name, nn.Sequential(*(getattr(norm, part) for part in ("drop", "act") if hasattr(norm, part))))
+    for child in module.children():
+        fold_batchnorm(child)
+    return module
+
+
+def folded_copy(trunk: nn.Module) -> nn.Module:
+    """An eval-mode copy of a frozen trunk with its batch norms folded (`fold_batchnorm`)."""
+    return fold_batchnorm(copy.deepcopy(trunk).eval()).requires_grad_(False)

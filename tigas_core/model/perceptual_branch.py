@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from tigas_core.model.backbone import InputNormalisation, create_trunk
+from tigas_core.model.backbone import InputNormalisation, create_trunk, folded_copy
 
 ADAPTER_MIN_REDUCTION = 8  # adapters work at 1/8 of the view's resolution or coarser
 
@@ -112,8 +112,20 @@ class PerceptualBranch(nn.Module):
         return self
 
     def trunk_features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The trunk's feature maps of [B,3,H,W] in [0,1], one per tap (what a training cache stores)."""
-        return self.trunk(self.normalise(x))
+        """The trunk's feature maps of [B,3,H,W] in [0,1], one per tap (what a training cache stores).
+        A frozen trunk runs as its batch-norm-folded copy: the same function, faster (still
+        differentiable in x, so TIGAS stays a loss)."""
+        trunk = self.trunk if self.train_trunk else self._folded_trunk()
+        return trunk(self.normalise(x))
+
+    def _folded_trunk(self) -> nn.Module:
+        """`folded_copy` of the trunk, made again when the trunk's weights, device, dtype or memory
+        layout changed (it is not a submodule: weights files hold the trunk as trained)."""
+        weight = self.trunk.conv_stem.weight
+        key = (weight.device, weight.dtype, weight.is_contiguous(memory_format=torch.channels_last), weight._version)
+        if getattr(self, "_folded", (None, None))[0] != key:
+            object.__setattr__(self, "_folded", (key, folded_copy(self.trunk)))
+        return self._folded[1]
 
     def forward(self, taps: list[torch.Tensor]) -> torch.Tensor:
         """`trunk_features`' maps -> tokens [B, n_taps + 16, D]."""
