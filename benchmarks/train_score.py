@@ -216,7 +216,7 @@ given, `web` resized to a 256 px shorter side and saved as JPEG q75.
 Calibration (Platt on those out-of-fold scores): temperature {summary['calibration']['temperature']:.3f},
 bias {summary['calibration']['bias']:.3f}. Decision threshold {summary['threshold']}: the highest at
 which no photo source of 20 or more images has over 5 % of its photos read "likely generated" (a
-score below the threshold less 0.1); the most at web: {worst[0]}, {100 * worst[1]['false_alarms']:.1f} %.
+score below the threshold less 0.1); the most at web: {worst[0]} ({worst[1]['n']} photos), {100 * worst[1]['false_alarms']:.1f} %.
 Per generator and per photo source: `benchmarks/results/leave_one_out.md` in the project.
 
 ## Limits
