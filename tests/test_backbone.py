@@ -71,6 +71,8 @@ def test_the_folded_trunk_computes_the_trunk_and_keeps_the_weights_file_as_train
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.uniform_(-0.5, 0.5), module.running_var.uniform_(0.5, 2.0)
     keys = set(branch.state_dict())
+    with torch.inference_mode():  # scoring first makes the copy; gradients must still work after
+        branch.trunk_features(torch.rand(1, 3, 96, 96))
     x = torch.rand(2, 3, 96, 96, requires_grad=True)
     folded = branch.trunk_features(x)
     with torch.no_grad():

@@ -124,7 +124,8 @@ class PerceptualBranch(nn.Module):
         weight = self.trunk.conv_stem.weight
         key = (weight.device, weight.dtype, weight.is_contiguous(memory_format=torch.channels_last), weight._version)
         if getattr(self, "_folded", (None, None))[0] != key:
-            object.__setattr__(self, "_folded", (key, folded_copy(self.trunk)))
+            with torch.inference_mode(False):  # made during scoring, used later with autograd (saliency, loss)
+                object.__setattr__(self, "_folded", (key, folded_copy(self.trunk)))
         return self._folded[1]
 
     def forward(self, taps: list[torch.Tensor]) -> torch.Tensor:
