@@ -55,11 +55,12 @@ SMALL_SIDE = 48  # images up to this shorter side are compared with photos of th
 
 @dataclasses.dataclass
 class Recipe:
-    """How a model is trained on a feature cache, in two stages: the read-out of the trunk's
+    """How a model is trained on a feature cache, in three stages: the read-out of the trunk's
     texture statistics fitted in closed form and frozen (`fit_readout`), then the fused path
-    (adapters, spectral and statistical branches, fusion, heads) trained with AdamW to correct it.
+    (adapters, spectral and statistical branches, fusion, heads) trained with AdamW to correct it,
+    then the per-branch heads fitted (`fit_component_heads`).
 
-    Why two stages: the read-out alone is the strongest single part out of fold, and a closed-form
+    Why the read-out first: the read-out alone is the strongest single part out of fold, and a closed-form
     fit finds its regularised optimum exactly, whatever the batch noise. A short, gentle second
     stage adds what the other branches see without unlearning it (``steps=0``: the read-out alone)."""
 
@@ -84,39 +85,33 @@ class Recipe:
         return losses
 
 
-@torch.no_grad()
-def fit_readout(model: TIGASModel, cache: FeatureCache, rows: torch.Tensor, c: float = READOUT_C) -> None:
-    """Fit ``model.readout`` (standardisation + linear logit) to the cached ``rows`` as a
-    class-balanced, L2-regularised logistic regression (sklearn, exact optimum), freeze it, and
-    zero the fused path's last layer so that the model starts as its read-out."""
+def balanced_logistic_regression(features: np.ndarray, labels: np.ndarray, c: float) -> tuple[np.ndarray, ...]:
+    """(mean [F], scale [F], weight [F], bias) of a class-balanced L2 logistic regression on the
+    standardised features: logit = ((features - mean) / scale) @ weight + bias."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    features = cache.tap_statistics[rows].double().numpy()
-    labels = cache.labels[rows].numpy() > 0.5
     scaler = StandardScaler().fit(features)
     regression = LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit(scaler.transform(features), labels)
+    return scaler.mean_, scaler.scale_, regression.coef_[0], regression.intercept_[0]
+
+
+@torch.no_grad()
+def fit_readout(model: TIGASModel, cache: FeatureCache, rows: torch.Tensor, c: float = READOUT_C) -> None:
+    """Fit ``model.readout`` (standardisation + linear logit) to the cached ``rows`` as a
+    `balanced_logistic_regression` (sklearn, exact optimum), freeze it, and zero the fused path's
+    last layer so that the model starts as its read-out."""
+    mean, scale, weight, bias = balanced_logistic_regression(
+        cache.tap_statistics[rows].double().numpy(), cache.labels[rows].numpy() > 0.5, c)
     norm, linear = model.readout
-    norm.running_mean.copy_(torch.from_numpy(scaler.mean_))
-    norm.running_var.copy_(torch.from_numpy(scaler.scale_**2 - norm.eps).clamp_min(0))
-    linear.weight.copy_(torch.from_numpy(regression.coef_))
-    linear.bias.copy_(torch.from_numpy(regression.intercept_))
+    norm.running_mean.copy_(torch.from_numpy(mean))
+    norm.running_var.copy_(torch.from_numpy(scale**2 - norm.eps).clamp_min(0))
+    linear.weight.copy_(torch.from_numpy(weight)[None])
+    linear.bias.fill_(float(bias))
     model.readout.requires_grad_(False)
     model.readout.eval()
     nn.init.zeros_(model.regression_head[-1].weight)
     nn.init.zeros_(model.regression_head[-1].bias)
-
-
-def balanced_logistic_regression(features: np.ndarray, labels: np.ndarray, c: float) -> tuple[np.ndarray, float]:
-    """(weight [F], bias) of a class-balanced L2 logistic regression on standardised features, folded
-    back so that it applies to the raw features: logit = features @ weight + bias."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
-    scaler = StandardScaler().fit(features)
-    regression = LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit(scaler.transform(features), labels)
-    weight = regression.coef_[0] / scaler.scale_
-    return weight, float(regression.intercept_[0] - weight @ scaler.mean_)
 
 
 @torch.no_grad()
@@ -138,9 +133,9 @@ def fit_component_heads(model: TIGASModel, cache: FeatureCache, rows: torch.Tens
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
             continue
-        weight, bias = balanced_logistic_regression(torch.cat(features[name]).numpy(), labels, c)
-        head.weight.copy_(torch.from_numpy(weight)[None])
-        head.bias.fill_(bias)
+        mean, scale, weight, bias = balanced_logistic_regression(torch.cat(features[name]).numpy(), labels, c)
+        head.weight.copy_(torch.from_numpy(weight / scale)[None])  # the standardisation folded in
+        head.bias.fill_(float(bias - (weight / scale) @ mean))
 
 
 def fold_of(record: ImageRecord, folds=DEFAULT_FOLDS) -> int | None:
