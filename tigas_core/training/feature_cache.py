@@ -68,7 +68,7 @@ class FeatureCache:
 
     @functools.cached_property
     def tap_statistics(self) -> torch.Tensor:
-        """`perceptual.tap_statistics` of every cached view [N, 2 * channels] (what the read-out
+        """`perceptual_branch.tap_statistics` of every cached view [N, 2 * channels] (what the read-out
         reads), computed once in chunks: the trunk maps of all views do not fit in memory as float32."""
         chunks = [tap_statistics([t[i : i + 512] for t in self.measured["trunk"]]) for i in range(0, len(self), 512)]
         return torch.cat(chunks)
