@@ -1,6 +1,8 @@
 """Screenshots of the real app and dashboard, at a desktop and a phone width, for the docs.
 
     python benchmarks/screenshots.py            # -> docs/screenshots/{app,dashboard}_{1400,390}.png
+    python benchmarks/screenshots.py --faces dashboard   # one face; the dashboard also shoots its
+                                                         # Distributions and ROC tabs (dashboard_{distributions,roc}_*)
 
 Both faces run as `tigas app` / `tigas dashboard` child processes with the bundled weights, and
 Debian's headless chromium (playwright) drives them: the app scores the examples the project makes
@@ -22,6 +24,8 @@ from tigas_core.local_server import LocalServer, free_port
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 WIDTHS = {"desktop": 1400, "phone": 390}
+DASHBOARD_TABS = {"Summary": "", "Distributions": "_distributions", "Threshold & ROC": "_roc"}  # tab -> file name part
+FACES = ("app", "dashboard")
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
        "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
 
@@ -67,15 +71,28 @@ def shoot_dashboard(browser, work: Path, out: Path) -> list[Path]:
             page.get_by_text("Summary").first.wait_for()
             page.locator("[data-testid=stDataFrame]").first.wait_for()
             page.wait_for_timeout(3000)
-            shots.append(out / f"dashboard_{width}.png")
-            page.screenshot(path=str(shots[-1]), full_page=True)
+            for tab, name in DASHBOARD_TABS.items():
+                page.get_by_role("tab", name=tab).click()
+                page.wait_for_timeout(3000)  # plots finish drawing
+                fit_viewport_to_page(page, width)
+                shots.append(out / f"dashboard{name}_{width}.png")
+                page.screenshot(path=str(shots[-1]), full_page=True)
             page.close()
     return shots
+
+
+def fit_viewport_to_page(page, width: int) -> None:
+    """Streamlit scrolls inside its own container, so a full-page screenshot shows only the
+    viewport: grow the viewport to the content's height instead (then let the plots redraw)."""
+    height = page.evaluate("document.querySelector('[data-testid=stMain]').scrollHeight")
+    page.set_viewport_size({"width": width, "height": max(1000, int(height))})
+    page.wait_for_timeout(1500)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "screenshots")
+    parser.add_argument("--faces", nargs="+", choices=FACES, default=list(FACES), help="which faces to shoot")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -83,7 +100,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
-            shots = shoot_app(browser, Path(tmp), args.out) + shoot_dashboard(browser, Path(tmp), args.out)
+            shots = [shot for face, shoot in zip(FACES, (shoot_app, shoot_dashboard)) if face in args.faces
+                     for shot in shoot(browser, Path(tmp), args.out)]
         finally:
             browser.close()
     for shot in shots:

@@ -233,11 +233,11 @@ def main() -> None:
         return
     frame = view.frame
     n_failed = int((frame["error"] != "").sum())
-    cols = st.columns(4)
-    cols[0].metric("images", len(frame))
-    cols[1].metric("generators", len(view.generators))
-    cols[2].metric("newly scored", view.n_new, help="Files scored in this run; all others came from the score cache")
-    cols[3].metric("unreadable", n_failed)
+    counts = st.container(horizontal=True, gap="large")  # wraps two by two on a phone instead of stacking four
+    counts.metric("images", len(frame), width="content")
+    counts.metric("generators", len(view.generators), width="content")
+    counts.metric("newly scored", view.n_new, help="Files scored in this run; all others came from the score cache", width="content")
+    counts.metric("unreadable", n_failed, width="content")
     figures: dict[str, go.Figure] = {}
     tabs = st.tabs(["Summary", "Distributions", "Spectra", "Gallery", "Threshold & ROC", "Export", f"Unreadable ({n_failed})"])
     for tab, show in zip(tabs, (summary_tab, distributions_tab, spectra_tab, gallery, roc_tab)):
@@ -309,7 +309,7 @@ def summary_tab(view: View) -> None:
     """Per generator against the real reference: the summary table, what its columns mean, its CSV."""
     distances = cached_frechet(view.frame, view.scored.features, view.key, view.real_name) if view.scored else {}
     table = summary_table(view.frame, view.real_name, view.threshold, distances)
-    st.dataframe(table, hide_index=True, key="summary",
+    st.dataframe(table, hide_index=True, key="summary", height="content", placeholder="—",
                  column_config={c: st.column_config.NumberColumn(format="%.3f") for c in
                                 ("mean", "median", "std", "flagged", "AUROC", "AP", "accuracy", "ECE", "FD to real")})
     st.caption(f"Each generator against '{view.real_name}'. AUROC 0.5 = indistinguishable from real; AP with generated "

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
 from tigas_core.config import atomic_write_bytes, atomic_write_text
@@ -69,11 +70,43 @@ def distribution_figures(frame: pd.DataFrame, column: str, order: list[str]) -> 
     violin = px.violin(ok, x="generator", y=column, box=True, points="all" if len(ok) <= 2000 else False, **common)
     violin.update_traces(spanmode="hard")  # no density drawn outside the observed [0, 1] scores
     violin.update_layout(showlegend=False, title=f"{label} per generator")
-    histogram = px.histogram(ok, x=column, barmode="overlay", histnorm="probability density", opacity=0.55, nbins=40, **common)
-    histogram.update_layout(title=f"{label}: overlaid histograms")
+    histogram = histogram_panels(ok, column, order, label)
     ecdf = px.ecdf(ok, x=column, **common)
-    ecdf.update_layout(title=f"{label}: ECDF")
+    ecdf.update_layout(title=f"{label}: ECDF", legend=dict(orientation="h", yanchor="top", y=-0.2, x=0, title=None))
     return {f"violin_{column}": violin, f"histogram_{column}": histogram, f"ecdf_{column}": ecdf}
+
+
+def histogram_panels(ok: pd.DataFrame, column: str, order: list[str], label: str, wrap: int = 3) -> go.Figure:
+    """One small histogram per generator, each with the real reference (``order[0]``) outlined
+    behind it: a dozen overlaid translucent histograms cannot be read, side-by-side panels on
+    shared bins and axes can."""
+    values = ok[column].to_numpy(dtype=float)
+    n_bins = int(np.clip(2 * np.sqrt(len(values)), 10, 40))  # fewer, fuller bins for a few dozen images
+    edges = np.linspace(min(0.0, np.nanmin(values)), max(1.0, np.nanmax(values)), n_bins + 1)
+    centres, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
+    names = [g for g in order if (ok["generator"] == g).any()]
+    rows = (len(names) + wrap - 1) // wrap
+    figure = make_subplots(rows=rows, cols=wrap, subplot_titles=names, shared_xaxes=True, shared_yaxes=True,
+                           vertical_spacing=min(0.12, 0.5 / rows), horizontal_spacing=0.04)
+    colours = palette(order)
+
+    def density(name: str) -> np.ndarray:
+        counts, _ = np.histogram(ok.loc[ok["generator"] == name, column].to_numpy(dtype=float), bins=edges)
+        return counts / max(1, counts.sum()) / width
+
+    reference = density(order[0]) if order and order[0] in names else None
+    for i, name in enumerate(names):
+        row, col = i // wrap + 1, i % wrap + 1
+        figure.add_bar(x=centres, y=density(name), width=width, marker_color=colours[name], name=name, showlegend=False,
+                       row=row, col=col)
+        if reference is not None and name != order[0]:
+            figure.add_scatter(x=centres, y=reference, mode="lines", line=dict(shape="hvh", color=colours[order[0]], width=1.5),
+                               name=order[0], showlegend=i == 1, row=row, col=col)
+    figure.update_layout(title=f"{label}: each group's histogram (line: '{order[0]}')" if order else label,
+                         height=170 * rows + 110, bargap=0, legend=dict(orientation="h", y=-0.08, x=0),
+                         margin=dict(t=80, b=40, l=40, r=10))
+    figure.update_yaxes(showticklabels=False)
+    return figure
 
 
 def spectral_figures(frame: pd.DataFrame, scored: ScoredSet, order: list[str], real_name: str) -> dict[str, go.Figure]:
@@ -135,8 +168,11 @@ def roc_figure(frame: pd.DataFrame, real_name: str, threshold: float, order: lis
                            name=f"{generator} (AUROC {roc_auc_score(labels, values):.3f})")
         figure.add_scatter(x=[point_fpr], y=[point_tpr], mode="markers", marker=dict(size=10, color=colours[generator]),
                            showlegend=False, name=f"{generator} @ {threshold:.2f}")
-    figure.update_layout(title=f"ROC per generator against '{real_name}' (dots: threshold {threshold:.2f})",
-                         xaxis_title="generated images passed as real (FPR)", yaxis_title="real images kept (TPR)")
+    # The legend below the square, not beside it: on a phone a side legend took most of the width.
+    figure.update_layout(title=f"ROC per generator against '{real_name}'<br><sub>dots: threshold {threshold:.2f}</sub>",
+                         xaxis_title="generated passed as real (FPR)", yaxis_title="real kept (TPR)",
+                         legend=dict(orientation="h", yanchor="top", y=-0.18, x=0), height=380 + 22 * len(order),
+                         margin=dict(l=50, r=10, t=70))
     return figure
 
 
