@@ -30,6 +30,8 @@ TINY = {
     "vae": {"latent": 8, "width": 8, "ndf": 8},
     "ddpm": {"width": 8, "mults": [1, 2], "timesteps": 50, "sample_steps": 4, "n_classes": 2},
     "stylegan": {"z_dim": 8, "w_dim": 8, "mapping_layers": 2, "channels": 8, "max_channels": 16, "ndf": 8, "ema": 0.999},
+    "progan": {"z_dim": 8, "channels": 8, "max_channels": 16, "phase_steps": 1},  # 16 px reached in 4 steps
+    "text2image": {"nz": 8, "ngf": 8, "ndf": 8},
 }
 AUTO_PRECISION = "bf16" if has_fast_bf16(torch.device("cpu")) else "fp32"  # what the default, auto, picks here
 

@@ -1,6 +1,7 @@
 """Sample PNG images from a generator-zoo checkpoint into a folder named after the generator.
 
     tigas generate --model dcgan --checkpoint runs/dcgan --n 2000 --out data/fake/dcgan
+    tigas generate --model text2image --checkpoint assets/zoo/text2image --prompt "a red car" --n 16 --out red_cars
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=positive_int, default=250)
     parser.add_argument("--label", type=int, default=None, help="class label for a conditional model (default: all classes in turn)")
+    parser.add_argument("--prompt", default=None,
+                        help='a text-conditioned model (text2image) draws every image for this prompt, e.g. "a small red car"')
     parser.add_argument("--prefix", default=None, help="file name prefix (default: the model name)")
     parser.add_argument("--sample-steps", type=positive_int, default=None, help="DDIM steps for a diffusion model (default: its config)")
     parser.add_argument("--guidance", type=float, default=None,
@@ -35,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     written = generate_images(args.checkpoint, args.out, args.n, args.seed, args.batch_size, args.label, args.model, args.prefix,
                               progress=True, sample_steps=args.sample_steps, device=args.device,
-                              use_ema=not args.no_ema, truncation=args.truncation, guidance=args.guidance)
+                              use_ema=not args.no_ema, truncation=args.truncation, guidance=args.guidance,
+                              prompt=args.prompt)
     print(f"wrote {len(written)} images to {args.out}")
     return 0

@@ -12,10 +12,13 @@ from tigas_core.generators.base import ZooModel
 from tigas_core.generators.common import load_checkpoint
 from tigas_core.generators.ddpm import DDPM
 from tigas_core.generators.gan import DCGAN, WGANGP, ConditionalGAN
+from tigas_core.generators.progan import ProGAN
 from tigas_core.generators.stylegan import StyleGAN
+from tigas_core.generators.text2image import TextToImageGAN
 from tigas_core.generators.vae import VAE
 
-MODELS: dict[str, type[ZooModel]] = {cls.name: cls for cls in (DCGAN, WGANGP, ConditionalGAN, VAE, DDPM, StyleGAN)}
+MODELS: dict[str, type[ZooModel]] = {cls.name: cls for cls in (DCGAN, WGANGP, ConditionalGAN, TextToImageGAN, VAE, DDPM, StyleGAN,
+                                                            ProGAN)}
 
 
 def build_model(name: str, config: dict[str, Any] | None = None, for_training: bool = True) -> ZooModel:
@@ -42,4 +45,5 @@ def load_for_sampling(checkpoint: str, expected_model: str | None = None, use_em
     return model
 
 
-__all__ = ["MODELS", "ZooModel", "build_model", "load_for_sampling", "DCGAN", "WGANGP", "ConditionalGAN", "VAE", "DDPM", "StyleGAN"]
+__all__ = ["MODELS", "ZooModel", "build_model", "load_for_sampling", "DCGAN", "WGANGP", "ConditionalGAN", "VAE", "DDPM", "StyleGAN",
+           "ProGAN", "TextToImageGAN"]

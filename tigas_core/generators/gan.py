@@ -66,9 +66,12 @@ def generator_loss(d_fake: torch.Tensor) -> torch.Tensor:
     return F.softplus(-d_fake).sum(dim=1).mean()
 
 
-def condition_embedding(n_classes: int, code_dim: int, dim: int) -> nn.Module | None:
+def condition_embedding(n_classes: int, code_dim: int, dim: int, vocab_size: int = 0) -> nn.Module | None:
     """What a condition becomes inside the networks: a class label (``n_classes``) through a
-    lookup table, a continuous code (``code_dim``) through a linear map; None without one."""
+    lookup table, a continuous code (``code_dim``) through a linear map, a prompt's word indices
+    (``vocab_size``; 0 pads) through the mean of learnt word embeddings; None without one."""
+    if vocab_size:
+        return nn.EmbeddingBag(vocab_size, dim, mode="mean", padding_idx=0)
     if n_classes:
         return nn.Embedding(n_classes, dim)
     return nn.Linear(code_dim, dim, bias=False) if code_dim else None
@@ -83,12 +86,12 @@ class Generator(nn.Module):
     """z (+ embedding of a label or layout code) -> 4x4 -> ... -> img_size, transposed convolutions, BatchNorm, tanh."""
 
     def __init__(self, img_size: int = 32, nz: int = 100, ngf: int = 64, n_classes: int = 0, embed_dim: int = 32,
-                 code_dim: int = 0):
+                 code_dim: int = 0, vocab_size: int = 0):
         super().__init__()
         self.nz, self.n_classes = nz, n_classes
         levels = _levels(img_size)
         widths = [ngf * 2 ** (levels - 1 - i) for i in range(levels)]
-        self.embed = condition_embedding(n_classes, code_dim, embed_dim)
+        self.embed = condition_embedding(n_classes, code_dim, embed_dim, vocab_size)
         in_dim = nz + (embed_dim if self.embed is not None else 0)
         layers: list[nn.Module] = [nn.ConvTranspose2d(in_dim, widths[0], 4, 1, 0, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(True)]
         for c_in, c_out in zip(widths[:-1], widths[1:]):
@@ -109,7 +112,7 @@ class Discriminator(nn.Module):
     projection term (Miyato & Koyama 2018) adds <embed(y), h> so the critic judges image *and* label."""
 
     def __init__(self, img_size: int = 32, ndf: int = 64, n_classes: int = 0, norm: str = "batch", use_sn: bool = False,
-                 code_dim: int = 0):
+                 code_dim: int = 0, vocab_size: int = 0):
         super().__init__()
         sn = spectral_norm if use_sn else (lambda m: m)
         levels = _levels(img_size)
@@ -125,7 +128,7 @@ class Discriminator(nn.Module):
         self.features = nn.Sequential(*layers, nn.Flatten())
         feat_dim = widths[-1] * 16
         self.head = sn(nn.Linear(feat_dim, 1))
-        embed = condition_embedding(n_classes, code_dim, feat_dim)
+        embed = condition_embedding(n_classes, code_dim, feat_dim, vocab_size)
         self.embed = sn(embed) if embed is not None else None
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -221,18 +224,16 @@ class DCGAN(ZooModel):
         if self.clustered:
             self.networks["clusters"] = ImageClusters(int(c["clusters"]))
             self.sampling_extras = ("clusters",)
-        code_dim = 0
         if self.layout_conditioned:
-            code_dim = COMPONENTS
             self.networks["layout"] = LayoutCodes()
-            self.networks["layout_prior"] = MixturePrior(code_dim, int(c["layout_prior"]))
+            self.networks["layout_prior"] = MixturePrior(COMPONENTS, int(c["layout_prior"]))
             self.sampling_extras = ("layout_prior",)
-        self.networks["generator"] = Generator(c["img_size"], c["nz"], c["ngf"], self._n_classes(), code_dim=code_dim)
+        self.networks["generator"] = Generator(c["img_size"], c["nz"], c["ngf"], **self.condition_size())
         if not for_training:
             return
         norm = "none" if c["spectral_norm"] else self.critic_norm
-        self.networks["discriminator"] = Discriminator(c["img_size"], c["ndf"], self._n_classes(), norm, c["spectral_norm"],
-                                                       code_dim=code_dim)
+        self.networks["discriminator"] = Discriminator(c["img_size"], c["ndf"], norm=norm, use_sn=c["spectral_norm"],
+                                                       **self.condition_size())
         critic_parameters = list(self.networks["discriminator"].parameters())
         if self.projected:
             self.networks["features"] = FeatureNet()
@@ -241,6 +242,10 @@ class DCGAN(ZooModel):
         lr_g, lr_d = self.lrs()
         self.optimizers["generator"] = self.adam(self.networks["generator"].parameters(), lr_g, c["betas"])
         self.optimizers["discriminator"] = self.adam(critic_parameters, lr_d, c["betas"])
+
+    def condition_size(self) -> dict[str, int]:
+        """What the networks are conditioned on, as `condition_embedding` takes it."""
+        return {"n_classes": self._n_classes(), "code_dim": COMPONENTS if self.layout_conditioned else 0}
 
     def _labels(self, labels: torch.Tensor) -> torch.Tensor | None:
         return labels if self.conditional or self.clustered or self.layout_conditioned else None

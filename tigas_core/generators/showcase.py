@@ -31,28 +31,28 @@ def bundled_generator(name: str) -> Path:
 
 
 def sample_grid_with_scores(model: str, n: int = 16, seed: int = 0, truncation: float = 1.0, label: int | None = None,
-                            scorer=None, device: str = "auto") -> list[ScoredSample]:
+                            scorer=None, device: str = "auto", prompt: str | None = None) -> list[ScoredSample]:
     """``n`` samples of ``model`` (a bundled zoo name such as "cgan", or a checkpoint path) from
     ``seed``, scored by ``scorer`` (a `tigas_core.TIGAS`; the bundled weights when None), sorted by
     score, highest first. ``truncation`` < 1 trades variety for fidelity; ``label`` picks the class
-    of a class-conditional model (default: every class in turn)."""
+    of a class-conditional model (default: every class in turn), ``prompt`` what a text-conditioned
+    one draws."""
     from tigas_core import TIGAS
     from tigas_core.api import resolve_device
+    from tigas_core.generators.sampling import prompted_sampler
     from tigas_core.io import to_uint8_image
 
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     checkpoint = model if Path(model).with_suffix(".json").exists() or Path(model).is_dir() else bundled_generator(model)
     generator = load_for_sampling(str(checkpoint)).to(resolve_device(device))
-    labels = None
-    if label is not None:
-        labels = torch.full((n,), int(label))
-    elif generator.conditional:
-        labels = torch.arange(n) % int(generator.config["n_classes"])
-    images = generator.sample(n, labels=labels, seed=seed, truncation=truncation)
+    generator.check_sampling(None if label is None else torch.tensor([label]), truncation)
+    images = prompted_sampler(generator, prompt, label)(0, n, seed, truncation)
+    labels = [None] * n
+    if generator.conditional and prompt is None:
+        labels = [int(label)] * n if label is not None else [i % int(generator.config["n_classes"]) for i in range(n)]
     scorer = scorer if scorer is not None else TIGAS(device=device)
     with torch.no_grad():
         scores = scorer(images).flatten().tolist()
-    samples = [ScoredSample(to_uint8_image(image), score, None if labels is None else int(labels[i]))
-               for i, (image, score) in enumerate(zip(images, scores))]
+    samples = [ScoredSample(to_uint8_image(image), score, labels[i]) for i, (image, score) in enumerate(zip(images, scores))]
     return sorted(samples, key=lambda sample: sample.score, reverse=True)

@@ -164,6 +164,8 @@ def open_run(options: ZooTrainOptions) -> tuple[ZooModel, ImageFolderTensors, Zo
     config = {**options.overrides, "img_size": options.img_size}
     if options.model in MODELS and MODELS[options.model].takes_labels(config):
         config["n_classes"] = len(data.class_names)
+    if options.model in MODELS and "class_names" in MODELS[options.model].defaults:  # a prompt vocabulary names them
+        config["class_names"] = list(data.class_names)
     torch.manual_seed(options.seed)
     device = resolve_device(options.device)
     options = dataclasses.replace(options, device=str(device), precision=resolve_precision(device, options.precision))
