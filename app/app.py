@@ -320,6 +320,7 @@ class AppHandlers:
         self.limits = limits or AppLimits()
         self.downloads = DownloadWriter()
         self.default_threshold = float(tigas.threshold)
+        self._style_features = None
 
     # -- the page ------------------------------------------------------------------------------
     def upload(self, files: list[str] | None, threshold: float, records: list[dict], scored: dict[str, str]) -> tuple:
@@ -368,6 +369,57 @@ class AppHandlers:
         figures = explanation_figures(explanation)
         return (explanation_summary(name, explanation, threshold), figures["branches"], figures["spectrum"],
                 figures["profile"], figures["saliency"])
+
+    # -- the Generate and Style transfer tabs --------------------------------------------------
+    def generate(self, model: str, n: float, seed: float, truncation: float, prompt: str | None = None) -> tuple[list, str]:
+        """Samples of bundled zoo ``model``, each captioned with its TIGAS score, best first, and a
+        one-line summary. ``prompt`` steers a text-conditioned model (text2image)."""
+        from tigas_core.generators.showcase import sample_grid_with_scores
+
+        prompt = (prompt or "").strip() or None
+        try:
+            samples = sample_grid_with_scores(model, int(n), int(seed), float(truncation), scorer=self.tigas, prompt=prompt)
+        except ValueError as exc:
+            raise api_error(str(exc)) from None
+        threshold = self.default_threshold
+        gallery = [(sample.image, f"{sample.score:.3f} · {verdict(sample.score, threshold)}") for sample in samples]
+        scores = [sample.score for sample in samples]
+        asked = f' for "{prompt}"' if prompt else ""
+        summary = (f"{len(samples)} samples of **{model}**{asked} (seed {int(seed)}, truncation {float(truncation):g}), best score first: "
+                   f"mean TIGAS {sum(scores) / len(scores):.3f}, best {max(scores):.3f}; "
+                   f"{sum(score >= threshold for score in scores)} at or above the threshold {threshold:.2f}.")
+        return gallery, summary
+
+    def style_transfer(self, content: str | None, style: str | None, steps: float, style_weight: float,
+                       size: float) -> tuple[Any, str]:
+        """``content`` painted in ``style`` (Gatys et al. on ImageNet Lite0 features) and the result's TIGAS score."""
+        from tigas_core.io import to_uint8_image
+        from tigas_core.style_transfer import transfer_and_score
+
+        if content is None or style is None:
+            raise api_error("give a content image and a style image")
+        for path in (content, style):
+            too_big = _size_error(str(path), self.limits)
+            if too_big:
+                raise api_error(f"{Path(path).name}: {too_big}")
+        try:
+            result = transfer_and_score(str(content), str(style), int(size), int(steps), float(style_weight), scorer=self.tigas,
+                                        features=self.style_features())
+        except TIGASInputError as exc:
+            raise api_error(f"{Path(exc.source).name}: {exc.reason}") from None
+        summary = (f"TIGAS score of the result: **{result.score:.3f}** ({verdict(result.score, self.default_threshold)}); "
+                   f"style loss {result.style_loss[0]:.3g} → {result.style_loss[-1]:.3g} over {int(steps)} steps, "
+                   f"content loss {result.content_loss[-1]:.3g}.")
+        return to_uint8_image(result.image), summary
+
+    def style_features(self):
+        """The ImageNet Lite0 feature network of style transfer, built once per process."""
+        if self._style_features is None:
+            from tigas_core.metrics.perceptual import LiteFeatures
+            from tigas_core.style_transfer import TAPS
+
+            self._style_features = LiteFeatures(taps=TAPS)
+        return self._style_features
 
     # -- the JSON API --------------------------------------------------------------------------
     def request_threshold(self, threshold: Any) -> float:
@@ -434,13 +486,21 @@ class Page:
     score_button: gr.Button
     explain_button: gr.Button
     api_output: gr.JSON
+    generate_inputs: list
+    generate_button: gr.Button
+    generate_outputs: list
+    transfer_inputs: list
+    transfer_button: gr.Button
+    transfer_outputs: list
 
 
 def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[str] | None = None) -> gr.Blocks:
     """Gradio Blocks over one loaded TIGAS (shared by all sessions): `AppHandlers` wired to the page.
 
     Named API endpoints: ``/score`` and ``/explain`` take one image file (and an optional
-    threshold) and return JSON with the score, components, branch weights and verdict.
+    threshold) and return JSON with the score, components, branch weights and verdict;
+    ``/generate`` (bundled zoo model, n, seed, truncation, prompt) returns scored samples and
+    ``/style_transfer`` (content, style, steps, style weight, size) the result and its score.
     """
     handlers = AppHandlers(tigas, limits)
     with gr.Blocks(title="TIGAS realism score", delete_cache=(1800, 3600)) as demo:
@@ -451,9 +511,9 @@ def build_app(tigas: TIGAS, limits: AppLimits | None = None, examples: Sequence[
 
 
 def _lay_out(handlers: AppHandlers, examples: Sequence[str] | None) -> Page:
-    """The page, top to bottom: intro, upload and results, the inspected file, the JSON API."""
-    limits, default_threshold = handlers.limits, handlers.default_threshold
-    records, scored = gr.State([]), gr.State({})
+    """The page: the intro, then three tabs. Score (first): upload and results, the inspected
+    file, the JSON API; Generate; Style transfer."""
+    limits = handlers.limits
     gr.Markdown(
         "# TIGAS: how real does this image look?\n"
         "A no-reference realism score in [0, 1] (1 = looks like a real photo, 0 = looks generated), "
@@ -461,6 +521,20 @@ def _lay_out(handlers: AppHandlers, examples: Sequence[str] | None) -> Page:
         f"or pick files; up to {limits.max_files} files per request, {limits.max_file_mb:g} MiB per file.\n\n"
         f"**Weights:** {weights_label(handlers.tigas)}."
     )
+    with gr.Tabs():
+        with gr.Tab("Score", id="score"):
+            score_parts = _lay_out_scoring(handlers, examples)
+        with gr.Tab("Generate", id="generate"):
+            generate_parts = _lay_out_generate()
+        with gr.Tab("Style transfer", id="style-transfer"):
+            transfer_parts = _lay_out_style_transfer()
+    return Page(*score_parts, *generate_parts, *transfer_parts)
+
+
+def _lay_out_scoring(handlers: AppHandlers, examples: Sequence[str] | None) -> tuple:
+    """The Score tab: upload and results, the inspected file, the JSON API."""
+    default_threshold = handlers.default_threshold
+    records, scored = gr.State([]), gr.State({})
     with gr.Row():
         with gr.Column(scale=1):
             upload = gr.File(label="Images", file_count="multiple", elem_id="tigas-upload", height=180)
@@ -485,8 +559,47 @@ def _lay_out(handlers: AppHandlers, examples: Sequence[str] | None) -> Page:
                                     elem_id="tigas-thumbnails")
     chosen = gr.Dropdown(choices=[], label="Inspect file", elem_id="tigas-inspect")
     inspect_outputs = _lay_out_inspection()
-    return Page(records, scored, upload, threshold, status, table, csv_button, json_button, thumbnails, chosen,
-                inspect_outputs, *_lay_out_api(default_threshold))
+    return (records, scored, upload, threshold, status, table, csv_button, json_button, thumbnails, chosen,
+            inspect_outputs, *_lay_out_api(default_threshold))
+
+
+def _lay_out_generate() -> tuple:
+    """The Generate tab: a bundled zoo model, how many samples, seed, truncation, a prompt for
+    text2image -> the samples with their scores, best first."""
+    from tigas_core.demo import bundled_generators
+
+    names = [stem.name for stem in bundled_generators()]
+    gr.Markdown("Samples of the project's own CIFAR-10 generators (32 px), each with its TIGAS score, best first.")
+    with gr.Row():
+        model = gr.Dropdown(names, value=names[0] if names else None, label="Generator", elem_id="tigas-gen-model")
+        n = gr.Slider(1, 64, value=16, step=1, label="Samples")
+        seed = gr.Number(value=0, precision=0, label="Seed")
+        truncation = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Truncation (psi)",
+                               info="below 1: less variety, higher fidelity (GANs, VAE)")
+    prompt = gr.Textbox(label="Prompt (text2image only)", placeholder="a small red car", elem_id="tigas-gen-prompt",
+                        info="class names, colours (red, blue, brown, ...) and sizes (small, large)")
+    button = gr.Button("Generate", variant="primary", elem_id="tigas-gen-button")
+    summary = gr.Markdown(elem_id="tigas-gen-summary")
+    gallery = gr.Gallery(label="Samples (caption: TIGAS score · verdict)", columns=8, height="auto", object_fit="contain",
+                         elem_id="tigas-gen-gallery")
+    return [model, n, seed, truncation, prompt], button, [gallery, summary]
+
+
+def _lay_out_style_transfer() -> tuple:
+    """The Style transfer tab: two uploads and the optimisation's settings -> the result and its score."""
+    gr.Markdown("Paints the content image in the style of the other (Gatys et al., on ImageNet EfficientNet-Lite0 features), "
+                "then scores the result. About a minute on a CPU at the defaults.")
+    with gr.Row():
+        content = gr.Image(type="filepath", label="Content (layout kept)", elem_id="tigas-st-content", height=260)
+        style = gr.Image(type="filepath", label="Style (colours and textures taken)", elem_id="tigas-st-style", height=260)
+        result = gr.Image(label="Result", elem_id="tigas-st-result", height=260, interactive=False)
+    with gr.Row():
+        steps = gr.Slider(10, 400, value=100, step=10, label="Steps")
+        style_weight = gr.Slider(0.0, 100.0, value=10.0, step=1.0, label="Style weight (content weighs 1)")
+        size = gr.Slider(64, 384, value=192, step=32, label="Size (shorter side, px)")
+    button = gr.Button("Transfer style", variant="primary", elem_id="tigas-st-button")
+    summary = gr.Markdown(elem_id="tigas-st-summary")
+    return [content, style, steps, style_weight, size], button, [result, summary]
 
 
 def _lay_out_inspection() -> list:
@@ -538,6 +651,10 @@ def _wire(page: Page, handlers: AppHandlers) -> None:
                             concurrency_id="tigas")
     page.explain_button.click(handlers.api_explain, [page.api_file, page.api_threshold, page.api_maps], page.api_output,
                               api_name="explain", concurrency_id="tigas")
+    page.generate_button.click(handlers.generate, page.generate_inputs, page.generate_outputs, api_name="generate",
+                               concurrency_id="tigas")
+    page.transfer_button.click(handlers.style_transfer, page.transfer_inputs, page.transfer_outputs, api_name="style_transfer",
+                               concurrency_id="tigas")
 
 
 # --------------------------------------------------------------------------------------------

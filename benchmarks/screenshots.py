@@ -7,7 +7,9 @@
 Both faces run as `tigas app` / `tigas dashboard` child processes with the bundled weights, and
 Debian's headless chromium (playwright) drives them: the app scores the examples the project makes
 itself (`tigas_core.demo.example_images`: crops of scikit-image's photographs and one sample of
-each bundled zoo model), the dashboard its first screen: the demo set (`tigas_core.demo.build_demo_set`).
+each bundled zoo model), then draws "a red car" in the Generate tab and paints one example photo in
+the style of another in the Style transfer tab; the dashboard its Summary, Distributions and ROC tabs
+on the demo set (`tigas_core.demo.build_demo_set`).
 """
 from __future__ import annotations
 
@@ -54,8 +56,41 @@ def shoot_app(browser, work: Path, out: Path) -> list[Path]:
             page.wait_for_timeout(1500)  # plots finish drawing
             shots.append(out / f"app_{width}.png")
             page.screenshot(path=str(shots[-1]), full_page=True)
+            shots.append(shoot_generate_tab(page, out / f"app_generate_{width}.png"))
+            shots.append(shoot_style_transfer_tab(page, images[:2], out / f"app_style_transfer_{width}.png"))
             page.close()
     return shots
+
+
+def shoot_generate_tab(page, path: Path) -> Path:
+    """The Generate tab: the text-conditioned model drawing "a red car", samples with their scores."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Generate").click()
+    model = page.locator("#tigas-gen-model input")
+    model.click()
+    model.fill("text2image")
+    model.press("Enter")
+    page.locator("#tigas-gen-prompt textarea").fill("a red car")
+    page.locator("#tigas-gen-button").click()
+    expect(page.locator("#tigas-gen-summary")).to_contain_text('samples of text2image for "a red car"')
+    page.wait_for_timeout(1500)  # thumbnails load
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def shoot_style_transfer_tab(page, images: list[str], path: Path) -> Path:
+    """The Style transfer tab: two of the example photos, the result and its score (default settings)."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Style transfer").click()
+    page.locator("#tigas-st-content input[type=file]").set_input_files(images[0])
+    page.locator("#tigas-st-style input[type=file]").set_input_files(images[1])
+    page.locator("#tigas-st-button").click()
+    expect(page.locator("#tigas-st-summary")).to_contain_text("TIGAS score of the result")
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(path), full_page=True)
+    return path
 
 
 def shoot_dashboard(browser, work: Path, out: Path) -> list[Path]:

@@ -189,9 +189,46 @@ def test_readme_gradio_client_example_runs_against_the_app(server, images, tmp_p
     assert isinstance(names["client"], Client)
 
 
-def test_only_score_and_explain_are_public(client):
+def test_only_the_four_named_endpoints_are_public(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert sorted(endpoints) == ["/explain", "/score"]
+    assert sorted(endpoints) == ["/explain", "/generate", "/score", "/style_transfer"]
+
+
+def caption_scores(gallery: list[dict]) -> list[float]:
+    return [float(item["caption"].split(" · ")[0]) for item in gallery]
+
+
+def test_generate_endpoint_returns_the_library_samples_scored_best_first(client, tigas):
+    from tigas_core.generators.showcase import sample_grid_with_scores
+
+    gallery, summary = client.predict("cgan", 6, 3, 0.8, "", api_name="/generate")
+    direct = sample_grid_with_scores("cgan", n=6, seed=3, truncation=0.8, scorer=tigas, device="cpu")
+    assert caption_scores(gallery) == pytest.approx([round(sample.score, 3) for sample in direct], abs=1.5e-3)
+    assert caption_scores(gallery) == sorted(caption_scores(gallery), reverse=True)
+    assert all(Path(item["image"]).is_file() for item in gallery)
+    assert "6 samples of **cgan** (seed 3, truncation 0.8)" in summary
+    with pytest.raises(Exception, match="a prompt applies to text-conditioned models"):
+        client.predict("cgan", 2, 0, 1.0, "a red car", api_name="/generate")
+
+
+def test_generate_endpoint_draws_text2image_samples_for_a_prompt(client):
+    gallery, summary = client.predict("text2image", 4, 0, 1.0, "a small red car", api_name="/generate")
+    assert len(gallery) == 4 and 'for "a small red car"' in summary
+    with pytest.raises(Exception, match="unknown word 'spaceship'"):
+        client.predict("text2image", 2, 0, 1.0, "a spaceship", api_name="/generate")
+
+
+def test_style_transfer_endpoint_returns_the_result_and_its_score(client, tigas, images):
+    result, summary = client.predict(handle_file(str(images["photo"])), handle_file(str(images["smooth"])), 20, 10.0, 64,
+                                     api_name="/style_transfer")
+    painted = Image.open(result)
+    assert min(painted.size) == 64
+    score = float(re.search(r"TIGAS score of the result: \*\*([0-9.]+)\*\*", summary).group(1))
+    assert score == pytest.approx(float(tigas(np.asarray(painted))), abs=2e-3)  # the image returned is the one scored
+    before, after = (float(x) for x in re.search(r"style loss ([0-9.e+-]+) → ([0-9.e+-]+)", summary).groups())
+    assert after < before
+    with pytest.raises(Exception, match="give a content image and a style image"):
+        client.predict(handle_file(str(images["photo"])), None, 10, 10.0, 64, api_name="/style_transfer")
 
 
 def test_file_cap_and_duplicate_names(tigas, images):

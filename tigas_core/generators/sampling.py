@@ -42,7 +42,7 @@ def prompted_sampler(model: ZooModel, prompt: str | None, label: int | None):
     model's vocabulary here, before anything is written), else for ``label`` or every class in turn."""
     if prompt is not None:
         if not hasattr(model, "sample_prompts"):
-            raise ValueError(f"--prompt applies to text-conditioned models (text2image), not {model.name!r}")
+            raise ValueError(f"a prompt applies to text-conditioned models (text2image), not {model.name!r}")
         if label is not None:
             raise ValueError("give a prompt or a label, not both")
         model.vocabulary.encode([prompt])
