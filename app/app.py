@@ -49,7 +49,11 @@ MAP_KEYS = ("spectrum", "saliency")  # the large 2-D arrays of Explanation.to_di
 
 # Gradio's gallery shrinks its grid to the number of images, so a single thumbnail would fill the
 # whole width: keep six columns however many images there are.
-THUMBNAIL_CSS = "#tigas-thumbnails .grid-container { --grid-cols: 6 !important; }"
+THUMBNAIL_CSS = """#tigas-thumbnails .grid-container { --grid-cols: 6 !important; }
+#tigas-gen-gallery, #tigas-gen-gallery .gallery-container, #tigas-gen-gallery .grid-wrap {
+  height: auto !important; max-height: none !important; min-height: 0 !important; }
+@media (max-width: 640px) { #tigas-gen-gallery .grid-container { --grid-cols: 3 !important; } }
+"""  # the Generate gallery as tall as its samples (none behind an inner scroll bar), 3 across on a phone (8 overflowed)
 
 # What the page uploads in place of a file over the per-file limit: these bytes, then its size.
 OVERSIZED_STUB = b"TIGAS-OVERSIZED "
@@ -382,7 +386,7 @@ class AppHandlers:
         except ValueError as exc:
             raise api_error(str(exc)) from None
         threshold = self.default_threshold
-        gallery = [(sample.image, f"{sample.score:.3f} · {verdict(sample.score, threshold)}") for sample in samples]
+        gallery = [(sample.image, f"{sample.score:.3f}") for sample in samples]  # a verdict would not fit under a tile
         scores = [sample.score for sample in samples]
         asked = f' for "{prompt}"' if prompt else ""
         summary = (f"{len(samples)} samples of **{model}**{asked} (seed {int(seed)}, truncation {float(truncation):g}), best score first: "
@@ -580,8 +584,7 @@ def _lay_out_generate() -> tuple:
                         info="class names, colours (red, blue, brown, ...) and sizes (small, large)")
     button = gr.Button("Generate", variant="primary", elem_id="tigas-gen-button")
     summary = gr.Markdown(elem_id="tigas-gen-summary")
-    gallery = gr.Gallery(label="Samples (caption: TIGAS score · verdict)", columns=8, height="auto", object_fit="contain",
-                         elem_id="tigas-gen-gallery")
+    gallery = gr.Gallery(label="Samples (caption: TIGAS score)", columns=8, object_fit="contain", elem_id="tigas-gen-gallery")
     return [model, n, seed, truncation, prompt], button, [gallery, summary]
 
 
