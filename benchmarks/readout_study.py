@@ -11,7 +11,8 @@ second stage barely moves these numbers, benchmarks/results/leave_one_out_study.
 A row: which statistics of the trunk maps (mean, std, skew, log-kurtosis, max per channel and tap),
 the logistic regression's C, how training views are weighted (``balance``: a generator's or photo
 source's share of its class grows as its size ** balance; 1 = classes balanced only), and which cache
-(``--work``: another trunk or more views, made by `train_score.py measure --backbone/--views`).
+(``--work``: another trunk or more views, made by `train_score.py measure --backbone/--views`; "A+B"
+puts the statistics of two caches of the same views side by side).
 """
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ VARIANTS = [
     Variant("generators/sources balanced (equal)", balance=0.0),
     Variant("6 training views per image", work="runs/score6"),
     Variant("Lite2 trunk", work="runs/score_lite2"),
+    Variant("Lite1 + Lite2 trunks, statistics side by side", work="runs/score+runs/score_lite2"),
 ]
 
 
@@ -77,8 +79,7 @@ def pooled(cache: FeatureCache, statistics: tuple[str, ...]) -> np.ndarray:
     return torch.cat(rows).double().numpy()
 
 
-def out_of_fold(variant: Variant, train: FeatureCache, test: FeatureCache) -> np.ndarray:
-    train_x, test_x = pooled(train, variant.statistics), pooled(test, variant.statistics)
+def out_of_fold(variant: Variant, train: FeatureCache, test: FeatureCache, train_x: np.ndarray, test_x: np.ndarray) -> np.ndarray:
     logits = np.full(len(test), np.nan)
     for index in range(len(loo.DEFAULT_FOLDS)):
         rows, held_out = loo.fold_rows(train, index, held_out=False), loo.fold_rows(test, index, held_out=True).numpy()
@@ -91,10 +92,19 @@ def out_of_fold(variant: Variant, train: FeatureCache, test: FeatureCache) -> np
     return logits
 
 
+def side_by_side(variant: Variant, split: str) -> tuple[FeatureCache, np.ndarray]:
+    """The ``split`` cache of every folder in ``variant.work`` ("A+B": two trunks measured on the
+    same views, the same seed) and their statistics side by side; the first cache's records."""
+    caches = [FeatureCache.load(Path(work) / f"{split}.safetensors") for work in variant.work.split("+")]
+    for other in caches[1:]:
+        if not (torch.equal(other.record_index, caches[0].record_index) and torch.equal(other.labels, caches[0].labels)):
+            raise ValueError(f"{variant.work}: the caches hold different views; measure them with the same data and seed")
+    return caches[0], np.hstack([pooled(cache, variant.statistics) for cache in caches])
+
+
 def measure(variant: Variant) -> dict:
-    work = Path(variant.work)
-    train, test = FeatureCache.load(work / "train.safetensors"), FeatureCache.load(work / "eval.safetensors")
-    logits = out_of_fold(variant, train, test)
+    (train, train_x), (test, test_x) = side_by_side(variant, "train"), side_by_side(variant, "eval")
+    logits = out_of_fold(variant, train, test, train_x, test_x)
     temperature, bias = loo.calibrate(test, logits)
     result = loo.report(test, logits, list(EVAL_CONDITIONS), temperature, bias, loo.choose_threshold(test, logits, temperature, bias))
     clean, web = result["conditions"]["clean"], result["conditions"]["web"]

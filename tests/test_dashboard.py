@@ -402,6 +402,30 @@ def test_violins_stay_within_the_observed_scores():
     assert len(violin.data) == 2 and all(trace.spanmode == "hard" for trace in violin.data)
 
 
+def test_histograms_are_one_panel_per_group_with_the_real_reference_outlined():
+    dashboard = _load_dashboard_module()
+    rng = np.random.default_rng(0)
+    groups = ["real", "dcgan", "vae", "ddpm"]
+    frame = pd.DataFrame({"generator": np.repeat(groups, 30), "score": rng.uniform(0, 1, 120), "error": [""] * 120})
+    histogram = dashboard.distribution_figures(frame, "score", groups)["histogram_score"]
+    bars = [trace for trace in histogram.data if trace.type == "bar"]
+    outlines = [trace for trace in histogram.data if trace.type == "scatter"]
+    assert [trace.name for trace in bars] == groups and [trace.name for trace in outlines] == ["real"] * 3
+    assert len({trace.xaxis for trace in bars}) == 4  # each group its own panel, not overlaid
+    real = frame.loc[frame["generator"] == "real", "score"].to_numpy()
+    width = bars[0].x[1] - bars[0].x[0]
+    assert np.sum(outlines[0].y) * width == pytest.approx(1.0) and np.sum(bars[0].y) * width == pytest.approx(1.0)
+    counts, _ = np.histogram(real, bins=len(bars[0].x), range=(0, 1))
+    assert np.allclose(np.asarray(bars[0].y) * width * len(real), counts)
+
+
+def test_roc_legend_sits_below_the_plot():
+    dashboard = _load_dashboard_module()
+    frame = pd.DataFrame({"generator": ["real"] * 3 + ["dcgan"] * 3, "score": [0.9, 0.95, 0.99, 0.01, 0.2, 0.5], "error": [""] * 6})
+    roc = dashboard.roc_figure(frame, "real", 0.5, ["real", "dcgan"])
+    assert roc.layout.legend.orientation == "h" and roc.layout.legend.y < 0
+
+
 @pytest.mark.browser
 def test_browser_renders_charts(tmp_path, dataset, weights, chromium):
     port = free_port()
