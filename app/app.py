@@ -584,7 +584,7 @@ def _lay_out_generate() -> tuple:
                         info="class names, colours (red, blue, brown, ...) and sizes (small, large)")
     button = gr.Button("Generate", variant="primary", elem_id="tigas-gen-button")
     summary = gr.Markdown(elem_id="tigas-gen-summary")
-    gallery = gr.Gallery(label="Samples (caption: TIGAS score)", columns=8, object_fit="contain", elem_id="tigas-gen-gallery")
+    gallery = gr.Gallery(label="Samples (caption: TIGAS score)", columns=8, object_fit="contain", elem_id="tigas-gen-gallery", format="png")
     return [model, n, seed, truncation, prompt], button, [gallery, summary]
 
 
@@ -595,7 +595,7 @@ def _lay_out_style_transfer() -> tuple:
     with gr.Row():
         content = gr.Image(type="filepath", label="Content (layout kept)", elem_id="tigas-st-content", height=260)
         style = gr.Image(type="filepath", label="Style (colours and textures taken)", elem_id="tigas-st-style", height=260)
-        result = gr.Image(label="Result", elem_id="tigas-st-result", height=260, interactive=False)
+        result = gr.Image(label="Result", elem_id="tigas-st-result", height=260, interactive=False, format="png")
     with gr.Row():
         steps = gr.Slider(10, 400, value=100, step=10, label="Steps")
         style_weight = gr.Slider(0.0, 100.0, value=10.0, step=1.0, label="Style weight (content weighs 1)")

@@ -147,11 +147,13 @@ def transfer_and_score(content, style, size: int = 256, steps: int = 200, style_
                        on_step: Callable[[int, float, float], None] | None = None, **options) -> StyleTransferResult:
     """`style_transfer` of two images given as anything `load_image` reads, at ``size`` px (shorter
     side), with the result's TIGAS score from ``scorer`` (a `tigas_core.TIGAS`; the bundled weights
-    when None). What the CLI and an app tab call."""
+    when None). What the CLI and an app tab call. The result is rounded to 8-bit levels first, so the
+    score is the score of the PNG a user gets back."""
     from tigas_core import TIGAS
 
     result = style_transfer(load_for_transfer(content, size), load_for_transfer(style, size), steps, style_weight,
                             on_step=on_step, **options)
+    result.image = torch.round(result.image * 255) / 255
     scorer = scorer if scorer is not None else TIGAS()
     result.score = float(scorer(result.image))
     return result
