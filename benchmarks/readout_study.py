@@ -6,7 +6,7 @@ second stage barely moves these numbers, benchmarks/results/leave_one_out_study.
     python benchmarks/train_score.py measure ... --work runs/score6 --views 6 --small-views 2 --seed 1
     python benchmarks/train_score.py measure ... --work runs/score_lite2 --backbone efficientnet_lite2
     python benchmarks/readout_study.py                       # the table in benchmarks/results/readout_study.md
-    python benchmarks/readout_study.py --only "C=0.005"      # one row
+    python benchmarks/readout_study.py --only "C=0.005"      # one row, measured again in place
 
 A row: which statistics of the trunk maps (mean, std, skew, log-kurtosis, max per channel and tap),
 the logistic regression's C, how training views are weighted (``balance``: a generator's or photo
@@ -112,24 +112,40 @@ def measure(variant: Variant) -> dict:
             "threshold": result["threshold"]}
 
 
+HEADER = ["# Read-out study: mean generator AUROC out of fold (leave_one_out.DEFAULT_FOLDS), the read-out alone", "",
+          "`python benchmarks/readout_study.py`", "",
+          "| variant | statistics | C | balance | cache | AUROC clean | AUROC web | all vs all web | threshold |",
+          "|---|---|---|---|---|---|---|---|---|"]
+
+
+def table_row(variant: Variant) -> str:
+    row = measure(variant)
+    return (f"| {variant.name} | {'+'.join(variant.statistics)} | {variant.c} | {variant.balance} | {variant.work} | "
+            f"{row['clean']:.3f} | {row['web']:.3f} | {row['all_web']:.3f} | {row['threshold']} |")
+
+
+def with_row(table: list[str], name: str, row: str) -> list[str]:
+    """``table`` with the row of variant ``name`` replaced by ``row`` (appended when it has none)."""
+    kept = [line for line in table if not line.startswith(f"| {name} |")]
+    return kept + [row] if len(kept) == len(table) else [row if line.startswith(f"| {name} |") else line for line in table]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", help="measure the variant of this name only (printed, not written)")
+    parser.add_argument("--only", help="measure the variant of this name only and update its row of the table")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    variants = [v for v in VARIANTS if args.only in (None, v.name)]
-    lines = ["# Read-out study: mean generator AUROC out of fold (leave_one_out.DEFAULT_FOLDS), the read-out alone", "",
-             "`python benchmarks/readout_study.py`", "",
-             "| variant | statistics | C | balance | cache | AUROC clean | AUROC web | all vs all web | threshold |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for variant in variants:
-        row = measure(variant)
-        lines.append(f"| {variant.name} | {'+'.join(variant.statistics)} | {variant.c} | {variant.balance} | {variant.work} | "
-                     f"{row['clean']:.3f} | {row['web']:.3f} | {row['all_web']:.3f} | {row['threshold']} |")
-        print(lines[-1], flush=True)
-    if args.only is None:
-        atomic_write_text(RESULTS / "readout_study.md", "\n".join(lines) + "\n")
+    chosen = [v for v in VARIANTS if args.only in (None, v.name)]
+    if not chosen:
+        parser.error(f"no variant named {args.only!r}; the variants: {', '.join(v.name for v in VARIANTS)}")
+    path = RESULTS / "readout_study.md"
+    lines = path.read_text().splitlines() if args.only and path.exists() else list(HEADER)
+    for variant in chosen:
+        row = table_row(variant)
+        print(row, flush=True)
+        lines = with_row(lines, variant.name, row)
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

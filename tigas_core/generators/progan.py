@@ -6,8 +6,11 @@ upsampled output of the layers before it, the blend weight ``alpha`` rising from
 trains alone for another ``phase_steps``. The real images the critic sees are blended the same
 way, so both sides change resolution smoothly. The paper's other parts are here too: equalised
 learning rate (weights drawn N(0, 1) and scaled by He's constant at run time), pixel-wise
-feature normalisation in the generator, a minibatch standard-deviation feature in the critic,
-and the WGAN-GP objective with a small drift term on the critic's real outputs.
+feature normalisation in the generator, a minibatch standard-deviation feature in the critic.
+The paper's WGAN-GP objective is an option (``objective`` "wgan-gp"); the default is the
+non-saturating loss with an R1 penalty, because on this budget (a few thousand steps of 32) the
+WGAN-GP runs collapsed to one image per run while the logistic one kept its samples varied
+(docs/zoo.md, "ProGAN").
 
 The generator keeps its training resolution (``level``) and blend (``alpha``) as buffers, so a
 checkpoint saved mid-growth samples as it was trained; samples are always ``img_size``, lower
@@ -23,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tigas_core.generators.base import ZooModel, frozen
-from tigas_core.generators.gan import diff_augment
+from tigas_core.generators.gan import critic_loss, diff_augment, generator_loss
 from tigas_core.generators.stylegan import MinibatchStdDev, pixel_norm
 
 
@@ -166,9 +169,9 @@ class GrowingCritic(nn.Module):
 
 
 class ProGAN(ZooModel):
-    """Progressive growing with a WGAN-GP critic (gradient penalty ``gp_weight`` on real/fake
-    interpolates, drift ``drift`` on the real scores), DiffAugment on what the critic sees by
-    default, and the growth schedule of `growth` (``phase_steps`` per fade-in and per stable
+    """Progressive growing with a logistic critic and R1 penalty ``r1_weight`` (or WGAN-GP: gradient
+    penalty ``gp_weight`` on real/fake interpolates, drift ``drift`` on the real scores), DiffAugment
+    on what the critic sees by default, and the growth schedule of `growth` (``phase_steps`` per fade-in and per stable
     phase; 32 px is reached after 5 phases). ``--tigas-weight`` adds its term to the generator step."""
 
     name = "progan"
@@ -178,7 +181,8 @@ class ProGAN(ZooModel):
     batch_size = 32
     defaults: dict[str, Any] = {
         "z_dim": 128, "channels": 16, "max_channels": 128, "lr": 1e-3, "betas": [0.0, 0.99], "ttur": False, "ema": 0.0,
-        "grad_clip": 10.0, "diffaug": True, "phase_steps": 600, "gp_weight": 10.0, "drift": 0.001,
+        "grad_clip": 10.0, "diffaug": True, "phase_steps": 600, "objective": "logistic", "gp_weight": 10.0, "drift": 0.001,
+        "r1_weight": 1.0,
     }
 
     def build(self, for_training: bool) -> None:
@@ -207,15 +211,28 @@ class ProGAN(ZooModel):
         return self.networks["critic"](seen, level, alpha).float()
 
     def critic_loss(self, real: torch.Tensor, fake: torch.Tensor, level: int, alpha: float) -> tuple[torch.Tensor, dict[str, float]]:
-        d = self.networks["critic"]
+        """The non-saturating logistic loss with an R1 penalty on the real images (``objective``
+        "logistic", StyleGAN's, the default), or the paper's WGAN-GP with drift ("wgan-gp")."""
         d_real, d_fake = self.critic(torch.cat([real, fake]), level, alpha).chunk(2)  # no batch statistics to mix
+        if self.config["objective"] == "logistic":
+            real = real.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.critic(real, level, alpha).sum(), real, create_graph=True)
+            penalty = grad.flatten(1).pow(2).sum(dim=1).mean()
+            loss = critic_loss(d_real, d_fake) + 0.5 * float(self.config["r1_weight"]) * penalty
+            return loss, {"d/real_minus_fake": (d_real.mean() - d_fake.mean()).item(), "d/r1": penalty.item()}
         mix = torch.rand(len(real), 1, 1, 1, device=real.device)
         between = (mix * real + (1 - mix) * fake).requires_grad_(True)
-        (grad,) = torch.autograd.grad(d(between, level, alpha).sum(), between, create_graph=True)
+        # The penalty holds the critic as it scores, augmentation included, to slope 1.
+        (grad,) = torch.autograd.grad(self.critic(between, level, alpha).sum(), between, create_graph=True)
         penalty = (grad.flatten(1).norm(dim=1) - 1.0).pow(2).mean()
         loss = d_fake.mean() - d_real.mean() + float(self.config["gp_weight"]) * penalty
         loss = loss + float(self.config["drift"]) * d_real.pow(2).mean()
         return loss, {"d/wasserstein": (d_real.mean() - d_fake.mean()).item(), "d/gp": penalty.item()}
+
+    def generator_adversarial(self, fake: torch.Tensor, level: int, alpha: float) -> torch.Tensor:
+        """The generator's side of ``objective``: non-saturating, or minus the critic's mean score."""
+        d_fake = self.critic(fake, level, alpha)
+        return generator_loss(d_fake) if self.config["objective"] == "logistic" else -d_fake.mean()
 
     def train_step(self, real: torch.Tensor, labels: torch.Tensor, step: int, tigas=None) -> dict[str, float]:
         g, d = self.networks["generator"], self.networks["critic"]
@@ -228,7 +245,7 @@ class ProGAN(ZooModel):
         self.optimise("critic", d_loss, d)
         logs.update({"loss/d": d_loss.item(), "growth/resolution": 4 * 2**level, "growth/alpha": alpha})
         with frozen(d):
-            adv = -self.critic(fake, level, alpha).mean()
+            adv = self.generator_adversarial(fake, level, alpha)
         g_loss = adv if tigas is None else self.with_tigas_term(adv, tigas, fake, step, logs)
         logs["grad_norm/g"] = self.optimise("generator", g_loss, g)
         logs["loss/g_adv"] = adv.item()
