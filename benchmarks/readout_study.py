@@ -12,7 +12,8 @@ A row: which statistics of the trunk maps (mean, std, skew, log-kurtosis, max pe
 the logistic regression's C, how training views are weighted (``balance``: a generator's or photo
 source's share of its class grows as its size ** balance; 1 = classes balanced only), and which cache
 (``--work``: another trunk or more views, made by `train_score.py measure --backbone/--views`; "A+B"
-puts the statistics of two caches of the same views side by side).
+puts the statistics of two caches of the same views side by side) and whether the statistics pass
+through a signed square root first (the power normalisation of Fisher-vector probes).
 """
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ class Variant:
     c: float = loo.READOUT_C
     balance: float = 1.0
     work: str = "runs/score"
+    signed_sqrt: bool = False
 
 
 VARIANTS = [
@@ -54,6 +56,7 @@ VARIANTS = [
     Variant("6 training views per image", work="runs/score6"),
     Variant("Lite2 trunk", work="runs/score_lite2"),
     Variant("Lite1 + Lite2 trunks, statistics side by side", work="runs/score+runs/score_lite2"),
+    Variant("signed square root of the statistics", signed_sqrt=True),
 ]
 
 
@@ -99,7 +102,8 @@ def side_by_side(variant: Variant, split: str) -> tuple[FeatureCache, np.ndarray
     for other in caches[1:]:
         if not (torch.equal(other.record_index, caches[0].record_index) and torch.equal(other.labels, caches[0].labels)):
             raise ValueError(f"{variant.work}: the caches hold different views; measure them with the same data and seed")
-    return caches[0], np.hstack([pooled(cache, variant.statistics) for cache in caches])
+    features = np.hstack([pooled(cache, variant.statistics) for cache in caches])
+    return caches[0], np.sign(features) * np.sqrt(np.abs(features)) if variant.signed_sqrt else features
 
 
 def measure(variant: Variant) -> dict:
