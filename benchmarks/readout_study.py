@@ -2,8 +2,11 @@
 of fold on the cached views of `benchmarks/train_score.py measure` (the read-out alone: the
 second stage barely moves these numbers, benchmarks/results/leave_one_out_study.md).
 
-    python benchmarks/train_score.py measure ... --work runs/score                 # README, "Training and evaluation"
-    python benchmarks/train_score.py measure ... --work runs/score6 --views 6 --small-views 2 --seed 1
+    python benchmarks/train_score.py measure ... --work runs/score --upload-views 0   # the cache of most rows
+    ln -s ../score/eval.safetensors runs/score_up/  # the same records and evaluation views
+    python benchmarks/train_score.py measure ... --work runs/score_up                # + upload views: TIGAS 2.2's
+    ln -s ../score/eval.safetensors runs/score6/
+    python benchmarks/train_score.py measure ... --work runs/score6 --views 6 --small-views 2
     python benchmarks/train_score.py measure ... --work runs/score_lite2 --backbone efficientnet_lite2
     python benchmarks/readout_study.py                       # the table in benchmarks/results/readout_study.md
     python benchmarks/readout_study.py --only "C=0.005"      # one row, measured again in place
@@ -12,8 +15,9 @@ A row: which statistics of the trunk maps (mean, std, skew, log-kurtosis, max pe
 the logistic regression's C, how training views are weighted (``balance``: a generator's or photo
 source's share of its class grows as its size ** balance; 1 = classes balanced only), and which cache
 (``--work``: another trunk or more views, made by `train_score.py measure --backbone/--views`; "A+B"
-puts the statistics of two caches of the same views side by side) and whether the statistics pass
-through a signed square root first (the power normalisation of Fisher-vector probes).
+puts the statistics of two caches of the same views side by side), whether the statistics pass
+through a signed square root first (the power normalisation of Fisher-vector probes), and which
+taps' channel correlations are read too (`perceptual_branch.channel_correlations`, "gram").
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ from train_score import RESULTS  # noqa: E402
 
 from tigas_core.config import atomic_write_text  # noqa: E402
 from tigas_core.data.dataset import balanced_weights  # noqa: E402
+from tigas_core.model.perceptual_branch import channel_correlations  # noqa: E402
 from tigas_core.training import leave_one_out as loo  # noqa: E402
 from tigas_core.training.feature_cache import EVAL_CONDITIONS, FeatureCache, balance_key  # noqa: E402
 
@@ -40,14 +45,18 @@ from tigas_core.training.feature_cache import EVAL_CONDITIONS, FeatureCache, bal
 class Variant:
     name: str
     statistics: tuple[str, ...] = ("mean", "std")
-    c: float = loo.READOUT_C
+    c: float = 0.002  # the 2.1 read-out's
     balance: float = 1.0
     work: str = "runs/score"
     signed_sqrt: bool = False
+    gram_taps: tuple[int, ...] = ()
+    cross_taps: tuple[int, ...] = ()  # tap i's channels correlated with tap i+1's (tap i pooled to its size)
+    # the training images' evaluation views of these conditions (EVAL_CONDITIONS) train too
+    with_evaluation_views: tuple[str, ...] = ()
 
 
 VARIANTS = [
-    Variant("shipped: mean+std, C=0.002, classes balanced"),
+    Variant("2.1: mean+std, C=0.002, classes balanced"),
     Variant("C=0.0005", c=0.0005), Variant("C=0.001", c=0.001), Variant("C=0.005", c=0.005),
     Variant("+ max", statistics=("mean", "std", "max")),
     Variant("+ skew, log-kurtosis", statistics=("mean", "std", "skew", "kurtosis")),
@@ -57,6 +66,24 @@ VARIANTS = [
     Variant("Lite2 trunk", work="runs/score_lite2"),
     Variant("Lite1 + Lite2 trunks, statistics side by side", work="runs/score+runs/score_lite2"),
     Variant("signed square root of the statistics", signed_sqrt=True),
+    Variant("+ neighbour differences", statistics=("mean", "std", "diff")),
+    Variant("+ channel correlations of taps 1-2", gram_taps=(0, 1)),
+    Variant("+ channel correlations of tap 1", gram_taps=(0,)),
+    Variant("+ channel correlations of tap 2", gram_taps=(1,)),
+    Variant("+ channel correlations of taps 1-3", gram_taps=(0, 1, 2)),
+    Variant("+ channel correlations of taps 1-2, C=0.001", gram_taps=(0, 1), c=0.001),
+    Variant("+ channel correlations of taps 1-2, C=0.005", gram_taps=(0, 1), c=0.005),
+    Variant("shipped (2.2): + channel correlations of taps 1-3, C=0.001", gram_taps=(0, 1, 2), c=0.001),
+    Variant("+ channel correlations of taps 1-3, C=0.0005", gram_taps=(0, 1, 2), c=0.0005),
+    Variant("+ channel correlations of taps 1-4", gram_taps=(0, 1, 2, 3)),
+    Variant("+ channel correlations of taps 1-3, 6 training views", gram_taps=(0, 1, 2), work="runs/score6"),
+    Variant("+ channel correlations of taps 1-2, 6 training views", gram_taps=(0, 1), work="runs/score6"),
+    Variant("shipped + cross-scale correlations of taps 1-2, 2-3", gram_taps=(0, 1, 2), c=0.001, cross_taps=(0, 1)),
+    Variant("shipped + cross-scale correlations of taps 1-2", gram_taps=(0, 1, 2), c=0.001, cross_taps=(0,)),
+    Variant("shipped, trained on the evaluation views too", gram_taps=(0, 1, 2), c=0.001, with_evaluation_views=("clean", "web")),
+    Variant("shipped, trained on the web views too", gram_taps=(0, 1, 2), c=0.001, with_evaluation_views=("web",)),
+    Variant("shipped, trained on the clean views too", gram_taps=(0, 1, 2), c=0.001, with_evaluation_views=("clean",)),
+    Variant("+ an upload view per image (side 224-384, JPEG q60-95)", gram_taps=(0, 1, 2), c=0.001, work="runs/score_up"),
 ]
 
 
@@ -66,6 +93,8 @@ def channel_statistic(x: torch.Tensor, name: str) -> torch.Tensor:
         return x.mean(dim=(2, 3))
     if name == "max":
         return x.amax(dim=(2, 3))
+    if name == "diff":  # how much a channel changes from one position to the next (upsampling and grid traces)
+        return 0.5 * ((x[..., 1:, :] - x[..., :-1, :]).abs().mean(dim=(2, 3)) + (x[..., 1:] - x[..., :-1]).abs().mean(dim=(2, 3)))
     std = torch.sqrt(x.var(dim=(2, 3), unbiased=False) + 1e-6)  # as perceptual_branch.mean_std_pool
     if name == "std":
         return std
@@ -73,24 +102,49 @@ def channel_statistic(x: torch.Tensor, name: str) -> torch.Tensor:
     return {"skew": lambda: z.pow(3).mean(dim=(2, 3)), "kurtosis": lambda: z.pow(4).mean(dim=(2, 3)).log()}[name]()
 
 
-def pooled(cache: FeatureCache, statistics: tuple[str, ...]) -> np.ndarray:
-    """[N, features]: the chosen per-channel statistics of every tap, in chunks (the maps are large)."""
+def standardised_positions(x: torch.Tensor) -> torch.Tensor:
+    """[B,C,H,W] -> [B,C,H*W], each channel at zero mean and unit variance over positions."""
+    centred = x - x.mean(dim=(2, 3), keepdim=True)
+    return (centred / torch.sqrt(centred.pow(2).mean(dim=(2, 3), keepdim=True) + 1e-6)).flatten(2)
+
+
+def cross_scale_correlations(fine: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+    """[B,C1,H,W], [B,C2,h,w] -> [B, C1*C2]: every fine channel (averaged down to the coarse grid)
+    correlated with every coarse one (the cross-scale statistics of Portilla-Simoncelli textures)."""
+    fine = torch.nn.functional.adaptive_avg_pool2d(fine, coarse.shape[-2:])
+    a, b = standardised_positions(fine), standardised_positions(coarse)
+    return (a @ b.transpose(1, 2) / a.shape[-1]).flatten(1)
+
+
+def pooled(cache: FeatureCache, statistics: tuple[str, ...], gram_taps: tuple[int, ...] = (),
+           cross_taps: tuple[int, ...] = ()) -> np.ndarray:
+    """[N, features]: the chosen per-channel statistics of every tap (and channel correlations of
+    ``gram_taps``), in chunks (the maps are large)."""
     rows = []
     for start in range(0, len(cache), 256):
         taps = [tap[start : start + 256].float() for tap in cache.measured["trunk"]]
-        rows.append(torch.cat([channel_statistic(x, name) for x in taps for name in statistics], dim=1))
+        rows.append(torch.cat([channel_statistic(x, name) for x in taps for name in statistics]
+                              + [channel_correlations(taps[i]) for i in gram_taps]
+                              + [cross_scale_correlations(taps[i], taps[i + 1]) for i in cross_taps], dim=1))
     return torch.cat(rows).double().numpy()
 
 
 def out_of_fold(variant: Variant, train: FeatureCache, test: FeatureCache, train_x: np.ndarray, test_x: np.ndarray) -> np.ndarray:
     logits = np.full(len(test), np.nan)
     for index in range(len(loo.DEFAULT_FOLDS)):
-        rows, held_out = loo.fold_rows(train, index, held_out=False), loo.fold_rows(test, index, held_out=True).numpy()
-        keys = [(int(train.labels[r]), balance_key(train.records[int(train.record_index[r])])) for r in rows]
-        weights = balanced_weights(keys, variant.balance).numpy() * len(rows)  # both classes weigh alike
-        scaler = StandardScaler().fit(train_x[rows.numpy()])
+        rows, held_out = loo.fold_rows(train, index, held_out=False).numpy(), loo.fold_rows(test, index, held_out=True).numpy()
+        parts = [(train, train_x, rows)]
+        if variant.with_evaluation_views:
+            extra = loo.fold_rows(test, index, held_out=False).numpy()
+            wanted = [list(EVAL_CONDITIONS).index(c) for c in variant.with_evaluation_views]
+            parts.append((test, test_x, extra[np.isin(extra % len(EVAL_CONDITIONS), wanted)]))  # stored condition by condition
+        x = np.vstack([features[r] for _, features, r in parts])
+        labels = np.concatenate([cache.labels.numpy()[r] for cache, _, r in parts]) > 0.5
+        keys = [(int(cache.labels[i]), balance_key(cache.records[int(cache.record_index[i])])) for cache, _, r in parts for i in r]
+        weights = balanced_weights(keys, variant.balance).numpy() * len(keys)  # both classes weigh alike
+        scaler = StandardScaler().fit(x)
         regression = LogisticRegression(C=variant.c, max_iter=5000)
-        regression.fit(scaler.transform(train_x[rows.numpy()]), train.labels.numpy()[rows.numpy()] > 0.5, sample_weight=weights)
+        regression.fit(scaler.transform(x), labels, sample_weight=weights)
         logits[held_out] = regression.decision_function(scaler.transform(test_x[held_out]))
     return logits
 
@@ -102,7 +156,7 @@ def side_by_side(variant: Variant, split: str) -> tuple[FeatureCache, np.ndarray
     for other in caches[1:]:
         if not (torch.equal(other.record_index, caches[0].record_index) and torch.equal(other.labels, caches[0].labels)):
             raise ValueError(f"{variant.work}: the caches hold different views; measure them with the same data and seed")
-    features = np.hstack([pooled(cache, variant.statistics) for cache in caches])
+    features = np.hstack([pooled(cache, variant.statistics, variant.gram_taps, variant.cross_taps) for cache in caches])
     return caches[0], np.sign(features) * np.sqrt(np.abs(features)) if variant.signed_sqrt else features
 
 
@@ -118,13 +172,17 @@ def measure(variant: Variant) -> dict:
 
 HEADER = ["# Read-out study: mean generator AUROC out of fold (leave_one_out.DEFAULT_FOLDS), the read-out alone", "",
           "`python benchmarks/readout_study.py`", "",
+          "The threshold column is `leave_one_out.choose_threshold`'s as it was when the row was measured "
+          "(before TIGAS 2.2 it pooled the clean and web conditions).", "",
           "| variant | statistics | C | balance | cache | AUROC clean | AUROC web | all vs all web | threshold |",
           "|---|---|---|---|---|---|---|---|---|"]
 
 
 def table_row(variant: Variant) -> str:
     row = measure(variant)
-    return (f"| {variant.name} | {'+'.join(variant.statistics)} | {variant.c} | {variant.balance} | {variant.work} | "
+    statistics = "+".join(variant.statistics + tuple(f"gram{i + 1}" for i in variant.gram_taps)
+                          + tuple(f"cross{i + 1}-{i + 2}" for i in variant.cross_taps))
+    return (f"| {variant.name} | {statistics} | {variant.c} | {variant.balance} | {variant.work} | "
             f"{row['clean']:.3f} | {row['web']:.3f} | {row['all_web']:.3f} | {row['threshold']} |")
 
 

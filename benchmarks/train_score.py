@@ -68,7 +68,7 @@ def measure(args: argparse.Namespace) -> None:
     records = select_records(args.data + args.zoo, args.small_reals, args.small_fakes, args.seed)[: args.limit]
     print(f"{len(records)} records; threads {torch.get_num_threads()}")
     for name, make in (("eval", evaluation_views(config.img_size)),
-                       ("train", training_views(config.img_size, get_level("native"), args.views, args.small_views))):
+                       ("train", training_views(config.img_size, get_level("native"), args.views, args.small_views, args.upload_views))):
         path = args.work / f"{name}.safetensors"
         if path.exists():
             print(f"{path} exists, kept")
@@ -103,8 +103,9 @@ def run_loo(args: argparse.Namespace) -> None:
                          else round((time.time() - tick) / 60, 1))
     RESULTS.mkdir(exist_ok=True)
     atomic_write_text(RESULTS / f"{args.name}.json", json.dumps(result, indent=1) + "\n")
-    atomic_write_text(RESULTS / f"{args.name}.md", render(result, " ".join(sys.argv)))
-    print(render(result, " ".join(sys.argv)))
+    command = " ".join(a for a in sys.argv if a != "--report-only")  # the run that made the logits
+    atomic_write_text(RESULTS / f"{args.name}.md", render(result, command))
+    print(render(result, command))
 
 
 def study(args: argparse.Namespace) -> None:
@@ -115,7 +116,7 @@ def study(args: argparse.Namespace) -> None:
              "|---|---|---|---|---|---|---|---|---|---|"]
     for path in sorted(RESULTS.glob("*.json")):
         result = json.loads(path.read_text())
-        recipe = result.get("recipe") or {}
+        recipe = (result.get("recipe") if isinstance(result, dict) else None) or {}
         if "conditions" not in result or "readout_c" not in recipe:
             continue
         clean, web = result["conditions"]["clean"], result["conditions"]["web"]
@@ -139,6 +140,9 @@ def render(result: dict, command: str) -> str:
         lines.append(f"| {generator} | {row['n']} | {row['tier']} photos | " + " | ".join(cells) + " |")
     lines.append("| **mean over generators** | | | " + " | ".join(
         f"**{result['conditions'][c]['mean_generator_auroc']:.3f}**" for c in conditions) + " | |")
+    lines.append("| mean over the named generators (no zoo) | | | " + " | ".join(
+        f"{np.mean([row['auroc'] for g, row in result['conditions'][c]['generators'].items() if not g.startswith('zoo-')]):.3f}"
+        for c in conditions) + " | |")
     lines += ["", "| photo source | n | " + " | ".join(f"read 'likely generated' ({c})" for c in conditions) + " |",
               "|---|---|" + "---|" * len(conditions)]
     for source, row in first["sources"].items():
@@ -154,7 +158,8 @@ def render(result: dict, command: str) -> str:
         f"Calibration fitted on these out-of-fold logits: T={result['calibration']['temperature']:.3f}, "
         f"b={result['calibration']['bias']:.3f}. A photo counts as read 'likely generated' below "
         f"{result['threshold'] - 0.1:.2f} (the threshold {result['threshold']} less the verdict's margin; the threshold is the "
-        "highest at which at most 5 % of any photo source of 20 or more images reads so: `leave_one_out.choose_threshold`)."]
+        "highest at which at most 5 % of any photo source of 20 or more images reads so in each condition: "
+        "`leave_one_out.choose_threshold`)."]
     return "\n".join(lines) + "\n"
 
 
@@ -174,7 +179,7 @@ tags:
 - realism
 ---
 
-# TIGAS 2.1 (ImageNet EfficientNet-Lite1 trunk, pixel-scale 224 px views)
+# TIGAS 2.2 (ImageNet EfficientNet-Lite1 trunk, pixel-scale 224 px views)
 
 A no-reference realism score in [0, 1] for a single image (1 = looks like a real photograph,
 0 = looks generated), calibrated so that a score is a probability. These are the weights bundled
@@ -183,7 +188,8 @@ with the `tigas-metric` package: `TIGAS()` with no arguments loads them.
 ## Model
 
 The TIGAS network: a frozen ImageNet EfficientNet-Lite1 trunk tapped at four scales, read two
-ways: a linear read-out of every tap's channel means and standard deviations, and each tap
+ways: a linear read-out of every tap's channel means and standard deviations and of the
+channel correlations (Gram matrices) of the three finer taps, and each tap
 through a gated residual + CBAM adapter into the fusion; a spectral branch (FFT log spectrum, radial profile,
 block DCT, artefact cues); a statistical branch (moments, entropy, local statistics, learnt
 natural-image prototypes); cross-modal attention fusion; score, auxiliary and per-branch heads
@@ -197,7 +203,9 @@ pixel scale (images smaller than that are resized up to it).
 high-resolution camera photos, CIFAR-10) and {len(records) - n_real} generated images (22 named
 generators and the project's own CIFAR-10 zoo models). Three augmented views per high-resolution
 image, one per 32 px image (JPEG q30-100 on both classes, resizing 0.5-1.5x or an upload-style
-downscale, blur, noise), measured once by the frozen trunk (`benchmarks/train_score.py`). In
+downscale, blur, noise), and one upload view of every image (the whole image resized, up or down,
+to a shorter side of 224-384 px and saved as JPEG q60-95, then read as inference reads it),
+measured once by the frozen trunk (`benchmarks/train_score.py`). In
 order: {training_stages(recipe)}.
 `split.json` lists the digests of every file trained on.
 
@@ -215,7 +223,7 @@ given, `web` resized to a 256 px shorter side and saved as JPEG q75.
 
 Calibration (Platt on those out-of-fold scores): temperature {summary['calibration']['temperature']:.3f},
 bias {summary['calibration']['bias']:.3f}. Decision threshold {summary['threshold']}: the highest at
-which no photo source of 20 or more images has over 5 % of its photos read "likely generated" (a
+which no photo source of 20 or more images has over 5 % of its photos, clean or web, read "likely generated" (a
 score below the threshold less 0.1); the most at web: {worst[0]} ({worst[1]['n']} photos), {100 * worst[1]['false_alarms']:.1f} %.
 Per generator and per photo source: `benchmarks/results/leave_one_out.md` in the project.
 
@@ -273,6 +281,8 @@ def main() -> None:
     sub.choices["measure"].add_argument("--zoo", nargs="*", default=["runs/zoo_fakes"])
     sub.choices["measure"].add_argument("--views", type=int, default=3, help="training views per high-resolution image")
     sub.choices["measure"].add_argument("--small-views", type=int, default=1, help="training views per 32 px image")
+    sub.choices["measure"].add_argument("--upload-views", type=int, default=1,
+                                        help="training views per image as an upload ends up (augment.upload_view)")
     sub.choices["measure"].add_argument("--small-reals", type=int, default=1000, help="CIFAR-10 photos used")
     sub.choices["measure"].add_argument("--small-fakes", type=int, default=200, help="samples used of each zoo model")
     sub.choices["measure"].add_argument("--backbone", default=TIGASConfig().backbone,

@@ -27,7 +27,8 @@ from tigas_core.data import (
     scan_folder,
     split_records,
 )
-from tigas_core.io import TIGASInputError
+from tigas_core.data.augment import UPLOAD_QUALITIES, UPLOAD_SIDES, upload_copy, upload_view
+from tigas_core.io import TIGASInputError, preprocess
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +138,21 @@ def test_every_level_above_none_jpeg_reencodes_both_classes():
     assert not torch.equal(views[0], views[1])
     small = native_view(image[:, :20, :30], 40, spec, rng)  # smaller than the view: resized up, never padded
     assert small.shape == (3, 40, 40)
+
+
+def test_an_upload_view_is_the_inference_view_of_a_resized_jpeg_copy():
+    """Small images are enlarged before the JPEG, as an upload site (and the web condition) does it."""
+    from tigas_core.training.feature_cache import web_copy
+
+    small = torch.from_numpy(natural_like(32, 48, seed=4)).permute(2, 0, 1).float() / 255
+    copy = upload_copy(small, 256, 75)
+    assert copy.shape == (3, 256, 384) and torch.equal(copy, web_copy(small))
+    enlarged_after = preprocess(jpeg_reencode(small, 75), 224)  # the JPEG's 8 px blocks, magnified
+    view = upload_view(small, 224, random.Random(0))
+    assert view.shape == (3, 224, 224) and not torch.allclose(view, enlarged_after, atol=0.02)
+    rng = random.Random(0)
+    side, quality = rng.randint(*UPLOAD_SIDES), rng.randint(*UPLOAD_QUALITIES)
+    assert torch.equal(view, preprocess(upload_copy(small, side, quality), 224))
 
 
 def test_native_view_keeps_the_pixel_scale_of_a_large_image():

@@ -90,8 +90,8 @@ def test_the_fitted_readout_is_sklearns_logistic_regression_and_stays_fixed_whil
     rows, model = torch.arange(len(train)), loo.fresh_model(TINY, 2)
     loo.fit_readout(model, train, rows, c=0.05)
     reference = make_pipeline(StandardScaler(), LogisticRegression(C=0.05, class_weight="balanced", max_iter=5000))
-    reference.fit(train.tap_statistics.double().numpy(), train.labels.numpy() > 0.5)
-    expected = reference.decision_function(test.tap_statistics.double().numpy())
+    reference.fit(train.tap_statistics(TINY.readout_correlations).double().numpy(), train.labels.numpy() > 0.5)
+    expected = reference.decision_function(test.tap_statistics(TINY.readout_correlations).double().numpy())
     fitted = [p.clone() for p in model.readout.parameters()] + [b.clone() for b in model.readout.buffers()]
     assert np.allclose(predict_from_cache(model, test, torch.arange(len(test))), expected, atol=1e-3)  # the fused path starts at 0
     train_from_cache(model, train, rows, steps=10, batch_size=16, learning_rate=3e-3)

@@ -123,3 +123,28 @@ def test_spectrum_grid_is_the_shared_log_spectrum_pooled(small_model):
     size = small_model.config.spectrum_size
     expected = torch.nn.functional.adaptive_avg_pool2d(spectral.log_spectrum(images).unsqueeze(1), size)[:, 0]
     assert grid.shape == (2, size, size) and torch.allclose(grid, expected, atol=1e-5)
+
+
+def test_channel_correlations_are_the_pearson_correlations_of_channel_pairs():
+    from tigas_core.model.perceptual_branch import channel_correlations, tap_statistics, tap_statistics_size
+
+    maps = torch.randn(2, 4, 6, 5, dtype=torch.float64)
+    maps[:, 1] = 3 * maps[:, 0] + 1  # perfectly correlated with channel 0
+    maps[:, 2] = -maps[:, 0]         # perfectly anti-correlated
+    got = channel_correlations(maps)
+    for b in range(2):
+        expected = torch.corrcoef(maps[b].flatten(1))
+        upper = torch.triu_indices(4, 4, offset=1)
+        assert torch.allclose(got[b], expected[upper[0], upper[1]], atol=1e-5)
+    assert got[0, 0] == pytest.approx(1, abs=1e-5) and got[0, 1] == pytest.approx(-1, abs=1e-5)
+    taps = [torch.randn(2, 3, 8, 8), torch.randn(2, 5, 4, 4)]
+    assert tap_statistics(taps, (1,)).shape == (2, tap_statistics_size([3, 5], (1,))) == (2, 2 * 8 + 10)
+
+
+def test_a_config_saved_before_readout_correlations_builds_the_read_out_it_was_trained_with():
+    old = TIGASConfig().to_dict()
+    del old["readout_correlations"]
+    assert TIGASConfig.from_dict(old).readout_correlations == ()
+    assert TIGASConfig.from_dict(TIGASConfig().to_dict()).readout_correlations == TIGASConfig().readout_correlations
+    with pytest.raises(ValueError, match="positions in backbone_taps"):
+        TIGASConfig(readout_correlations=(4,))

@@ -105,3 +105,13 @@ def test_zoo_train_then_generate_with_a_prompt(tmp_path, caplog):
     assert cli_main(["generate", "--checkpoint", str(run), "--prompt", "a red horse", "--n", "1", "--out", str(never)]) == 2
     assert "unknown word 'horse'" in caplog.text and not never.exists()  # refused before any folder is made
     assert cli_main(["generate", "--checkpoint", str(run), "--prompt", "a car", "--label", "1", "--n", "1", "--out", str(never)]) == 2
+
+
+def test_generate_with_model_alone_uses_the_bundled_checkpoint(tmp_path, caplog):
+    out = tmp_path / "red_cars"
+    assert cli_main(["generate", "--model", "text2image", "--prompt", "a small red car", "--n", "2", "--out", str(out)]) == 0
+    assert len(list(out.glob("text2image_*.png"))) == 2
+    assert cli_main(["generate", "--model", "stylegan", "--n", "1", "--out", str(tmp_path / "never")]) == 2
+    assert "'stylegan' has no bundled checkpoint; bundled: " in caplog.text and "text2image" in caplog.text
+    assert cli_main(["generate", "--n", "1", "--out", str(tmp_path / "never")]) == 2
+    assert "give --checkpoint or --model" in caplog.text and not (tmp_path / "never").exists()

@@ -25,6 +25,9 @@ class TIGASConfig:
     backbone: str = "efficientnet_lite1"
     backbone_taps: tuple[int, ...] = (1, 2, 3, 4)
     train_trunk: bool = False
+    # Positions in backbone_taps whose channel correlations the read-out reads beside every tap's
+    # channel means and standard deviations (`perceptual_branch.tap_statistics`).
+    readout_correlations: tuple[int, ...] = (0, 1, 2)
     adapter_channels: int = 48
     feature_dim: int = 128
     num_heads: int = 4
@@ -39,10 +42,14 @@ class TIGASConfig:
     # Decision threshold on the calibrated score (0.5 = even odds once calibrated).
     threshold: float = 0.5
     model_type: str = "tigas"
-    version: str = "2.1"
+    version: str = "2.2"
 
     def __post_init__(self) -> None:
         self.backbone_taps = tuple(int(t) for t in self.backbone_taps)  # JSON gives a list
+        self.readout_correlations = tuple(int(t) for t in self.readout_correlations)
+        if any(not 0 <= t < len(self.backbone_taps) for t in self.readout_correlations):
+            raise ValueError(f"readout_correlations {self.readout_correlations} must be positions in backbone_taps "
+                             f"(0..{len(self.backbone_taps) - 1})")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -50,6 +57,7 @@ class TIGASConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TIGASConfig:
         known = {f.name for f in dataclasses.fields(cls)}
+        values = {"readout_correlations": ()} | values  # weights saved before 2.2 read no correlations
         return cls(**{k: v for k, v in values.items() if k in known})
 
     def save(self, path: str | os.PathLike) -> None:

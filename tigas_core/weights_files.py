@@ -25,6 +25,12 @@ BUNDLED_WEIGHTS = "assets"
 HALF_MIN_ELEMENTS = 4096  # `write_weights(half=True)` keeps smaller tensors in float32
 
 
+def stored_in_half(tensor: torch.Tensor) -> bool:
+    """Whether `write_weights(half=True)` stores ``tensor`` as float16: floating point, at least
+    `HALF_MIN_ELEMENTS` elements, and not a vector (two or more dimensions longer than 1)."""
+    return tensor.is_floating_point() and tensor.numel() >= HALF_MIN_ELEMENTS and sum(d > 1 for d in tensor.shape) >= 2
+
+
 class WeightsNotFoundError(FileNotFoundError):
     """No usable TIGAS weights; the message says what to do."""
 
@@ -39,14 +45,13 @@ def write_weights(state: dict[str, torch.Tensor], config: TIGASConfig, directory
                   model_card: str | None = None, half: bool = False) -> Path:
     """Write config.json, model.safetensors and (if given) a model card, each atomically.
 
-    ``half`` stores the large floating-point tensors as float16 (half the file; loading casts them
-    back to float32, and scores move by less than 1e-3: tests/test_hub.py). Tensors under
-    `HALF_MIN_ELEMENTS` stay float32: they cost nothing, and the read-out's logit sums about a
-    thousand products whose float16 rounding would add up."""
+    ``half`` stores the large floating-point matrices and kernels as float16 (half the file; loading
+    casts them back to float32, and scores move by less than 1e-3: tests/test_hub.py). Tensors under
+    `HALF_MIN_ELEMENTS` and vectors stay float32: they cost little, and the read-out's logit sums
+    thousands of products (its weights and standardisation are vectors) whose float16 rounding would add up."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {k: (v.half() if half and v.is_floating_point() and v.numel() >= HALF_MIN_ELEMENTS else v).detach().cpu().contiguous()
-             for k, v in state.items()}
+    state = {k: (v.half() if half and stored_in_half(v) else v).detach().cpu().contiguous() for k, v in state.items()}
     tmp = directory / f".{WEIGHTS_NAME}.tmp"
     save_file(state, str(tmp), metadata={"format": "pt", "model_type": config.model_type})
     make_readable(tmp)  # safetensors writes 0600

@@ -1,7 +1,7 @@
 """Sample PNG images from a generator-zoo checkpoint into a folder named after the generator.
 
     tigas generate --model dcgan --checkpoint runs/dcgan --n 2000 --out data/fake/dcgan
-    tigas generate --model text2image --checkpoint assets/zoo/text2image --prompt "a red car" --n 16 --out red_cars
+    tigas generate --model text2image --prompt "a red car" --n 16 --out red_cars   # the bundled checkpoint
 """
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from tigas_core.commands import positive_int, set_threads
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="run folder, checkpoint.safetensors/.json or an exported stem")
-    parser.add_argument("--model", default=None, help="expected zoo model name (checked against the checkpoint)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="run folder, checkpoint.safetensors/.json or an exported stem (default: the bundled checkpoint of --model)")
+    parser.add_argument("--model", default=None, help="zoo model name: checked against --checkpoint, or picks the bundled one")
     parser.add_argument("--n", type=positive_int, default=2000, help="number of images")
     parser.add_argument("--out", required=True, type=Path, help="output folder (created)")
     parser.add_argument("--seed", type=int, default=0)
@@ -32,11 +33,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="scale the latent codes by this psi in (0, 1] (GANs, VAE): less variety, higher fidelity")
 
 
+def bundled_checkpoint(model: str | None) -> str:
+    """The bundled zoo checkpoint of ``model`` (assets/zoo/<model>); a ValueError names the choices."""
+    from tigas_core.demo import bundled_generators
+
+    stems = {stem.name: stem for stem in bundled_generators()}
+    if model not in stems:
+        problem = f"--model {model!r} has no bundled checkpoint" if model else "give --checkpoint or --model"
+        raise ValueError(f"{problem}; bundled: {', '.join(sorted(stems)) or 'none'}")
+    return str(stems[model])
+
+
 def run(args: argparse.Namespace) -> int:
     set_threads(args)
     from tigas_core.generators.sampling import generate_images
 
-    written = generate_images(args.checkpoint, args.out, args.n, args.seed, args.batch_size, args.label, args.model, args.prefix,
+    checkpoint = args.checkpoint or bundled_checkpoint(args.model)
+    written = generate_images(checkpoint, args.out, args.n, args.seed, args.batch_size, args.label, args.model, args.prefix,
                               progress=True, sample_steps=args.sample_steps, device=args.device,
                               use_ema=not args.no_ema, truncation=args.truncation, guidance=args.guidance,
                               prompt=args.prompt)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
-from tigas_core.io import MIN_SIDE, at_least, crop, resize_shorter_side, to_uint8_image
+from tigas_core.io import MIN_SIDE, at_least, crop, preprocess, resize_shorter_side, to_uint8_image
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +88,23 @@ def rescale(image: torch.Tensor, factor: float) -> torch.Tensor:
     short = min(image.shape[-2:])
     target = max(MIN_SIDE, round(short * factor))
     return image if target == short else resize_shorter_side(image[None], target)[0].clamp(0, 1)
+
+
+def upload_copy(image: torch.Tensor, side: int, quality: int) -> torch.Tensor:
+    """[3,H,W] as an upload or thumbnail ends up: the whole image resized (up or down) to ``side``
+    px on its shorter side, then saved as JPEG at ``quality``. Unlike `native_view`'s resizing, a
+    small image is enlarged before the JPEG, as sites and the private evaluation of issue #26 do."""
+    return jpeg_reencode(rescale(image, side / min(image.shape[-2:])), quality)
+
+
+# Shorter sides and JPEG qualities of the training's upload views (`upload_view`).
+UPLOAD_SIDES, UPLOAD_QUALITIES = (224, 384), (60, 95)
+
+
+def upload_view(image: torch.Tensor, img_size: int, rng: random.Random) -> torch.Tensor:
+    """One training view of the image as an upload: `upload_copy` at a random side in UPLOAD_SIDES
+    and quality in UPLOAD_QUALITIES, then exactly the view inference takes of it (`preprocess`)."""
+    return preprocess(upload_copy(image, rng.randint(*UPLOAD_SIDES), rng.randint(*UPLOAD_QUALITIES)), img_size)
 
 
 def native_view(image: torch.Tensor, img_size: int, spec: AugmentSpec, rng: random.Random) -> torch.Tensor:

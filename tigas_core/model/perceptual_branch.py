@@ -73,11 +73,29 @@ def mean_std_pool(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x.mean(dim=(2, 3)), torch.sqrt(x.var(dim=(2, 3), unbiased=False) + 1e-6)], dim=1)
 
 
-def tap_statistics(taps: list[torch.Tensor]) -> torch.Tensor:
-    """Trunk maps (one per tap) -> [B, 2 * channels]: `mean_std_pool` of every tap, side by side.
+def channel_correlations(x: torch.Tensor) -> torch.Tensor:
+    """[B,C,H,W] -> [B, C(C-1)/2]: the correlation over positions of every pair of channels (the Gram
+    matrix of the standardised map, texture as style transfer reads it), upper triangle."""
+    centred = x - x.mean(dim=(2, 3), keepdim=True)
+    z = (centred / torch.sqrt(centred.pow(2).mean(dim=(2, 3), keepdim=True) + 1e-6)).flatten(2)
+    gram = z @ z.transpose(1, 2) / z.shape[-1]
+    upper = torch.triu_indices(x.shape[1], x.shape[1], offset=1, device=x.device)
+    return gram[:, upper[0], upper[1]]
+
+
+def tap_statistics(taps: list[torch.Tensor], correlated: tuple[int, ...] = ()) -> torch.Tensor:
+    """Trunk maps (one per tap) -> [B, features]: `mean_std_pool` of every tap, then the
+    `channel_correlations` of the taps at positions ``correlated``, side by side.
     What the score's read-out reads (`TIGASModel.readout`): a frozen ImageNet trunk's texture
-    statistics already carry most of a generator's traces to generators never seen (issue #26)."""
-    return torch.cat([mean_std_pool(tap.float()) for tap in taps], dim=1)
+    statistics already carry most of a generator's traces to generators never seen (issue #26);
+    the channel correlations of the finer taps carry more of them (benchmarks/results/readout_study.md)."""
+    taps = [tap.float() for tap in taps]
+    return torch.cat([mean_std_pool(tap) for tap in taps] + [channel_correlations(taps[i]) for i in correlated], dim=1)
+
+
+def tap_statistics_size(channels: list[int], correlated: tuple[int, ...] = ()) -> int:
+    """How many numbers `tap_statistics` gives for taps of these channel counts."""
+    return 2 * sum(channels) + sum(channels[i] * (channels[i] - 1) // 2 for i in correlated)
 
 
 class PerceptualBranch(nn.Module):

@@ -11,7 +11,7 @@ from tigas_core import spectral
 from tigas_core.config import TIGASConfig
 from tigas_core.io import MIN_SIDE
 from tigas_core.model.fusion import BRANCHES, CrossModalFusion
-from tigas_core.model.perceptual_branch import PerceptualBranch, tap_statistics
+from tigas_core.model.perceptual_branch import PerceptualBranch, tap_statistics, tap_statistics_size
 from tigas_core.model.spectral_branch import SpectralBranch
 from tigas_core.model.statistical_branch import StatisticalBranch
 from tigas_core.weights_files import (
@@ -48,7 +48,7 @@ class TIGASModel(nn.Module):
         # A linear read-out of the trunk's texture statistics, to which the fused path adds its
         # correction. It starts at zero (a fresh model is the fused path alone); the bundled recipe
         # fits it in closed form first (`leave_one_out.fit_readout`), the pixel trainer with the rest.
-        statistics = 2 * sum(self.perceptual.trunk.feature_info.channels())
+        statistics = tap_statistics_size(self.perceptual.trunk.feature_info.channels(), c.readout_correlations)
         self.readout = nn.Sequential(nn.BatchNorm1d(statistics, affine=False), nn.Linear(statistics, 1))
         nn.init.zeros_(self.readout[1].weight)
         nn.init.zeros_(self.readout[1].bias)
@@ -142,7 +142,7 @@ class TIGASModel(nn.Module):
         branch_features = {name: t.mean(dim=1) for name, t in zip(BRANCHES, tokens)}
         fused, weights, _ = self.fusion(tokens)
 
-        readout = self.readout(tap_statistics(measured["trunk"]).to(fused.dtype))
+        readout = self.readout(tap_statistics(measured["trunk"], self.config.readout_correlations).to(fused.dtype))
         raw_logit = readout + self.regression_head(fused)
         # What each branch says on its own; the perceptual branch's view includes the trunk's read-out.
         component_logits = {name: self.component_heads[name](f) for name, f in branch_features.items()}

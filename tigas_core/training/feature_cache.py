@@ -12,7 +12,6 @@ Evaluation views are cached the same way, one per condition: ``clean`` is exactl
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import logging
 import random
@@ -24,7 +23,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from tigas_core.data.augment import AugmentSpec, jpeg_reencode, native_view, rescale
+from tigas_core.data.augment import AugmentSpec, native_view, upload_copy, upload_view
 from tigas_core.data.dataset import balanced_weights
 from tigas_core.data.records import ImageRecord
 from tigas_core.io import TIGASInputError, load_image, preprocess
@@ -39,7 +38,7 @@ WEB_SIDE, WEB_QUALITY = 256, 75
 
 def web_copy(image: torch.Tensor) -> torch.Tensor:
     """[3,H,W] as an upload ends up: shorter side WEB_SIDE px (up or down), JPEG q WEB_QUALITY."""
-    return jpeg_reencode(rescale(image, WEB_SIDE / min(image.shape[-2:])), WEB_QUALITY)
+    return upload_copy(image, WEB_SIDE, WEB_QUALITY)
 
 
 EVAL_CONDITIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"clean": lambda image: image, "web": web_copy}
@@ -54,6 +53,7 @@ class FeatureCache:
     labels: torch.Tensor
     record_index: torch.Tensor
     records: list[ImageRecord]
+    _statistics: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -66,12 +66,14 @@ class FeatureCache:
             "statistical": self.measured["statistical"][rows].float(),
         }
 
-    @functools.cached_property
-    def tap_statistics(self) -> torch.Tensor:
-        """`perceptual_branch.tap_statistics` of every cached view [N, 2 * channels] (what the read-out
-        reads), computed once in chunks: the trunk maps of all views do not fit in memory as float32."""
-        chunks = [tap_statistics([t[i : i + 512] for t in self.measured["trunk"]]) for i in range(0, len(self), 512)]
-        return torch.cat(chunks)
+    def tap_statistics(self, correlated: tuple[int, ...] = ()) -> torch.Tensor:
+        """`perceptual_branch.tap_statistics` of every cached view [N, features] (what the read-out
+        reads), computed once per choice of ``correlated`` in chunks: the trunk maps of all views do
+        not fit in memory as float32."""
+        if correlated not in self._statistics:
+            self._statistics[correlated] = torch.cat([tap_statistics([t[i : i + 512] for t in self.measured["trunk"]], correlated)
+                                                      for i in range(0, len(self), 512)])
+        return self._statistics[correlated]
 
     def save(self, path: str | Path) -> None:
         tensors = {f"trunk.{i}": t.contiguous() for i, t in enumerate(self.measured["trunk"])}
@@ -158,11 +160,13 @@ def measure_records(model: TIGASModel, records: list[ImageRecord], make_views, *
     return FeatureCache(measured, torch.tensor(labels), torch.tensor(owners, dtype=torch.long), records)
 
 
-def training_views(img_size: int, spec: AugmentSpec, views: int, small_views: int) -> Callable:
-    """``views`` augmented views of an image at least img_size on its shorter side, ``small_views`` of a smaller one."""
+def training_views(img_size: int, spec: AugmentSpec, views: int, small_views: int, upload_views: int = 0) -> Callable:
+    """``views`` augmented views of an image at least img_size on its shorter side, ``small_views`` of a
+    smaller one, then ``upload_views`` of either as an upload ends up (`augment.upload_view`)."""
     def make(image: torch.Tensor, rng: random.Random) -> list[torch.Tensor]:
         count = views if min(image.shape[-2:]) >= img_size else small_views
-        return [native_view(image, img_size, spec, rng) for _ in range(count)]
+        return ([native_view(image, img_size, spec, rng) for _ in range(count)]
+                + [upload_view(image, img_size, rng) for _ in range(upload_views)])
     return make
 
 

@@ -27,7 +27,7 @@ from tigas_core.metrics.evaluation import expected_calibration_error
 from tigas_core.model import TIGASModel
 from tigas_core.model.backbone import load_imagenet_weights
 from tigas_core.training.calibration import fit_platt
-from tigas_core.training.feature_cache import FeatureCache, logits_from_cache, train_from_cache
+from tigas_core.training.feature_cache import EVAL_CONDITIONS, FeatureCache, logits_from_cache, train_from_cache
 from tigas_core.training.losses import LossWeights
 
 log = logging.getLogger("tigas.train")
@@ -46,9 +46,9 @@ DEFAULT_FOLDS: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
     (("sit-xl", "lightningdit"), ("sflckr", "cifar10/ship", "cifar10/truck")),
 ]
 # Inverse L2 strength of the read-out's logistic regression (on standardised statistics): chosen
-# out of fold (benchmarks/results/leave_one_out_study.md); weaker regularisation learns the
-# training generators' content.
-READOUT_C = 0.002
+# out of fold (benchmarks/results/readout_study.md); weaker regularisation learns the training
+# generators' content.
+READOUT_C = 0.001
 COMPONENT_C = 0.01  # the same for the per-branch heads (128 features each)
 SMALL_SIDE = 48  # images up to this shorter side are compared with photos of their own size
 
@@ -102,7 +102,7 @@ def fit_readout(model: TIGASModel, cache: FeatureCache, rows: torch.Tensor, c: f
     `balanced_logistic_regression` (sklearn, exact optimum), freeze it, and zero the fused path's
     last layer so that the model starts as its read-out."""
     mean, scale, weight, bias = balanced_logistic_regression(
-        cache.tap_statistics[rows].double().numpy(), cache.labels[rows].numpy() > 0.5, c)
+        cache.tap_statistics(model.config.readout_correlations)[rows].double().numpy(), cache.labels[rows].numpy() > 0.5, c)
     norm, linear = model.readout
     norm.running_mean.copy_(torch.from_numpy(mean))
     norm.running_var.copy_(torch.from_numpy(scale**2 - norm.eps).clamp_min(0))
@@ -250,7 +250,7 @@ def _share_flagged(scores, threshold: float) -> float:
 
 
 def choose_threshold(test: FeatureCache, logits: np.ndarray, temperature: float, bias: float,
-                     false_alarms: float = 0.05, margin: float = 0.1) -> float:
+                     false_alarms: float = 0.05, margin: float = 0.1, conditions: int = len(EVAL_CONDITIONS)) -> float:
     """The highest decision threshold (in steps of 0.01, at most 0.5) at which no more than
     ``false_alarms`` of the held-out photos of any source with 20 or more images, in any
     condition, read "likely generated" (a score below threshold - margin). Why: a verdict that
@@ -258,12 +258,12 @@ def choose_threshold(test: FeatureCache, logits: np.ndarray, temperature: float,
     and the out-of-fold scores are the honest estimate of where photos it never saw will land."""
     valid = ~np.isnan(logits)
     scores = expit((logits - bias) / temperature)
-    by_source: dict[str, list[float]] = defaultdict(list)
+    by_source: dict[tuple[str, int], list[float]] = defaultdict(list)
     for row in np.flatnonzero(valid):
         record = test.records[int(test.record_index[row])]
-        if record.label == REAL_LABEL:
-            by_source[record.source].append(scores[row])
-    sources = [np.array(v) for v in by_source.values() if len(v) >= 2 * 20]  # two conditions per photo
+        if record.label == REAL_LABEL:  # evaluation views are stored condition by condition
+            by_source[record.source, int(row) % conditions].append(scores[row])
+    sources = [np.array(v) for v in by_source.values() if len(v) >= 20]
     for threshold in np.round(np.arange(0.5, 0.099, -0.01), 2):
         if all(np.mean(v < threshold - margin) <= false_alarms for v in sources):
             return float(threshold)
