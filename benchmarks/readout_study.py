@@ -36,7 +36,7 @@ from train_score import RESULTS  # noqa: E402
 
 from tigas_core.config import atomic_write_text  # noqa: E402
 from tigas_core.data.dataset import balanced_weights  # noqa: E402
-from tigas_core.model.perceptual_branch import channel_correlations  # noqa: E402
+from tigas_core.model.perceptual_branch import channel_correlations, standardised_positions  # noqa: E402
 from tigas_core.training import leave_one_out as loo  # noqa: E402
 from tigas_core.training.feature_cache import EVAL_CONDITIONS, FeatureCache, balance_key  # noqa: E402
 
@@ -102,12 +102,6 @@ def channel_statistic(x: torch.Tensor, name: str) -> torch.Tensor:
     return {"skew": lambda: z.pow(3).mean(dim=(2, 3)), "kurtosis": lambda: z.pow(4).mean(dim=(2, 3)).log()}[name]()
 
 
-def standardised_positions(x: torch.Tensor) -> torch.Tensor:
-    """[B,C,H,W] -> [B,C,H*W], each channel at zero mean and unit variance over positions."""
-    centred = x - x.mean(dim=(2, 3), keepdim=True)
-    return (centred / torch.sqrt(centred.pow(2).mean(dim=(2, 3), keepdim=True) + 1e-6)).flatten(2)
-
-
 def cross_scale_correlations(fine: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
     """[B,C1,H,W], [B,C2,h,w] -> [B, C1*C2]: every fine channel (averaged down to the coarse grid)
     correlated with every coarse one (the cross-scale statistics of Portilla-Simoncelli textures)."""
@@ -118,8 +112,8 @@ def cross_scale_correlations(fine: torch.Tensor, coarse: torch.Tensor) -> torch.
 
 def pooled(cache: FeatureCache, statistics: tuple[str, ...], gram_taps: tuple[int, ...] = (),
            cross_taps: tuple[int, ...] = ()) -> np.ndarray:
-    """[N, features]: the chosen per-channel statistics of every tap (and channel correlations of
-    ``gram_taps``), in chunks (the maps are large)."""
+    """[N, features]: the chosen per-channel statistics of every tap, the channel correlations of
+    ``gram_taps`` and the cross-scale correlations of ``cross_taps``, in chunks (the maps are large)."""
     rows = []
     for start in range(0, len(cache), 256):
         taps = [tap[start : start + 256].float() for tap in cache.measured["trunk"]]

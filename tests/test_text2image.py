@@ -112,6 +112,6 @@ def test_generate_with_model_alone_uses_the_bundled_checkpoint(tmp_path, caplog)
     assert cli_main(["generate", "--model", "text2image", "--prompt", "a small red car", "--n", "2", "--out", str(out)]) == 0
     assert len(list(out.glob("text2image_*.png"))) == 2
     assert cli_main(["generate", "--model", "stylegan", "--n", "1", "--out", str(tmp_path / "never")]) == 2
-    assert "'stylegan' has no bundled checkpoint; bundled: " in caplog.text and "text2image" in caplog.text
+    assert "no bundled zoo model 'stylegan'; choose one of " in caplog.text and "text2image" in caplog.text
     assert cli_main(["generate", "--n", "1", "--out", str(tmp_path / "never")]) == 2
-    assert "give --checkpoint or --model" in caplog.text and not (tmp_path / "never").exists()
+    assert "give --checkpoint, or --model" in caplog.text and not (tmp_path / "never").exists()

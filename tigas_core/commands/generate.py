@@ -33,22 +33,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="scale the latent codes by this psi in (0, 1] (GANs, VAE): less variety, higher fidelity")
 
 
-def bundled_checkpoint(model: str | None) -> str:
-    """The bundled zoo checkpoint of ``model`` (assets/zoo/<model>); a ValueError names the choices."""
-    from tigas_core.demo import bundled_generators
-
-    stems = {stem.name: stem for stem in bundled_generators()}
-    if model not in stems:
-        problem = f"--model {model!r} has no bundled checkpoint" if model else "give --checkpoint or --model"
-        raise ValueError(f"{problem}; bundled: {', '.join(sorted(stems)) or 'none'}")
-    return str(stems[model])
-
-
 def run(args: argparse.Namespace) -> int:
     set_threads(args)
     from tigas_core.generators.sampling import generate_images
+    from tigas_core.generators.showcase import bundled_generator
 
-    checkpoint = args.checkpoint or bundled_checkpoint(args.model)
+    if not (args.checkpoint or args.model):
+        raise ValueError("give --checkpoint, or --model to sample a bundled zoo model")
+    checkpoint = args.checkpoint or str(bundled_generator(args.model))
     written = generate_images(checkpoint, args.out, args.n, args.seed, args.batch_size, args.label, args.model, args.prefix,
                               progress=True, sample_steps=args.sample_steps, device=args.device,
                               use_ema=not args.no_ema, truncation=args.truncation, guidance=args.guidance,

@@ -73,11 +73,16 @@ def mean_std_pool(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x.mean(dim=(2, 3)), torch.sqrt(x.var(dim=(2, 3), unbiased=False) + 1e-6)], dim=1)
 
 
+def standardised_positions(x: torch.Tensor) -> torch.Tensor:
+    """[B,C,H,W] -> [B,C,H*W], each channel at zero mean and unit variance over positions."""
+    centred = x - x.mean(dim=(2, 3), keepdim=True)
+    return (centred / torch.sqrt(centred.pow(2).mean(dim=(2, 3), keepdim=True) + 1e-6)).flatten(2)
+
+
 def channel_correlations(x: torch.Tensor) -> torch.Tensor:
     """[B,C,H,W] -> [B, C(C-1)/2]: the correlation over positions of every pair of channels (the Gram
     matrix of the standardised map, texture as style transfer reads it), upper triangle."""
-    centred = x - x.mean(dim=(2, 3), keepdim=True)
-    z = (centred / torch.sqrt(centred.pow(2).mean(dim=(2, 3), keepdim=True) + 1e-6)).flatten(2)
+    z = standardised_positions(x)
     gram = z @ z.transpose(1, 2) / z.shape[-1]
     upper = torch.triu_indices(x.shape[1], x.shape[1], offset=1, device=x.device)
     return gram[:, upper[0], upper[1]]
