@@ -8,6 +8,8 @@ second stage barely moves these numbers, benchmarks/results/leave_one_out_study.
     ln -s ../score/eval.safetensors runs/score6/
     python benchmarks/train_score.py measure ... --work runs/score6 --views 6 --small-views 2
     python benchmarks/train_score.py measure ... --work runs/score_lite2 --backbone efficientnet_lite2
+    ln -s ../score/eval.safetensors runs/score_up3/
+    python benchmarks/train_score.py measure ... --work runs/score_up3 --upload-views 3
     python benchmarks/readout_study.py                       # the table in benchmarks/results/readout_study.md
     python benchmarks/readout_study.py --only "C=0.005"      # one row, measured again in place
 
@@ -17,7 +19,8 @@ source's share of its class grows as its size ** balance; 1 = classes balanced o
 (``--work``: another trunk or more views, made by `train_score.py measure --backbone/--views`; "A+B"
 puts the statistics of two caches of the same views side by side), whether the statistics pass
 through a signed square root first (the power normalisation of Fisher-vector probes), and which
-taps' channel correlations are read too (`perceptual_branch.channel_correlations`, "gram").
+taps' channel correlations are read too (`perceptual_branch.channel_correlations`, "gram"; "gramN xW":
+weighted W against the statistics after standardising).
 """
 from __future__ import annotations
 
@@ -38,7 +41,7 @@ from tigas_core.config import atomic_write_text  # noqa: E402
 from tigas_core.data.dataset import balanced_weights  # noqa: E402
 from tigas_core.model.perceptual_branch import channel_correlations, standardised_positions  # noqa: E402
 from tigas_core.training import leave_one_out as loo  # noqa: E402
-from tigas_core.training.feature_cache import EVAL_CONDITIONS, FeatureCache, balance_key  # noqa: E402
+from tigas_core.training.feature_cache import EVAL_CONDITIONS, FeatureCache, balance_key, condition_of  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +56,12 @@ class Variant:
     cross_taps: tuple[int, ...] = ()  # tap i's channels correlated with tap i+1's (tap i pooled to its size)
     # the training images' evaluation views of these conditions (EVAL_CONDITIONS) train too
     with_evaluation_views: tuple[str, ...] = ()
+    # the correlations' weight against the per-channel statistics after standardising: their L2
+    # penalty is divided by its square (7,272 correlations would otherwise outvote ~1,000 statistics)
+    correlation_weight: float = 1.0
+    # the read-outs of these variants (by name) averaged: still one linear read-out of the union of
+    # their statistics, so it ships as the others do
+    ensemble_of: tuple[str, ...] = ()
 
 
 VARIANTS = [
@@ -84,6 +93,19 @@ VARIANTS = [
     Variant("shipped, trained on the web views too", gram_taps=(0, 1, 2), c=0.001, with_evaluation_views=("web",)),
     Variant("shipped, trained on the clean views too", gram_taps=(0, 1, 2), c=0.001, with_evaluation_views=("clean",)),
     Variant("+ an upload view per image (side 224-384, JPEG q60-95)", gram_taps=(0, 1, 2), c=0.001, work="runs/score_up"),
+    Variant("upload view, C=0.0005", gram_taps=(0, 1, 2), c=0.0005, work="runs/score_up"),
+    Variant("upload view, C=0.002", gram_taps=(0, 1, 2), c=0.002, work="runs/score_up"),
+    Variant("upload view, correlations weighted 0.5", gram_taps=(0, 1, 2), c=0.001, work="runs/score_up", correlation_weight=0.5),
+    Variant("upload view, correlations weighted 2", gram_taps=(0, 1, 2), c=0.001, work="runs/score_up", correlation_weight=2.0),
+    Variant("3 upload views per image", gram_taps=(0, 1, 2), c=0.001, work="runs/score_up3"),
+    Variant("upload view, mean+std", c=0.002, work="runs/score_up"),
+    Variant("upload view, mean+std + channel correlations of tap 1", gram_taps=(0,), c=0.002, work="runs/score_up"),
+    Variant("upload view, mean+std + channel correlations of tap 2", gram_taps=(1,), c=0.002, work="runs/score_up"),
+    Variant("upload view, mean+std + channel correlations of tap 3", gram_taps=(2,), c=0.002, work="runs/score_up"),
+    Variant("average of: upload view mean+std, shipped", work="runs/score_up",
+            ensemble_of=("upload view, mean+std", "+ an upload view per image (side 224-384, JPEG q60-95)")),
+    Variant("average of: upload view mean+std + correlations of tap 1, 2, 3 (one read-out each)", work="runs/score_up",
+            ensemble_of=tuple(f"upload view, mean+std + channel correlations of tap {i}" for i in (1, 2, 3))),
 ]
 
 
@@ -111,19 +133,23 @@ def cross_scale_correlations(fine: torch.Tensor, coarse: torch.Tensor) -> torch.
 
 
 def pooled(cache: FeatureCache, statistics: tuple[str, ...], gram_taps: tuple[int, ...] = (),
-           cross_taps: tuple[int, ...] = ()) -> np.ndarray:
+           cross_taps: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
     """[N, features]: the chosen per-channel statistics of every tap, the channel correlations of
-    ``gram_taps`` and the cross-scale correlations of ``cross_taps``, in chunks (the maps are large)."""
+    ``gram_taps`` and the cross-scale correlations of ``cross_taps``, in chunks (the maps are large);
+    and [features]: which columns are correlations."""
     rows = []
     for start in range(0, len(cache), 256):
         taps = [tap[start : start + 256].float() for tap in cache.measured["trunk"]]
-        rows.append(torch.cat([channel_statistic(x, name) for x in taps for name in statistics]
-                              + [channel_correlations(taps[i]) for i in gram_taps]
-                              + [cross_scale_correlations(taps[i], taps[i + 1]) for i in cross_taps], dim=1))
-    return torch.cat(rows).double().numpy()
+        plain = [channel_statistic(x, name) for x in taps for name in statistics]
+        correlated = ([channel_correlations(taps[i]) for i in gram_taps]
+                      + [cross_scale_correlations(taps[i], taps[i + 1]) for i in cross_taps])
+        rows.append(torch.cat(plain + correlated, dim=1))
+    is_correlation = np.r_[np.zeros(sum(x.shape[1] for x in plain), bool), np.ones(sum(x.shape[1] for x in correlated), bool)]
+    return torch.cat(rows).double().numpy(), is_correlation
 
 
-def out_of_fold(variant: Variant, train: FeatureCache, test: FeatureCache, train_x: np.ndarray, test_x: np.ndarray) -> np.ndarray:
+def out_of_fold(variant: Variant, train: FeatureCache, test: FeatureCache, train_x: np.ndarray, test_x: np.ndarray,
+                column_weights: np.ndarray) -> np.ndarray:
     logits = np.full(len(test), np.nan)
     for index in range(len(loo.DEFAULT_FOLDS)):
         rows, held_out = loo.fold_rows(train, index, held_out=False).numpy(), loo.fold_rows(test, index, held_out=True).numpy()
@@ -131,32 +157,43 @@ def out_of_fold(variant: Variant, train: FeatureCache, test: FeatureCache, train
         if variant.with_evaluation_views:
             extra = loo.fold_rows(test, index, held_out=False).numpy()
             wanted = [list(EVAL_CONDITIONS).index(c) for c in variant.with_evaluation_views]
-            parts.append((test, test_x, extra[np.isin(extra % len(EVAL_CONDITIONS), wanted)]))  # stored condition by condition
+            parts.append((test, test_x, extra[np.isin(condition_of(extra), wanted)]))
         x = np.vstack([features[r] for _, features, r in parts])
         labels = np.concatenate([cache.labels.numpy()[r] for cache, _, r in parts]) > 0.5
         keys = [(int(cache.labels[i]), balance_key(cache.records[int(cache.record_index[i])])) for cache, _, r in parts for i in r]
         weights = balanced_weights(keys, variant.balance).numpy() * len(keys)  # both classes weigh alike
         scaler = StandardScaler().fit(x)
         regression = LogisticRegression(C=variant.c, max_iter=5000)
-        regression.fit(scaler.transform(x), labels, sample_weight=weights)
-        logits[held_out] = regression.decision_function(scaler.transform(test_x[held_out]))
+        regression.fit(scaler.transform(x) * column_weights, labels, sample_weight=weights)
+        logits[held_out] = regression.decision_function(scaler.transform(test_x[held_out]) * column_weights)
     return logits
 
 
-def side_by_side(variant: Variant, split: str) -> tuple[FeatureCache, np.ndarray]:
+def side_by_side(variant: Variant, split: str) -> tuple[FeatureCache, np.ndarray, np.ndarray]:
     """The ``split`` cache of every folder in ``variant.work`` ("A+B": two trunks measured on the
-    same views, the same seed) and their statistics side by side; the first cache's records."""
+    same views, the same seed) and their statistics side by side; the first cache's records; the
+    weight of every column (``variant.correlation_weight`` for correlations, else 1)."""
     caches = [FeatureCache.load(Path(work) / f"{split}.safetensors") for work in variant.work.split("+")]
     for other in caches[1:]:
         if not (torch.equal(other.record_index, caches[0].record_index) and torch.equal(other.labels, caches[0].labels)):
             raise ValueError(f"{variant.work}: the caches hold different views; measure them with the same data and seed")
-    features = np.hstack([pooled(cache, variant.statistics, variant.gram_taps, variant.cross_taps) for cache in caches])
-    return caches[0], np.sign(features) * np.sqrt(np.abs(features)) if variant.signed_sqrt else features
+    blocks = [pooled(cache, variant.statistics, variant.gram_taps, variant.cross_taps) for cache in caches]
+    features = np.hstack([x for x, _ in blocks])
+    column_weights = np.where(np.concatenate([is_correlation for _, is_correlation in blocks]), variant.correlation_weight, 1.0)
+    return caches[0], np.sign(features) * np.sqrt(np.abs(features)) if variant.signed_sqrt else features, column_weights
+
+
+def variant_logits(variant: Variant) -> tuple[FeatureCache, np.ndarray]:
+    """The evaluation cache and the variant's out-of-fold logits of its views."""
+    if variant.ensemble_of:
+        members = [variant_logits(next(v for v in VARIANTS if v.name == name)) for name in variant.ensemble_of]
+        return members[0][0], np.mean([logits for _, logits in members], axis=0)
+    (train, train_x, column_weights), (test, test_x, _) = side_by_side(variant, "train"), side_by_side(variant, "eval")
+    return test, out_of_fold(variant, train, test, train_x, test_x, column_weights)
 
 
 def measure(variant: Variant) -> dict:
-    (train, train_x), (test, test_x) = side_by_side(variant, "train"), side_by_side(variant, "eval")
-    logits = out_of_fold(variant, train, test, train_x, test_x)
+    test, logits = variant_logits(variant)
     temperature, bias = loo.calibrate(test, logits)
     result = loo.report(test, logits, list(EVAL_CONDITIONS), temperature, bias, loo.choose_threshold(test, logits, temperature, bias))
     clean, web = result["conditions"]["clean"], result["conditions"]["web"]
@@ -174,8 +211,11 @@ HEADER = ["# Read-out study: mean generator AUROC out of fold (leave_one_out.DEF
 
 def table_row(variant: Variant) -> str:
     row = measure(variant)
-    statistics = "+".join(variant.statistics + tuple(f"gram{i + 1}" for i in variant.gram_taps)
-                          + tuple(f"cross{i + 1}-{i + 2}" for i in variant.cross_taps))
+    weight = "" if variant.correlation_weight == 1.0 else f"x{variant.correlation_weight:g}"
+    statistics = "+".join(variant.statistics + tuple(f"gram{i + 1}{weight}" for i in variant.gram_taps)
+                          + tuple(f"cross{i + 1}-{i + 2}{weight}" for i in variant.cross_taps))
+    if variant.ensemble_of:
+        statistics = "the named rows' read-outs averaged"
     return (f"| {variant.name} | {statistics} | {variant.c} | {variant.balance} | {variant.work} | "
             f"{row['clean']:.3f} | {row['web']:.3f} | {row['all_web']:.3f} | {row['threshold']} |")
 

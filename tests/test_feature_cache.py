@@ -12,7 +12,9 @@ from tigas_core.data import get_level, scan_folder
 from tigas_core.io import load_image, preprocess
 from tigas_core.training import leave_one_out as loo
 from tigas_core.training.feature_cache import (
+    EVAL_CONDITIONS,
     FeatureCache,
+    condition_of,
     evaluation_views,
     measure_records,
     predict_from_cache,
@@ -44,12 +46,13 @@ def test_cached_measurements_reproduce_the_model_on_pixels(records, caches, tmp_
     test.save(tmp_path / "eval.safetensors")
     again = FeatureCache.load(tmp_path / "eval.safetensors")
     assert again.records == test.records and torch.equal(again.measured["statistical"], test.measured["statistical"])
-    clean_rows = torch.arange(0, 10, 2)  # the "clean" view of the first five records
-    pixels = torch.stack([preprocess(load_image(records[int(test.record_index[r])].path), 32) for r in clean_rows])
-    with torch.no_grad():
-        direct = model(pixels)["raw_logit"][:, 0].numpy()
-    cached = predict_from_cache(model, again, clean_rows)
-    assert np.allclose(direct, cached, atol=2e-3)  # trunk maps are stored in float16
+    rows = np.arange(10)  # the views of the first five records, each condition as condition_of places it
+    for index, copy in enumerate(EVAL_CONDITIONS.values()):
+        chosen = torch.from_numpy(rows[condition_of(rows) == index])
+        pixels = torch.stack([preprocess(copy(load_image(records[int(test.record_index[r])].path)), 32) for r in chosen])
+        with torch.no_grad():
+            direct = model(pixels)["raw_logit"][:, 0].numpy()
+        assert np.allclose(direct, predict_from_cache(model, again, chosen), atol=2e-3)  # trunk maps are stored in float16
 
 
 def test_training_from_the_cache_learns_and_leaves_the_trunk_alone(caches):

@@ -15,7 +15,7 @@ import dataclasses
 import json
 import logging
 import random
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -42,6 +42,12 @@ def web_copy(image: torch.Tensor) -> torch.Tensor:
 
 
 EVAL_CONDITIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"clean": lambda image: image, "web": web_copy}
+
+
+def condition_of(rows: np.ndarray) -> np.ndarray:
+    """Index into EVAL_CONDITIONS of each row of an evaluation cache: `evaluation_views` gives every
+    image one view per condition, in order, so row r holds condition r % len(EVAL_CONDITIONS)."""
+    return np.asarray(rows) % len(EVAL_CONDITIONS)
 
 
 @dataclasses.dataclass
@@ -170,12 +176,11 @@ def training_views(img_size: int, spec: AugmentSpec, views: int, small_views: in
     return make
 
 
-def evaluation_views(img_size: int, conditions: Iterable[str] = tuple(EVAL_CONDITIONS)) -> Callable:
-    """One `preprocess` view per condition (in the order given), as `TIGAS()` would score the file."""
-    names = list(conditions)
-
+def evaluation_views(img_size: int) -> Callable:
+    """One `preprocess` view per EVAL_CONDITIONS entry, in order (`condition_of` reads that layout),
+    as `TIGAS()` would score the file."""
     def make(image: torch.Tensor, rng: random.Random) -> list[torch.Tensor]:
-        return [preprocess(EVAL_CONDITIONS[name](image), img_size) for name in names]
+        return [preprocess(copy(image), img_size) for copy in EVAL_CONDITIONS.values()]
     return make
 
 

@@ -27,7 +27,7 @@ from tigas_core.metrics.evaluation import expected_calibration_error
 from tigas_core.model import TIGASModel
 from tigas_core.model.backbone import load_imagenet_weights
 from tigas_core.training.calibration import fit_platt
-from tigas_core.training.feature_cache import EVAL_CONDITIONS, FeatureCache, logits_from_cache, train_from_cache
+from tigas_core.training.feature_cache import FeatureCache, condition_of, logits_from_cache, train_from_cache
 from tigas_core.training.losses import LossWeights
 
 log = logging.getLogger("tigas.train")
@@ -190,8 +190,7 @@ def report(test: FeatureCache, logits: np.ndarray, conditions: list[str], temper
     small = {r.path: is_small(r.path) for r in test.records}
     by_condition = {}
     for c, condition in enumerate(conditions):
-        rows = np.arange(c, len(test), len(conditions))  # evaluation views are stored condition by condition
-        rows = rows[~np.isnan(logits[rows])]
+        rows = np.flatnonzero((condition_of(np.arange(len(test))) == c) & ~np.isnan(logits))
         records = [test.records[int(test.record_index[r])] for r in rows]
         scores = expit((logits[rows] - bias) / temperature)
         labels = np.array([r.label for r in records])
@@ -224,8 +223,7 @@ def branch_auroc(test: FeatureCache, branches: dict[str, np.ndarray], conditions
     found: dict[str, dict[str, float]] = {}
     for name, logits in branches.items():
         for c, condition in enumerate(conditions):
-            rows = np.arange(c, len(test), len(conditions))  # evaluation views are stored condition by condition
-            rows = rows[~np.isnan(logits[rows])]
+            rows = np.flatnonzero((condition_of(np.arange(len(test))) == c) & ~np.isnan(logits))
             found.setdefault(name, {})[condition] = _auroc(logits[rows][labels[rows] > 0.5], logits[rows][labels[rows] <= 0.5])
     return found
 
@@ -250,7 +248,7 @@ def _share_flagged(scores, threshold: float) -> float:
 
 
 def choose_threshold(test: FeatureCache, logits: np.ndarray, temperature: float, bias: float,
-                     false_alarms: float = 0.05, margin: float = 0.1, conditions: int = len(EVAL_CONDITIONS)) -> float:
+                     false_alarms: float = 0.05, margin: float = 0.1) -> float:
     """The highest decision threshold (in steps of 0.01, at most 0.5) at which no more than
     ``false_alarms`` of the held-out photos of any source with 20 or more images, in any
     condition, read "likely generated" (a score below threshold - margin). Why: a verdict that
@@ -261,8 +259,8 @@ def choose_threshold(test: FeatureCache, logits: np.ndarray, temperature: float,
     by_source: dict[tuple[str, int], list[float]] = defaultdict(list)
     for row in np.flatnonzero(valid):
         record = test.records[int(test.record_index[row])]
-        if record.label == REAL_LABEL:  # evaluation views are stored condition by condition
-            by_source[record.source, int(row) % conditions].append(scores[row])
+        if record.label == REAL_LABEL:
+            by_source[record.source, int(condition_of(row))].append(scores[row])
     sources = [np.array(v) for v in by_source.values() if len(v) >= 20]
     for threshold in np.round(np.arange(0.5, 0.099, -0.01), 2):
         if all(np.mean(v < threshold - margin) <= false_alarms for v in sources):
