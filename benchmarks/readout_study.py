@@ -4,12 +4,12 @@ second stage barely moves these numbers, benchmarks/results/leave_one_out_study.
 
     python benchmarks/train_score.py measure ... --work runs/score --upload-views 0   # the cache of most rows
     ln -s ../score/eval.safetensors runs/score_up/  # the same records and evaluation views
-    python benchmarks/train_score.py measure ... --work runs/score_up                # + upload views: TIGAS 2.2's
+    python benchmarks/train_score.py measure ... --work runs/score_up --upload-views 1  # + an upload view: TIGAS 2.2's
     ln -s ../score/eval.safetensors runs/score6/
-    python benchmarks/train_score.py measure ... --work runs/score6 --views 6 --small-views 2
-    python benchmarks/train_score.py measure ... --work runs/score_lite2 --backbone efficientnet_lite2
+    python benchmarks/train_score.py measure ... --work runs/score6 --views 6 --small-views 2 --upload-views 0
+    python benchmarks/train_score.py measure ... --work runs/score_lite2 --backbone efficientnet_lite2 --upload-views 0
     ln -s ../score/eval.safetensors runs/score_up3/
-    python benchmarks/train_score.py measure ... --work runs/score_up3 --upload-views 3
+    python benchmarks/train_score.py measure ... --work runs/score_up3 --upload-views 3  # TIGAS 2.3's
     python benchmarks/readout_study.py                       # the table in benchmarks/results/readout_study.md
     python benchmarks/readout_study.py --only "C=0.005"      # one row, measured again in place
 
@@ -82,27 +82,31 @@ VARIANTS = [
     Variant("+ channel correlations of taps 1-3", gram_taps=(0, 1, 2)),
     Variant("+ channel correlations of taps 1-2, C=0.001", gram_taps=(0, 1), c=0.001),
     Variant("+ channel correlations of taps 1-2, C=0.005", gram_taps=(0, 1), c=0.005),
-    Variant("shipped (2.2): + channel correlations of taps 1-3, C=0.001", gram_taps=(0, 1, 2), c=0.001),
+    Variant("2.2: + channel correlations of taps 1-3, C=0.001", gram_taps=(0, 1, 2), c=0.001),
     Variant("+ channel correlations of taps 1-3, C=0.0005", gram_taps=(0, 1, 2), c=0.0005),
     Variant("+ channel correlations of taps 1-4", gram_taps=(0, 1, 2, 3)),
     Variant("+ channel correlations of taps 1-3, 6 training views", gram_taps=(0, 1, 2), work="runs/score6"),
     Variant("+ channel correlations of taps 1-2, 6 training views", gram_taps=(0, 1), work="runs/score6"),
-    Variant("shipped + cross-scale correlations of taps 1-2, 2-3", gram_taps=(0, 1, 2), c=0.001, cross_taps=(0, 1)),
-    Variant("shipped + cross-scale correlations of taps 1-2", gram_taps=(0, 1, 2), c=0.001, cross_taps=(0,)),
-    Variant("shipped, trained on the evaluation views too", gram_taps=(0, 1, 2), c=0.001, with_evaluation_views=("clean", "web")),
-    Variant("shipped, trained on the web views too", gram_taps=(0, 1, 2), c=0.001, with_evaluation_views=("web",)),
-    Variant("shipped, trained on the clean views too", gram_taps=(0, 1, 2), c=0.001, with_evaluation_views=("clean",)),
+    Variant("2.2 + cross-scale correlations of taps 1-2, 2-3", gram_taps=(0, 1, 2), c=0.001, cross_taps=(0, 1)),
+    Variant("2.2 + cross-scale correlations of taps 1-2", gram_taps=(0, 1, 2), c=0.001, cross_taps=(0,)),
+    Variant("2.2, trained on the evaluation views too", gram_taps=(0, 1, 2), c=0.001, with_evaluation_views=("clean", "web")),
+    Variant("2.2, trained on the web views too", gram_taps=(0, 1, 2), c=0.001, with_evaluation_views=("web",)),
+    Variant("2.2, trained on the clean views too", gram_taps=(0, 1, 2), c=0.001, with_evaluation_views=("clean",)),
     Variant("+ an upload view per image (side 224-384, JPEG q60-95)", gram_taps=(0, 1, 2), c=0.001, work="runs/score_up"),
     Variant("upload view, C=0.0005", gram_taps=(0, 1, 2), c=0.0005, work="runs/score_up"),
     Variant("upload view, C=0.002", gram_taps=(0, 1, 2), c=0.002, work="runs/score_up"),
-    Variant("upload view, correlations weighted 0.5", gram_taps=(0, 1, 2), c=0.001, work="runs/score_up", correlation_weight=0.5),
-    Variant("upload view, correlations weighted 2", gram_taps=(0, 1, 2), c=0.001, work="runs/score_up", correlation_weight=2.0),
+    *[Variant(f"upload view, correlations weighted {w:g}" + ("" if c == 0.001 else f", C={c:g}"), gram_taps=(0, 1, 2), c=c,
+              work="runs/score_up", correlation_weight=w)
+      for w, c in ((0.5, 0.001), (2.0, 0.001), (0.25, 0.001), (0.35, 0.001), (0.7, 0.001), (0.5, 0.002), (0.5, 0.0005),
+                   (0.35, 0.002))],
+    Variant("shipped (2.3): 3 upload views, correlations weighted 0.5", gram_taps=(0, 1, 2), c=0.001, work="runs/score_up3",
+            correlation_weight=0.5),
     Variant("3 upload views per image", gram_taps=(0, 1, 2), c=0.001, work="runs/score_up3"),
     Variant("upload view, mean+std", c=0.002, work="runs/score_up"),
     Variant("upload view, mean+std + channel correlations of tap 1", gram_taps=(0,), c=0.002, work="runs/score_up"),
     Variant("upload view, mean+std + channel correlations of tap 2", gram_taps=(1,), c=0.002, work="runs/score_up"),
     Variant("upload view, mean+std + channel correlations of tap 3", gram_taps=(2,), c=0.002, work="runs/score_up"),
-    Variant("average of: upload view mean+std, shipped", work="runs/score_up",
+    Variant("average of: upload view mean+std, 2.2 with an upload view", work="runs/score_up",
             ensemble_of=("upload view, mean+std", "+ an upload view per image (side 224-384, JPEG q60-95)")),
     Variant("average of: upload view mean+std + correlations of tap 1, 2, 3 (one read-out each)", work="runs/score_up",
             ensemble_of=tuple(f"upload view, mean+std + channel correlations of tap {i}" for i in (1, 2, 3))),

@@ -82,8 +82,8 @@ def measure(args: argparse.Namespace) -> None:
 
 def run_loo(args: argparse.Namespace) -> None:
     train, test = FeatureCache.load(args.work / "train.safetensors"), FeatureCache.load(args.work / "eval.safetensors")
-    recipe = loo.Recipe(readout_c=args.readout_c, steps=args.steps, learning_rate=args.lr, weight_decay=args.weight_decay,
-                        label_smoothing=args.label_smoothing, seed=args.seed)
+    recipe = loo.Recipe(readout_c=args.readout_c, correlation_weight=args.correlation_weight, steps=args.steps,
+                        learning_rate=args.lr, weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, seed=args.seed)
     saved = args.work / f"{args.name}_logits.npz"
     tick = time.time()
     if args.report_only:
@@ -112,15 +112,16 @@ def study(args: argparse.Namespace) -> None:
     """One table of every leave-one-out run under benchmarks/results (``loo --name ...``): recipe and result."""
     lines = ["# Leave-one-out study: the recipe's choices, each measured on the same folds", "",
              "`python benchmarks/train_score.py study` (each row: `benchmarks/results/NAME.md`, its command inside)", "",
-             "| run | read-out C | second-stage steps | lr | AUROC clean | AUROC web | all vs all web | ECE web | threshold | minutes |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| run | read-out C | correlation weight | second-stage steps | lr | AUROC clean | AUROC web | all vs all web | ECE web "
+             "| threshold | minutes |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for path in sorted(RESULTS.glob("*.json")):
         result = json.loads(path.read_text())
         recipe = (result.get("recipe") if isinstance(result, dict) else None) or {}
         if "conditions" not in result or "readout_c" not in recipe:
             continue
         clean, web = result["conditions"]["clean"], result["conditions"]["web"]
-        lines.append(f"| {path.stem} | {recipe['readout_c']} | {recipe['steps']} | {recipe['learning_rate']} | "
+        weight = recipe.get("correlation_weight", 1.0)  # runs before the weight existed weighed correlations alike
+        lines.append(f"| {path.stem} | {recipe['readout_c']} | {weight} | {recipe['steps']} | {recipe['learning_rate']} | "
                      f"{clean['mean_generator_auroc']:.3f} | {web['mean_generator_auroc']:.3f} | {web['auroc_all']:.3f} | "
                      f"{web['ece']:.3f} | {result['threshold']} | {result['minutes']} |")
     atomic_write_text(RESULTS / "leave_one_out_study.md", "\n".join(lines) + "\n")
@@ -179,7 +180,7 @@ tags:
 - realism
 ---
 
-# TIGAS 2.2 (ImageNet EfficientNet-Lite1 trunk, pixel-scale 224 px views)
+# TIGAS {TIGASConfig().version} (ImageNet EfficientNet-Lite1 trunk, pixel-scale 224 px views)
 
 A no-reference realism score in [0, 1] for a single image (1 = looks like a real photograph,
 0 = looks generated), calibrated so that a score is a probability. These are the weights bundled
@@ -203,7 +204,7 @@ pixel scale (images smaller than that are resized up to it).
 high-resolution camera photos, CIFAR-10) and {len(records) - n_real} generated images (22 named
 generators and the project's own CIFAR-10 zoo models). Three augmented views per high-resolution
 image, one per 32 px image (JPEG q30-100 on both classes, resizing 0.5-1.5x or an upload-style
-downscale, blur, noise), and one upload view of every image (the whole image resized, up or down,
+downscale, blur, noise), and three upload views of every image (the whole image resized, up or down,
 to a shorter side of 224-384 px and saved as JPEG q60-95, then read as inference reads it),
 measured once by the frozen trunk (`benchmarks/train_score.py`). In
 order: {training_stages(recipe)}.
@@ -239,7 +240,8 @@ compare, and the verdict as a hint.
 def training_stages(recipe: dict) -> str:
     """The recipe in words, for the model card."""
     return (f"the read-out fitted in closed form as a class-balanced logistic regression on the standardised "
-            f"statistics (C = {recipe['readout_c']}) and frozen; then the fused path trained for {recipe['steps']} steps "
+            f"statistics (C = {recipe['readout_c']}, the channel correlations weighted {recipe.get('correlation_weight', 1.0)} "
+            f"against the means and deviations) and frozen; then the fused path trained for {recipe['steps']} steps "
             f"of {recipe['batch_size']} (AdamW, lr {recipe['learning_rate']}, weight decay {recipe['weight_decay']}, "
             f"label smoothing {recipe['label_smoothing']}) to correct it; the per-branch heads fitted last "
             f"(`leave_one_out.fit_component_heads`)")
@@ -281,7 +283,7 @@ def main() -> None:
     sub.choices["measure"].add_argument("--zoo", nargs="*", default=["runs/zoo_fakes"])
     sub.choices["measure"].add_argument("--views", type=int, default=3, help="training views per high-resolution image")
     sub.choices["measure"].add_argument("--small-views", type=int, default=1, help="training views per 32 px image")
-    sub.choices["measure"].add_argument("--upload-views", type=int, default=1,
+    sub.choices["measure"].add_argument("--upload-views", type=int, default=3,
                                         help="training views per image as an upload ends up (augment.upload_view)")
     sub.choices["measure"].add_argument("--small-reals", type=int, default=1000, help="CIFAR-10 photos used")
     sub.choices["measure"].add_argument("--small-fakes", type=int, default=200, help="samples used of each zoo model")
@@ -291,6 +293,8 @@ def main() -> None:
     defaults = loo.Recipe()
     sub.choices["loo"].add_argument("--readout-c", type=float, default=defaults.readout_c,
                                     help="inverse L2 strength of the read-out's logistic regression")
+    sub.choices["loo"].add_argument("--correlation-weight", type=float, default=defaults.correlation_weight,
+                                    help="the channel correlations' weight against the means and deviations in the read-out")
     sub.choices["loo"].add_argument("--steps", type=int, default=defaults.steps, help="second-stage steps (0: the read-out alone)")
     sub.choices["loo"].add_argument("--lr", type=float, default=defaults.learning_rate)
     sub.choices["loo"].add_argument("--weight-decay", type=float, default=defaults.weight_decay)

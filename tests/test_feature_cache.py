@@ -87,12 +87,14 @@ def test_leave_one_out_scores_each_image_with_a_model_that_never_saw_its_group(r
 def test_the_fitted_readout_is_sklearns_logistic_regression_and_stays_fixed_while_the_rest_trains(caches):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
     _, train, test = caches
     rows, model = torch.arange(len(train)), loo.fresh_model(TINY, 2)
-    loo.fit_readout(model, train, rows, c=0.05)
-    reference = make_pipeline(StandardScaler(), LogisticRegression(C=0.05, class_weight="balanced", max_iter=5000))
+    loo.fit_readout(model, train, rows, c=0.05, correlation_weight=0.3)
+    means_and_deviations = 2 * sum(model.perceptual.trunk.feature_info.channels())  # the first columns; correlations after
+    weighted = FunctionTransformer(lambda x: x * np.where(np.arange(x.shape[1]) < means_and_deviations, 1.0, 0.3))
+    reference = make_pipeline(StandardScaler(), weighted, LogisticRegression(C=0.05, class_weight="balanced", max_iter=5000))
     reference.fit(train.tap_statistics(TINY.readout_correlations).double().numpy(), train.labels.numpy() > 0.5)
     expected = reference.decision_function(test.tap_statistics(TINY.readout_correlations).double().numpy())
     fitted = [p.clone() for p in model.readout.parameters()] + [b.clone() for b in model.readout.buffers()]
