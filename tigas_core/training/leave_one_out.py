@@ -52,7 +52,7 @@ DEFAULT_FOLDS: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
 READOUT_C = 0.001
 # How much the channel correlations weigh against the per-channel means and standard deviations
 # after standardising: their L2 penalty is divided by its square. Chosen out of fold like C: there
-# are 7,272 correlations against 992 means and deviations, and at equal weight they outvote them.
+# are 7,272 correlations against 992 means and deviations.
 CORRELATION_WEIGHT = 0.5
 COMPONENT_C = 0.01  # the same for the per-branch heads (128 features each)
 SMALL_SIDE = 48  # images up to this shorter side are compared with photos of their own size
