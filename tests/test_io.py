@@ -233,6 +233,15 @@ def test_integer_tensors_of_every_type_read_as_8_bit_pixels(dtype):
         load_image((pixels - 1).to(torch.int64))
 
 
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_float_tensors_of_every_width_load_as_float32(dtype):
+    pixels = torch.rand(3, 40, 48).to(dtype)  # found by the hypothesis property: a half tensor loaded as half
+    image = load_image(pixels)
+    assert image.dtype == torch.float32 and torch.equal(image, pixels.float())
+    assert load_image(pixels.numpy() if dtype == torch.float64 else pixels).dtype == torch.float32
+
+
 def test_tensor_shape_errors_say_what_to_do():
     with pytest.raises(TIGASInputError, match=r"channel-last: use \.permute\(2, 0, 1\)"):
         load_image(torch.rand(40, 48, 3))

@@ -395,11 +395,13 @@ def _check_tensor_kind(tensor: torch.Tensor, label: str) -> torch.Tensor:
 
 
 def _tensor_to_rgb(tensor: torch.Tensor, label: str) -> torch.Tensor:
+    """One image tensor -> float32 RGB [3,H,W], as every other input loads (a half or double
+    tensor too; `batch_to_rgb` alone keeps a batch's float type, for the loss path)."""
     if tensor.ndim == 2:
         tensor = tensor.unsqueeze(0)
     if tensor.ndim != 3:
         raise TIGASInputError(label, f"expected one image [3,H,W] (or [H,W]) or a batch [B,3,H,W], got shape {tuple(tensor.shape)}")
-    return batch_to_rgb(tensor.unsqueeze(0), label)[0]
+    return batch_to_rgb(tensor.unsqueeze(0), label)[0].to(torch.float32)
 
 
 def integer_to_unit(values: torch.Tensor, label: str) -> torch.Tensor:
