@@ -115,7 +115,7 @@ def main() -> None:
         train, test = measure(backbone, args)
         for name, (taps, measurements) in FEATURE_SETS.items():
             logits = probe_logits(train, test, taps, measurements, args.c)
-            result = loo.report(test, logits, conditions, 1.0, 0.0)["conditions"]
+            result = loo.report(test, logits, 1.0, 0.0)["conditions"]
             cells = [f"{result[c]['mean_generator_auroc']:.3f}" for c in conditions]
             lines.append(f"| {backbone} | {name} | " + " | ".join(cells) + f" | {result['web']['auroc_all']:.3f} |")
             print(lines[-1], flush=True)

@@ -199,7 +199,7 @@ def variant_logits(variant: Variant) -> tuple[FeatureCache, np.ndarray]:
 def measure(variant: Variant) -> dict:
     test, logits = variant_logits(variant)
     temperature, bias = loo.calibrate(test, logits)
-    result = loo.report(test, logits, list(EVAL_CONDITIONS), temperature, bias, loo.choose_threshold(test, logits, temperature, bias))
+    result = loo.report(test, logits, temperature, bias, loo.choose_threshold(test, logits, temperature, bias))
     clean, web = result["conditions"]["clean"], result["conditions"]["web"]
     return {"clean": clean["mean_generator_auroc"], "web": web["mean_generator_auroc"], "all_web": web["auroc_all"],
             "threshold": result["threshold"]}

@@ -35,7 +35,6 @@ from tigas_core.data import get_level, load_records
 from tigas_core.model import TIGASModel
 from tigas_core.training import leave_one_out as loo
 from tigas_core.training.feature_cache import (
-    EVAL_CONDITIONS,
     FeatureCache,
     evaluation_views,
     measure_records,
@@ -95,8 +94,8 @@ def run_loo(args: argparse.Namespace) -> None:
         np.savez(saved, score=logits, **branches)
     temperature, bias = loo.calibrate(test, logits)
     threshold = loo.choose_threshold(test, logits, temperature, bias)
-    result = loo.report(test, logits, list(EVAL_CONDITIONS), temperature, bias, threshold)
-    result["branches"] = loo.branch_auroc(test, branches, list(EVAL_CONDITIONS))
+    result = loo.report(test, logits, temperature, bias, threshold)
+    result["branches"] = loo.branch_auroc(test, branches)
     result["recipe"] = dataclasses.asdict(recipe)
     previous = RESULTS / f"{args.name}.json"
     result["minutes"] = (json.loads(previous.read_text())["minutes"] if args.report_only and previous.exists()

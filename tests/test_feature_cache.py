@@ -75,7 +75,7 @@ def test_leave_one_out_scores_each_image_with_a_model_that_never_saw_its_group(r
     logits = loo.out_of_fold_logits(TINY, train, test, loo.Recipe(steps=20, batch_size=16), folds=FOLDS, progress=False)
     assert np.isfinite(logits).all()
     temperature, bias = loo.calibrate(test, logits)
-    result = loo.report(test, logits, ["clean", "web"], temperature, bias)
+    result = loo.report(test, logits, temperature, bias)
     table = result["conditions"]["clean"]
     assert set(table["generators"]) == {"gan-a", "gan-b"} and set(table["sources"]) == {"class0", "class1"}
     assert all(row["tier"] == "32 px" for row in table["generators"].values())  # 40 px images: the small tier

@@ -28,7 +28,7 @@ from tigas_core.model import TIGASModel
 from tigas_core.model.backbone import load_imagenet_weights
 from tigas_core.model.perceptual_branch import tap_statistics_size
 from tigas_core.training.calibration import fit_platt
-from tigas_core.training.feature_cache import FeatureCache, condition_of, logits_from_cache, train_from_cache
+from tigas_core.training.feature_cache import EVAL_CONDITIONS, FeatureCache, condition_of, logits_from_cache, train_from_cache
 from tigas_core.training.losses import LossWeights
 
 log = logging.getLogger("tigas.train")
@@ -195,15 +195,14 @@ def out_of_fold_logits(config: TIGASConfig, train: FeatureCache, test: FeatureCa
     return logits
 
 
-def report(test: FeatureCache, logits: np.ndarray, conditions: list[str], temperature: float, bias: float,
-           threshold: float = 0.5) -> dict:
-    """For each condition: per-generator AUROC (its fakes against the held-out photos of its size
+def report(test: FeatureCache, logits: np.ndarray, temperature: float, bias: float, threshold: float = 0.5) -> dict:
+    """For each condition (EVAL_CONDITIONS): per-generator AUROC (its fakes against the held-out photos of its size
     tier: 32 px samples against 32 px photos, the rest against the high-resolution photos), the
     share of each photo source read "likely generated", and ECE of the calibrated scores."""
     small = {r.path: is_small(r.path) for r in test.records}
-    by_condition = {}
-    for c, condition in enumerate(conditions):
-        rows = np.flatnonzero((condition_of(np.arange(len(test))) == c) & ~np.isnan(logits))
+    conditions, by_condition = condition_of(np.arange(len(test))), {}
+    for c, condition in enumerate(EVAL_CONDITIONS):
+        rows = np.flatnonzero((conditions == c) & ~np.isnan(logits))
         records = [test.records[int(test.record_index[r])] for r in rows]
         scores = expit((logits[rows] - bias) / temperature)
         labels = np.array([r.label for r in records])
@@ -230,13 +229,13 @@ def report(test: FeatureCache, logits: np.ndarray, conditions: list[str], temper
     return {"conditions": by_condition, "calibration": {"temperature": temperature, "bias": bias}, "threshold": threshold}
 
 
-def branch_auroc(test: FeatureCache, branches: dict[str, np.ndarray], conditions: list[str]) -> dict[str, dict[str, float]]:
+def branch_auroc(test: FeatureCache, branches: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
     """Per branch and condition: AUROC of the branch's own out-of-fold score, all generated against all photos."""
-    labels = test.labels.numpy()
+    labels, conditions = test.labels.numpy(), condition_of(np.arange(len(test)))
     found: dict[str, dict[str, float]] = {}
     for name, logits in branches.items():
-        for c, condition in enumerate(conditions):
-            rows = np.flatnonzero((condition_of(np.arange(len(test))) == c) & ~np.isnan(logits))
+        for c, condition in enumerate(EVAL_CONDITIONS):
+            rows = np.flatnonzero((conditions == c) & ~np.isnan(logits))
             found.setdefault(name, {})[condition] = _auroc(logits[rows][labels[rows] > 0.5], logits[rows][labels[rows] <= 0.5])
     return found
 
