@@ -20,18 +20,22 @@ source's share of its class grows as its size ** balance; 1 = classes balanced o
 puts the statistics of two caches of the same views side by side), whether the statistics pass
 through a signed square root first (the power normalisation of Fisher-vector probes), and which
 taps' channel correlations are read too (`perceptual_branch.channel_correlations`, "gram"; "gramN xW":
-weighted W against the statistics after standardising).
+weighted W against the statistics after standardising), spatial autocorrelations of each channel ("lagYX":
+Y, X positions away), and which of the other branches' measurements are read beside them
+("spectral.profile", ...: TIGAS 2.4 reads the spectral profile, DCT energy and artefact cues).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -62,6 +66,13 @@ class Variant:
     # the read-outs of these variants (by name) averaged: still one linear read-out of the union of
     # their statistics, so it ships as the others do
     ensemble_of: tuple[str, ...] = ()
+    # the spectral and statistical branches' measurements read too, as plain columns
+    # ("spectral.profile", "spectral.dct", "spectral.artefacts", "statistical")
+    measurements: tuple[str, ...] = ()
+    measurement_weight: float = 1.0  # their weight against the trunk's statistics, as correlation_weight
+    # the weight of each training view of a 32 px image (CIFAR-10 and the zoo; `leave_one_out.is_small`)
+    # against a high-resolution one's, within its class
+    small_weight: float = 1.0
 
 
 VARIANTS = [
@@ -101,6 +112,31 @@ VARIANTS = [
                    (0.35, 0.002))],
     Variant("shipped (2.3): 3 upload views, correlations weighted 0.5", gram_taps=(0, 1, 2), c=0.001, work="runs/score_up3",
             correlation_weight=0.5),
+    *[Variant(f"2.3 + {what}", statistics=("mean", "std") + lags, gram_taps=(0, 1, 2), c=0.001, work="runs/score_up3",
+              correlation_weight=0.5)
+      for what, lags in (("autocorrelation at one position", ("lag01", "lag10")),
+                         ("autocorrelation at one and two positions", ("lag01", "lag10", "lag11", "lag02", "lag20")))],
+    Variant("2.3 + spectral profile, DCT energy, artefact cues", gram_taps=(0, 1, 2), c=0.001, work="runs/score_up3",
+            correlation_weight=0.5, measurements=("spectral.profile", "spectral.dct", "spectral.artefacts")),
+    *[Variant(f"2.3 + {what}", gram_taps=(0, 1, 2), c=0.001, work="runs/score_up3", correlation_weight=0.5, measurements=names)
+      for what, names in (("statistical measurements", ("statistical",)),
+                          ("spectral profile", ("spectral.profile",)), ("block-DCT energy", ("spectral.dct",)),
+                          ("artefact cues", ("spectral.artefacts",)),
+                          ("spectral and statistical measurements",
+                           ("spectral.profile", "spectral.dct", "spectral.artefacts", "statistical")),
+                          ("pooled log spectrum", ("spectral.grid",)))],
+    *[Variant(f"2.3 + spectral profile, DCT energy, artefact cues weighted {w:g}", gram_taps=(0, 1, 2), c=0.001,
+              work="runs/score_up3", correlation_weight=0.5, measurements=("spectral.profile", "spectral.dct", "spectral.artefacts"),
+              measurement_weight=w) for w in (2.0, 4.0)],
+    *[Variant(f"luma spectra, 32 px images weighted {f:g}", gram_taps=(0, 1, 2), c=0.001, work="runs/score_up3",
+              correlation_weight=0.5, measurements=("spectral.profile", "spectral.dct", "spectral.artefacts"), small_weight=f)
+      for f in (0.5, 0.25)],
+    *[Variant(f"luma spectra + log spectrum pooled to {n}x{n}", gram_taps=(0, 1, 2), c=0.001, work="runs/score_up3",
+              correlation_weight=0.5, measurements=("spectral.profile", "spectral.dct", "spectral.artefacts", f"spectral.grid@{n}"))
+      for n in (8, 16)],
+    *[Variant(f"luma spectra, correlations weighted {w:g}, C={c:g}", gram_taps=(0, 1, 2), c=c, work="runs/score_up3",
+              correlation_weight=w, measurements=("spectral.profile", "spectral.dct", "spectral.artefacts"))
+      for w, c in ((0.35, 0.001), (0.7, 0.001), (0.5, 0.0007), (0.5, 0.0015))],
     Variant("3 upload views per image", gram_taps=(0, 1, 2), c=0.001, work="runs/score_up3"),
     Variant("upload view, mean+std", c=0.002, work="runs/score_up"),
     Variant("upload view, mean+std + channel correlations of tap 1", gram_taps=(0,), c=0.002, work="runs/score_up"),
@@ -121,6 +157,10 @@ def channel_statistic(x: torch.Tensor, name: str) -> torch.Tensor:
         return x.amax(dim=(2, 3))
     if name == "diff":  # how much a channel changes from one position to the next (upsampling and grid traces)
         return 0.5 * ((x[..., 1:, :] - x[..., :-1, :]).abs().mean(dim=(2, 3)) + (x[..., 1:] - x[..., :-1]).abs().mean(dim=(2, 3)))
+    if name.startswith("lag"):  # the correlation of a channel with itself dy, dx positions away (periodic traces)
+        dy, dx = int(name[3]), int(name[4])
+        z = standardised_positions(x).unflatten(2, x.shape[-2:])
+        return (z[..., : z.shape[-2] - dy, : z.shape[-1] - dx] * z[..., dy:, dx:]).mean(dim=(2, 3))
     std = torch.sqrt(x.var(dim=(2, 3), unbiased=False) + 1e-6)  # as perceptual_branch.mean_std_pool
     if name == "std":
         return std
@@ -136,20 +176,44 @@ def cross_scale_correlations(fine: torch.Tensor, coarse: torch.Tensor) -> torch.
     return (a @ b.transpose(1, 2) / a.shape[-1]).flatten(1)
 
 
+PLAIN, CORRELATION, MEASUREMENT = range(3)
+
+
+def measurement(cache: FeatureCache, name: str, rows: slice) -> torch.Tensor:
+    """[n, k]: one of the other branches' measurements of the cached views ``rows``, flattened."""
+    name, _, pooled_to = name.partition("@")  # "spectral.grid@16": the grid average-pooled to 16x16
+    branch, _, key = name.partition(".")
+    tensor = (cache.measured[branch][key] if key else cache.measured[branch])[rows].float()
+    return (torch.nn.functional.adaptive_avg_pool2d(tensor, int(pooled_to)) if pooled_to else tensor).flatten(1)
+
+
 def pooled(cache: FeatureCache, statistics: tuple[str, ...], gram_taps: tuple[int, ...] = (),
-           cross_taps: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+           cross_taps: tuple[int, ...] = (), measurements: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
     """[N, features]: the chosen per-channel statistics of every tap, the channel correlations of
     ``gram_taps`` and the cross-scale correlations of ``cross_taps``, in chunks (the maps are large);
-    and [features]: which columns are correlations."""
+    and [features]: what each column is (PLAIN, CORRELATION or MEASUREMENT)."""
     rows = []
     for start in range(0, len(cache), 256):
         taps = [tap[start : start + 256].float() for tap in cache.measured["trunk"]]
         plain = [channel_statistic(x, name) for x in taps for name in statistics]
+        measured = [measurement(cache, name, slice(start, start + 256)) for name in measurements]
         correlated = ([channel_correlations(taps[i]) for i in gram_taps]
                       + [cross_scale_correlations(taps[i], taps[i + 1]) for i in cross_taps])
-        rows.append(torch.cat(plain + correlated, dim=1))
-    is_correlation = np.r_[np.zeros(sum(x.shape[1] for x in plain), bool), np.ones(sum(x.shape[1] for x in correlated), bool)]
-    return torch.cat(rows).double().numpy(), is_correlation
+        rows.append(torch.cat(plain + correlated + measured, dim=1))
+    kinds = np.repeat([PLAIN, CORRELATION, MEASUREMENT], [sum(x.shape[1] for x in block) for block in (plain, correlated, measured)])
+    return torch.cat(rows).double().numpy(), kinds
+
+
+is_small = functools.cache(loo.is_small)  # a header read per file, not per view and fold
+
+
+def reweigh_small(weights: np.ndarray, labels: np.ndarray, records: list, factor: float) -> np.ndarray:
+    """``weights`` with 32 px images' multiplied by ``factor``, each class's total kept."""
+    small = np.array([is_small(record.path) for record in records])
+    out = weights * np.where(small, factor, 1.0)
+    for label in (False, True):
+        out[labels == label] *= weights[labels == label].sum() / out[labels == label].sum()
+    return out
 
 
 def out_of_fold(variant: Variant, train: FeatureCache, test: FeatureCache, train_x: np.ndarray, test_x: np.ndarray,
@@ -166,6 +230,9 @@ def out_of_fold(variant: Variant, train: FeatureCache, test: FeatureCache, train
         labels = np.concatenate([cache.labels.numpy()[r] for cache, _, r in parts]) > 0.5
         keys = [(int(cache.labels[i]), balance_key(cache.records[int(cache.record_index[i])])) for cache, _, r in parts for i in r]
         weights = balanced_weights(keys, variant.balance).numpy() * len(keys)  # both classes weigh alike
+        if variant.small_weight != 1.0:
+            weights = reweigh_small(weights, labels, [cache.records[int(cache.record_index[i])] for cache, _, r in parts for i in r],
+                                    variant.small_weight)
         scaler = StandardScaler().fit(x)
         regression = LogisticRegression(C=variant.c, max_iter=5000)
         regression.fit(scaler.transform(x) * column_weights, labels, sample_weight=weights)
@@ -176,14 +243,15 @@ def out_of_fold(variant: Variant, train: FeatureCache, test: FeatureCache, train
 def side_by_side(variant: Variant, split: str) -> tuple[FeatureCache, np.ndarray, np.ndarray]:
     """The ``split`` cache of every folder in ``variant.work`` ("A+B": two trunks measured on the
     same views, the same seed) and their statistics side by side; the first cache's records; the
-    weight of every column (``variant.correlation_weight`` for correlations, else 1)."""
+    weight of every column (``variant.correlation_weight`` for correlations,
+    ``variant.measurement_weight`` for the other branches' measurements, else 1)."""
     caches = [FeatureCache.load(Path(work) / f"{split}.safetensors") for work in variant.work.split("+")]
     for other in caches[1:]:
         if not (torch.equal(other.record_index, caches[0].record_index) and torch.equal(other.labels, caches[0].labels)):
             raise ValueError(f"{variant.work}: the caches hold different views; measure them with the same data and seed")
-    blocks = [pooled(cache, variant.statistics, variant.gram_taps, variant.cross_taps) for cache in caches]
+    blocks = [pooled(cache, variant.statistics, variant.gram_taps, variant.cross_taps, variant.measurements) for cache in caches]
     features = np.hstack([x for x, _ in blocks])
-    column_weights = np.where(np.concatenate([is_correlation for _, is_correlation in blocks]), variant.correlation_weight, 1.0)
+    column_weights = np.array([1.0, variant.correlation_weight, variant.measurement_weight])[np.concatenate([kinds for _, kinds in blocks])]
     return caches[0], np.sign(features) * np.sqrt(np.abs(features)) if variant.signed_sqrt else features, column_weights
 
 
@@ -201,8 +269,22 @@ def measure(variant: Variant) -> dict:
     temperature, bias = loo.calibrate(test, logits)
     result = loo.report(test, logits, temperature, bias, loo.choose_threshold(test, logits, temperature, bias))
     clean, web = result["conditions"]["clean"], result["conditions"]["web"]
+    named = np.mean([row["auroc"] for name, row in web["generators"].items() if not name.startswith("zoo-")])
+    print(f"{variant.name}: web, mean over the named generators {named:.3f}; each generator against every photo "
+          f"(32 px ones too) {versus_every_photo(test, logits, 'web'):.3f}", flush=True)
     return {"clean": clean["mean_generator_auroc"], "web": web["mean_generator_auroc"], "all_web": web["auroc_all"],
             "threshold": result["threshold"]}
+
+
+def versus_every_photo(test: FeatureCache, logits: np.ndarray, condition: str) -> float:
+    """Mean over generators of the AUROC of its images against every photo of ``condition``, of
+    either size: a guard for read-outs that gain by treating 32 px and larger images apart."""
+    rows = condition_of(np.arange(len(test))) == list(EVAL_CONDITIONS).index(condition)
+    real = rows & (test.labels.numpy() > 0.5)
+    generator = np.array([test.records[int(i)].generator for i in test.record_index])
+    return float(np.mean([roc_auc_score(np.r_[np.ones(real.sum()), np.zeros((rows & ~real & (generator == g)).sum())],
+                                        np.r_[logits[real], logits[rows & ~real & (generator == g)]])
+                          for g in np.unique(generator[rows & ~real])]))
 
 
 HEADER = ["# Read-out study: mean generator AUROC out of fold (leave_one_out.DEFAULT_FOLDS), the read-out alone", "",
@@ -217,7 +299,9 @@ def table_row(variant: Variant) -> str:
     row = measure(variant)
     weight = "" if variant.correlation_weight == 1.0 else f"x{variant.correlation_weight:g}"
     statistics = "+".join(variant.statistics + tuple(f"gram{i + 1}{weight}" for i in variant.gram_taps)
-                          + tuple(f"cross{i + 1}-{i + 2}{weight}" for i in variant.cross_taps))
+                          + tuple(f"cross{i + 1}-{i + 2}{weight}" for i in variant.cross_taps)
+                          + tuple(name + ("" if variant.measurement_weight == 1.0 else f"x{variant.measurement_weight:g}")
+                                  for name in variant.measurements))
     if variant.ensemble_of:
         statistics = "the named rows' read-outs averaged"
     return (f"| {variant.name} | {statistics} | {variant.c} | {variant.balance} | {variant.work} | "

@@ -155,9 +155,15 @@ def test_averaged_views_score_an_image_and_its_mirror_alike(make_image, views, n
     assert every_view.shape == (1, n_views, 3, tigas.img_size, tigas.img_size)
     assert torch.equal(model_views(image[None], tigas.img_size, "single")[:, 0], preprocess(image[None], tigas.img_size))
     plain = tigas.forward_views(every_view[0][:, None])  # each view scored on its own
+
+    def logit(scorer, x: torch.Tensor) -> float:  # logits, not scores: a score near 0 or 1 hides differences
+        with torch.no_grad():
+            return float(scorer.forward_tensor(x[None])["logit"])
+
     assert averaged(image) == pytest.approx(float(torch.sigmoid(plain["logit"].mean())), abs=1e-5)
-    assert averaged(image.flip(-1)) == pytest.approx(averaged(image), abs=1e-5)  # exactly mirror-invariant
-    assert abs(tigas(image) - tigas(image.flip(-1))) > 1e-3  # the single view is not (else this proves nothing)
+    assert logit(averaged, image.flip(-1)) == pytest.approx(logit(averaged, image), abs=1e-5)  # exactly mirror-invariant
+    # the single view is not (else this proves nothing); its pooled statistics are, so only a little
+    assert abs(logit(tigas, image) - logit(tigas, image.flip(-1))) > 1e-4
     out = averaged(image.unsqueeze(0), return_features=True)
     for branch in BRANCHES:
         expected_component = torch.sigmoid(plain["component_logits"][branch].mean())

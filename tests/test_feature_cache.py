@@ -10,6 +10,7 @@ from tigas_synthetic import make_dataset
 from tigas_core.config import TIGASConfig
 from tigas_core.data import get_level, scan_folder
 from tigas_core.io import load_image, preprocess
+from tigas_core.model.perceptual_branch import tap_statistics_size
 from tigas_core.training import leave_one_out as loo
 from tigas_core.training.feature_cache import (
     EVAL_CONDITIONS,
@@ -92,11 +93,19 @@ def test_the_fitted_readout_is_sklearns_logistic_regression_and_stays_fixed_whil
     _, train, test = caches
     rows, model = torch.arange(len(train)), loo.fresh_model(TINY, 2)
     loo.fit_readout(model, train, rows, c=0.05, correlation_weight=0.3)
-    means_and_deviations = 2 * sum(model.perceptual.trunk.feature_info.channels())  # the first columns; correlations after
-    weighted = FunctionTransformer(lambda x: x * np.where(np.arange(x.shape[1]) < means_and_deviations, 1.0, 0.3))
+    channels = model.perceptual.trunk.feature_info.channels()
+    correlations = slice(2 * sum(channels), tap_statistics_size(channels, TINY.readout_correlations))  # means and deviations first
+
+    def read(cache: FeatureCache) -> np.ndarray:  # what the read-out reads: the trunk's statistics, then the spectral vectors
+        spectral = [cache.measured["spectral"][name].float().flatten(1) for name in TINY.readout_spectral]
+        return torch.cat([cache.tap_statistics(TINY.readout_correlations), *spectral], dim=1).double().numpy()
+
+    column_weights = np.ones(read(train).shape[1])
+    column_weights[correlations] = 0.3
+    weighted = FunctionTransformer(lambda x: x * column_weights)
     reference = make_pipeline(StandardScaler(), weighted, LogisticRegression(C=0.05, class_weight="balanced", max_iter=5000))
-    reference.fit(train.tap_statistics(TINY.readout_correlations).double().numpy(), train.labels.numpy() > 0.5)
-    expected = reference.decision_function(test.tap_statistics(TINY.readout_correlations).double().numpy())
+    reference.fit(read(train), train.labels.numpy() > 0.5)
+    expected = reference.decision_function(read(test))
     fitted = [p.clone() for p in model.readout.parameters()] + [b.clone() for b in model.readout.buffers()]
     assert np.allclose(predict_from_cache(model, test, torch.arange(len(test))), expected, atol=1e-3)  # the fused path starts at 0
     train_from_cache(model, train, rows, steps=10, batch_size=16, learning_rate=3e-3)

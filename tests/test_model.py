@@ -9,7 +9,8 @@ import torch.nn as nn
 
 from tigas_core import spectral
 from tigas_core.config import TIGASConfig
-from tigas_core.model import BRANCHES, create_tigas_model
+from tigas_core.model import BRANCHES, TIGASModel, create_tigas_model
+from tigas_core.model.perceptual_branch import tap_statistics_size
 
 
 @pytest.mark.parametrize("size", [(32, 32), (33, 47), (64, 100), (97, 61)])
@@ -116,6 +117,14 @@ def test_radial_profile_has_no_empty_bins_on_small_images():
     assert profile.shape == (2, 64) and (profile > -9).all()  # an empty bin would read log10(1e-10)
 
 
+def test_every_spectral_vector_has_the_size_the_read_out_expects(small_model):
+    with torch.no_grad():
+        measured = small_model.spectral.measure(torch.rand(2, 3, 48, 40))
+    for name, value in measured.items():
+        if name != "grid":
+            assert value.shape == (2, small_model.spectral.vector_size(name)), name
+
+
 def test_spectrum_grid_is_the_shared_log_spectrum_pooled(small_model):
     images = torch.rand(2, 3, 64, 80)
     with torch.no_grad():
@@ -126,7 +135,7 @@ def test_spectrum_grid_is_the_shared_log_spectrum_pooled(small_model):
 
 
 def test_channel_correlations_are_the_pearson_correlations_of_channel_pairs():
-    from tigas_core.model.perceptual_branch import channel_correlations, tap_statistics, tap_statistics_size
+    from tigas_core.model.perceptual_branch import channel_correlations, tap_statistics
 
     maps = torch.randn(2, 4, 6, 5, dtype=torch.float64)
     maps[:, 1] = 3 * maps[:, 0] + 1  # perfectly correlated with channel 0
@@ -143,8 +152,27 @@ def test_channel_correlations_are_the_pearson_correlations_of_channel_pairs():
 
 def test_a_config_saved_before_readout_correlations_builds_the_read_out_it_was_trained_with():
     old = TIGASConfig().to_dict()
-    del old["readout_correlations"]
-    assert TIGASConfig.from_dict(old).readout_correlations == ()
-    assert TIGASConfig.from_dict(TIGASConfig().to_dict()).readout_correlations == TIGASConfig().readout_correlations
+    del old["readout_correlations"], old["readout_spectral"]  # as 2.1 saved it
+    assert TIGASConfig.from_dict(old).readout_correlations == () and TIGASConfig.from_dict(old).readout_spectral == ()
+    current = TIGASConfig.from_dict(TIGASConfig().to_dict())
+    assert current.readout_correlations == TIGASConfig().readout_correlations
+    assert current.readout_spectral == TIGASConfig().readout_spectral == ("profile", "dct", "artefacts")
     with pytest.raises(ValueError, match="positions in backbone_taps"):
         TIGASConfig(readout_correlations=(4,))
+
+
+def test_the_read_out_reads_the_spectral_measurements_its_config_names_after_the_trunk_statistics():
+    config = TIGASConfig(img_size=32, adapter_channels=8, feature_dim=32, num_heads=2, num_prototypes=4, readout_spectral=("dct",))
+    model = TIGASModel(config).eval()
+    trunk_columns = tap_statistics_size(model.perceptual.trunk.feature_info.channels(), config.readout_correlations)
+    assert model.readout[1].in_features == trunk_columns + config.dct_block**2
+    with torch.no_grad():  # a weight on the DCT columns alone: the read-out's logit is exactly their sum
+        model.readout[1].weight[0, trunk_columns:] = 1.0
+        x = torch.rand(2, 3, 32, 32)
+        measured = model.measure(x)
+        norm = model.readout[0]
+        expected = ((measured["spectral"]["dct"] - norm.running_mean[trunk_columns:])
+                    / torch.sqrt(norm.running_var[trunk_columns:] + norm.eps)).sum(dim=1)
+        assert torch.allclose(model(measured=measured)["readout_logit"][:, 0], expected, atol=1e-4)
+    with pytest.raises(ValueError, match="no measurement vector 'grid'"):
+        TIGASModel(TIGASConfig(readout_spectral=("grid",)))

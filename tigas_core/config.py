@@ -28,6 +28,9 @@ class TIGASConfig:
     # Positions in backbone_taps whose channel correlations the read-out reads beside every tap's
     # channel means and standard deviations (`perceptual_branch.tap_statistics`).
     readout_correlations: tuple[int, ...] = (0, 1, 2)
+    # Measurement vectors of the spectral branch (`SpectralBranch.vector_size`) the read-out reads, as
+    # plain columns beside the trunk's statistics (`tigas.readout_input`).
+    readout_spectral: tuple[str, ...] = ("profile", "dct", "artefacts")
     adapter_channels: int = 48
     feature_dim: int = 128
     num_heads: int = 4
@@ -42,11 +45,12 @@ class TIGASConfig:
     # Decision threshold on the calibrated score (0.5 = even odds once calibrated).
     threshold: float = 0.5
     model_type: str = "tigas"
-    version: str = "2.3"
+    version: str = "2.4"
 
     def __post_init__(self) -> None:
         self.backbone_taps = tuple(int(t) for t in self.backbone_taps)  # JSON gives a list
         self.readout_correlations = tuple(int(t) for t in self.readout_correlations)
+        self.readout_spectral = tuple(str(name) for name in self.readout_spectral)
         if any(not 0 <= t < len(self.backbone_taps) for t in self.readout_correlations):
             raise ValueError(f"readout_correlations {self.readout_correlations} must be positions in backbone_taps "
                              f"(0..{len(self.backbone_taps) - 1})")
@@ -57,7 +61,8 @@ class TIGASConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TIGASConfig:
         known = {f.name for f in dataclasses.fields(cls)}
-        values = {"readout_correlations": ()} | values  # weights saved before 2.2 read no correlations
+        # weights saved before 2.2 read no correlations, before 2.4 no spectral measurements
+        values = {"readout_correlations": (), "readout_spectral": ()} | values
         return cls(**{k: v for k, v in values.items() if k in known})
 
     def save(self, path: str | os.PathLike) -> None:

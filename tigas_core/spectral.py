@@ -38,8 +38,9 @@ def power_spectrum(images: torch.Tensor) -> torch.Tensor:
     gray = to_grayscale(images.float())
     gray = gray - gray.mean(dim=(-2, -1), keepdim=True)
     window = _hann_2d(*gray.shape[-2:]).to(gray.device)
-    spectrum = torch.fft.fftshift(torch.fft.fft2(gray * window, norm="ortho"), dim=(-2, -1))
-    return spectrum.real.square() + spectrum.imag.square()
+    spectrum = torch.fft.fft2(gray * window, norm="ortho")
+    # the real power is centred, not the complex spectrum: half the bytes to move
+    return torch.fft.fftshift(spectrum.real.square() + spectrum.imag.square(), dim=(-2, -1))
 
 
 def centred_log_power(power: torch.Tensor) -> torch.Tensor:
@@ -125,8 +126,11 @@ def block_dct_energy(images: torch.Tensor, block: int = 8) -> torch.Tensor:
     return torch.log1p(coefficients.square().mean(dim=(1, 2)) * 255.0**2).flatten(1)
 
 
+ARTEFACT_FEATURES = 6  # how many cues `artefact_features` gives
+
+
 def artefact_features(power: torch.Tensor, n_bins: int = 64) -> torch.Tensor:
-    """Scalar cues of generator artefacts from a power spectrum [B,H,W] -> [B,6].
+    """Scalar cues of generator artefacts from a power spectrum [B,H,W] -> [B,ARTEFACT_FEATURES].
 
     high-frequency energy share (r > 0.5 and r > 0.75 of Nyquist), spectral slope of the radial
     profile, and periodic peaks: how far the strongest high-frequency bins stand above the radial

@@ -32,8 +32,14 @@ class SpectralBranch(nn.Module):
         nn.init.trunc_normal_(self.position, std=0.02)
         self.profile_mlp = measurement_encoder(radial_bins, feature_dim)
         self.dct_mlp = measurement_encoder(dct_block * dct_block, feature_dim)
-        self.artefact_mlp = measurement_encoder(6, feature_dim)
+        self.artefact_mlp = measurement_encoder(spectral.ARTEFACT_FEATURES, feature_dim)
 
+    def vector_size(self, name: str) -> int:
+        """Length of `measure`'s vector ``name`` (the grid is a map, not a vector)."""
+        sizes = {"profile": self.radial_bins, "dct": self.dct_block * self.dct_block, "artefacts": spectral.ARTEFACT_FEATURES}
+        if name not in sizes:
+            raise ValueError(f"the spectral branch has no measurement vector {name!r}; it has {', '.join(sizes)}")
+        return sizes[name]
 
     def measure(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """What the branch reads of [B,3,H,W], before anything learnt: the centred log10 power

@@ -25,6 +25,15 @@ from tigas_core.weights_files import (
 )
 
 
+def readout_input(trunk_statistics: torch.Tensor, spectral_measured: dict[str, torch.Tensor],
+                  spectral_names: tuple[str, ...]) -> torch.Tensor:
+    """What the read-out reads, [B, features]: the trunk's texture statistics (`tap_statistics`), then
+    the spectral measurements ``spectral_names`` flattened, side by side. The radial profile and
+    block-DCT energy see single-pixel traces the ImageNet trunk's statistics miss; read by the
+    same regression they carry over to unseen generators (benchmarks/results/readout_study.md)."""
+    return torch.cat([trunk_statistics.float(), *[spectral_measured[name].float().flatten(1) for name in spectral_names]], dim=1)
+
+
 class TIGASModel(nn.Module):
     """Maps images [B,3,H,W] in [0,1] (any H,W >= 32) to a realism score in [0,1] and its parts.
 
@@ -45,10 +54,11 @@ class TIGASModel(nn.Module):
             nn.Linear(c.feature_dim // 2, c.feature_dim // 4), nn.GELU(), nn.Dropout(c.dropout),
             nn.Linear(c.feature_dim // 4, 1),
         )
-        # A linear read-out of the trunk's texture statistics, to which the fused path adds its
-        # correction. It starts at zero (a fresh model is the fused path alone); the bundled recipe
+        # A linear read-out of the trunk's texture statistics and spectral measurements, to which
+        # the fused path adds its correction. It starts at zero (a fresh model is the fused path alone); the bundled recipe
         # fits it in closed form first (`leave_one_out.fit_readout`), the pixel trainer with the rest.
-        statistics = tap_statistics_size(self.perceptual.trunk.feature_info.channels(), c.readout_correlations)
+        statistics = (tap_statistics_size(self.perceptual.trunk.feature_info.channels(), c.readout_correlations)
+                      + sum(self.spectral.vector_size(name) for name in c.readout_spectral))
         self.readout = nn.Sequential(nn.BatchNorm1d(statistics, affine=False), nn.Linear(statistics, 1))
         nn.init.zeros_(self.readout[1].weight)
         nn.init.zeros_(self.readout[1].bias)
@@ -142,7 +152,8 @@ class TIGASModel(nn.Module):
         branch_features = {name: t.mean(dim=1) for name, t in zip(BRANCHES, tokens)}
         fused, weights, _ = self.fusion(tokens)
 
-        readout = self.readout(tap_statistics(measured["trunk"], self.config.readout_correlations).to(fused.dtype))
+        statistics = tap_statistics(measured["trunk"], self.config.readout_correlations)
+        readout = self.readout(readout_input(statistics, spectral_measured, self.config.readout_spectral).to(fused.dtype))
         raw_logit = readout + self.regression_head(fused)
         # What each branch says on its own; the perceptual branch's view includes the trunk's read-out.
         component_logits = {name: self.component_heads[name](f) for name, f in branch_features.items()}

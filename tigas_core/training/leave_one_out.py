@@ -27,6 +27,7 @@ from tigas_core.metrics.evaluation import expected_calibration_error
 from tigas_core.model import TIGASModel
 from tigas_core.model.backbone import load_imagenet_weights
 from tigas_core.model.perceptual_branch import tap_statistics_size
+from tigas_core.model.tigas import readout_input
 from tigas_core.training.calibration import fit_platt
 from tigas_core.training.feature_cache import EVAL_CONDITIONS, FeatureCache, condition_of, logits_from_cache, train_from_cache
 from tigas_core.training.losses import LossWeights
@@ -110,11 +111,16 @@ def fit_readout(model: TIGASModel, cache: FeatureCache, rows: torch.Tensor, c: f
                 correlation_weight: float = CORRELATION_WEIGHT) -> None:
     """Fit ``model.readout`` (standardisation + linear logit) to the cached ``rows`` as a
     `balanced_logistic_regression` (sklearn, exact optimum) with the channel correlations weighted
-    ``correlation_weight``, freeze it, and zero the fused path's last layer so that the model starts
-    as its read-out."""
-    statistics = cache.tap_statistics(model.config.readout_correlations)[rows].double().numpy()
-    plain = tap_statistics_size(model.perceptual.trunk.feature_info.channels())  # `tap_statistics` puts them first
-    column_weights = np.where(np.arange(statistics.shape[1]) < plain, 1.0, correlation_weight)
+    ``correlation_weight`` (the spectral measurements weigh like the means and deviations), freeze
+    it, and zero the fused path's last layer so that the model starts as its read-out."""
+    config, channels = model.config, model.perceptual.trunk.feature_info.channels()
+    spectral_measured = {name: cache.measured["spectral"][name][rows] for name in config.readout_spectral}
+    statistics = readout_input(cache.tap_statistics(config.readout_correlations)[rows], spectral_measured,
+                               config.readout_spectral).double().numpy()
+    # `readout_input`'s columns: means and deviations, then the correlations, then the spectral measurements
+    column = np.arange(statistics.shape[1])
+    is_correlation = (column >= tap_statistics_size(channels)) & (column < tap_statistics_size(channels, config.readout_correlations))
+    column_weights = np.where(is_correlation, correlation_weight, 1.0)
     mean, scale, weight, bias = balanced_logistic_regression(statistics, cache.labels[rows].numpy() > 0.5, c, column_weights)
     norm, linear = model.readout
     norm.running_mean.copy_(torch.from_numpy(mean))
