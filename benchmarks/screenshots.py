@@ -69,8 +69,8 @@ def shoot_generate_tab(page, path: Path) -> Path:
     page.get_by_role("tab", name="Generate").click()
     model = page.locator("#tigas-gen-model input")
     model.click()
-    model.fill("text2image")
-    model.press("Enter")
+    page.get_by_role("option", name="text2image").click()  # typing + Enter did not always commit the choice
+    expect(model).to_have_value("text2image")
     page.locator("#tigas-gen-prompt textarea").fill("a red car")
     page.locator("#tigas-gen-button").click()
     expect(page.locator("#tigas-gen-summary")).to_contain_text('samples of text2image for "a red car"')
