@@ -55,8 +55,9 @@ class TIGASModel(nn.Module):
             nn.Linear(c.feature_dim // 4, 1),
         )
         # A linear read-out of the trunk's texture statistics and spectral measurements, to which
-        # the fused path adds its correction. It starts at zero (a fresh model is the fused path alone); the bundled recipe
-        # fits it in closed form first (`leave_one_out.fit_readout`), the pixel trainer with the rest.
+        # the fused path adds its correction. It starts at zero (a fresh model is the fused path
+        # alone); the bundled recipe fits it in closed form first (`leave_one_out.fit_readout`),
+        # the pixel trainer with the rest.
         statistics = (tap_statistics_size(self.perceptual.trunk.feature_info.channels(), c.readout_correlations)
                       + sum(self.spectral.vector_size(name) for name in c.readout_spectral))
         self.readout = nn.Sequential(nn.BatchNorm1d(statistics, affine=False), nn.Linear(statistics, 1))
