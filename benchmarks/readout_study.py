@@ -35,7 +35,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -73,6 +72,9 @@ class Variant:
     # the weight of each training view of a 32 px image (CIFAR-10 and the zoo; `leave_one_out.is_small`)
     # against a high-resolution one's, within its class
     small_weight: float = 1.0
+
+
+LUMA_SPECTRA = ("spectral.profile", "spectral.dct", "spectral.artefacts")  # the spectral vectors TIGAS 2.4 reads
 
 
 VARIANTS = [
@@ -117,25 +119,25 @@ VARIANTS = [
       for what, lags in (("autocorrelation at one position", ("lag01", "lag10")),
                          ("autocorrelation at one and two positions", ("lag01", "lag10", "lag11", "lag02", "lag20")))],
     Variant("2.3 + spectral profile, DCT energy, artefact cues", gram_taps=(0, 1, 2), c=0.001, work="runs/score_up3",
-            correlation_weight=0.5, measurements=("spectral.profile", "spectral.dct", "spectral.artefacts")),
+            correlation_weight=0.5, measurements=LUMA_SPECTRA),
     *[Variant(f"2.3 + {what}", gram_taps=(0, 1, 2), c=0.001, work="runs/score_up3", correlation_weight=0.5, measurements=names)
       for what, names in (("statistical measurements", ("statistical",)),
                           ("spectral profile", ("spectral.profile",)), ("block-DCT energy", ("spectral.dct",)),
                           ("artefact cues", ("spectral.artefacts",)),
                           ("spectral and statistical measurements",
-                           ("spectral.profile", "spectral.dct", "spectral.artefacts", "statistical")),
+                           LUMA_SPECTRA + ("statistical",)),
                           ("pooled log spectrum", ("spectral.grid",)))],
     *[Variant(f"2.3 + spectral profile, DCT energy, artefact cues weighted {w:g}", gram_taps=(0, 1, 2), c=0.001,
-              work="runs/score_up3", correlation_weight=0.5, measurements=("spectral.profile", "spectral.dct", "spectral.artefacts"),
+              work="runs/score_up3", correlation_weight=0.5, measurements=LUMA_SPECTRA,
               measurement_weight=w) for w in (2.0, 4.0)],
     *[Variant(f"luma spectra, 32 px images weighted {f:g}", gram_taps=(0, 1, 2), c=0.001, work="runs/score_up3",
-              correlation_weight=0.5, measurements=("spectral.profile", "spectral.dct", "spectral.artefacts"), small_weight=f)
+              correlation_weight=0.5, measurements=LUMA_SPECTRA, small_weight=f)
       for f in (0.5, 0.25)],
     *[Variant(f"luma spectra + log spectrum pooled to {n}x{n}", gram_taps=(0, 1, 2), c=0.001, work="runs/score_up3",
-              correlation_weight=0.5, measurements=("spectral.profile", "spectral.dct", "spectral.artefacts", f"spectral.grid@{n}"))
+              correlation_weight=0.5, measurements=LUMA_SPECTRA + (f"spectral.grid@{n}",))
       for n in (8, 16)],
     *[Variant(f"luma spectra, correlations weighted {w:g}, C={c:g}", gram_taps=(0, 1, 2), c=c, work="runs/score_up3",
-              correlation_weight=w, measurements=("spectral.profile", "spectral.dct", "spectral.artefacts"))
+              correlation_weight=w, measurements=LUMA_SPECTRA)
       for w, c in ((0.35, 0.001), (0.7, 0.001), (0.5, 0.0007), (0.5, 0.0015))],
     Variant("3 upload views per image", gram_taps=(0, 1, 2), c=0.001, work="runs/score_up3"),
     Variant("upload view, mean+std", c=0.002, work="runs/score_up"),
@@ -280,11 +282,9 @@ def versus_every_photo(test: FeatureCache, logits: np.ndarray, condition: str) -
     """Mean over generators of the AUROC of its images against every photo of ``condition``, of
     either size: a guard for read-outs that gain by treating 32 px and larger images apart."""
     rows = condition_of(np.arange(len(test))) == list(EVAL_CONDITIONS).index(condition)
-    real = rows & (test.labels.numpy() > 0.5)
+    real, fake = rows & (test.labels.numpy() > 0.5), rows & (test.labels.numpy() <= 0.5)
     generator = np.array([test.records[int(i)].generator for i in test.record_index])
-    return float(np.mean([roc_auc_score(np.r_[np.ones(real.sum()), np.zeros((rows & ~real & (generator == g)).sum())],
-                                        np.r_[logits[real], logits[rows & ~real & (generator == g)]])
-                          for g in np.unique(generator[rows & ~real])]))
+    return float(np.mean([loo._auroc(logits[real], logits[fake & (generator == g)]) for g in np.unique(generator[fake])]))
 
 
 HEADER = ["# Read-out study: mean generator AUROC out of fold (leave_one_out.DEFAULT_FOLDS), the read-out alone", "",
