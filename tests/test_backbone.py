@@ -61,8 +61,10 @@ def test_frozen_trunk_keeps_its_statistics_and_passes_gradients_to_the_input():
     assert x.grad is not None and float(x.grad.abs().sum()) > 0
 
 
-def test_the_folded_trunk_computes_the_trunk_and_keeps_the_weights_file_as_trained():
-    """Scoring runs a batch-norm-folded copy of the frozen trunk: the same maps (to float rounding),
+@pytest.mark.parametrize("size", [(96, 96), (97, 130), (65, 64)])
+def test_the_inference_trunk_computes_the_trunk_and_keeps_the_weights_file_as_trained(size):
+    """Scoring runs a batch-norm-folded, mirrored copy of the frozen trunk: the same maps (to float
+    rounding) at even and odd sizes (where "same" padding is one-sided and where it is symmetric),
     gradients still reach the input, and the model's state (what weights files hold) is untouched."""
     from tigas_core.model.perceptual_branch import PerceptualBranch
 
@@ -72,14 +74,24 @@ def test_the_folded_trunk_computes_the_trunk_and_keeps_the_weights_file_as_train
             module.running_mean.uniform_(-0.5, 0.5), module.running_var.uniform_(0.5, 2.0)
     keys = set(branch.state_dict())
     with torch.inference_mode():  # scoring first makes the copy; gradients must still work after
-        branch.trunk_features(torch.rand(1, 3, 96, 96))
-    x = torch.rand(2, 3, 96, 96, requires_grad=True)
-    folded = branch.trunk_features(x)
+        branch.trunk_features(torch.rand(1, 3, *size))
+    x = torch.rand(2, 3, *size, requires_grad=True)
+    fast = branch.trunk_features(x)
     with torch.no_grad():
         plain = branch.trunk(branch.normalise(x))
-    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-4) for a, b in zip(folded, plain))
-    folded[-1].sum().backward()
+    assert [f.shape for f in fast] == [p.shape for p in plain]
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-4) for a, b in zip(fast, plain))
+    fast[-1].sum().backward()
     assert x.grad.abs().sum() > 0 and set(branch.state_dict()) == keys
     with torch.no_grad():
-        branch.trunk.conv_stem.weight.mul_(2)  # new weights: the folded copy is made again
-    assert not torch.allclose(branch.trunk_features(x)[0], folded[0])
+        branch.trunk.conv_stem.weight.mul_(2)  # new weights: the copy is made again
+    assert not torch.allclose(branch.trunk_features(x)[0], fast[0])
+
+
+@pytest.mark.parametrize("layer", [torch.nn.Conv2d(3, 3, 3, padding=2, dilation=2), torch.nn.Conv2d(3, 3, 3, padding=0),
+                                   torch.nn.MaxPool2d(3, 2)])
+def test_mirroring_refuses_a_layer_that_does_not_commute_with_a_mirror(layer):
+    from tigas_core.model.backbone import inference_copy
+
+    with pytest.raises(ValueError, match="mirror"):
+        inference_copy(torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3, padding=1), layer))

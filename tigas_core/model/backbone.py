@@ -115,6 +115,51 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
     return module
 
 
-def folded_copy(trunk: nn.Module) -> nn.Module:
-    """An eval-mode copy of a frozen trunk with its batch norms folded (`fold_batchnorm`)."""
-    return fold_batchnorm(copy.deepcopy(trunk).eval()).requires_grad_(False)
+class MirroredTrunk(nn.Module):
+    """A trunk run on the mirror image with mirrored kernels, its maps mirrored back: the same maps.
+
+    Why: TensorFlow's "same" padding pads a stride-2 convolution on the right and bottom only,
+    which timm does by copying the activations into a zero-filled, padded tensor before five of the
+    trunk's convolutions (about a sixth of the frozen trunk's CPU time). Mirrored, that padding
+    sits on the left and top, where a symmetric padding of (k - 1) // 2 puts it (its extra
+    right/bottom column is never read), and the convolution pads for free. Every other layer is a
+    symmetric-padded stride-1 convolution or works per position, and so commutes with a mirror."""
+
+    def __init__(self, trunk: nn.Module):
+        super().__init__()
+        self.trunk = _mirror_convolutions(trunk)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [features.flip(-2, -1) for features in self.trunk(x.flip(-2, -1))]
+
+
+def _mirror_convolutions(module: nn.Module) -> nn.Module:
+    """In place: every convolution with a spatial kernel gets the kernel mirrored and symmetric
+    padding (k - 1) // 2; raises on a layer the mirror would not commute with."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.Conv2d) and max(child.kernel_size) > 1:
+            symmetric = tuple((k - 1) // 2 for k in child.kernel_size)
+            same_padded = type(child).__name__ == "Conv2dSame" or child.padding == symmetric
+            if not same_padded or child.dilation != (1, 1) or min(child.kernel_size) % 2 == 0 or child.padding_mode != "zeros":
+                raise ValueError(f"{name}: {child} is not a 'same'-padded odd-kernel convolution; mirroring would change it")
+            mirrored = nn.Conv2d(child.in_channels, child.out_channels, child.kernel_size, child.stride, symmetric,
+                                 groups=child.groups, bias=child.bias is not None)
+            mirrored.weight = nn.Parameter(child.weight.detach().flip(-2, -1).contiguous(memory_format=_layout(child.weight)),
+                                           requires_grad=False)
+            mirrored.bias = child.bias
+            setattr(module, name, mirrored)
+        elif isinstance(child, (nn.MaxPool2d, nn.AvgPool2d)):
+            raise ValueError(f"{name}: {child} is not mirrored")
+        else:
+            _mirror_convolutions(child)
+    return module
+
+
+def _layout(tensor: torch.Tensor) -> torch.memory_format:
+    return torch.channels_last if tensor.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+
+
+def inference_copy(trunk: nn.Module) -> nn.Module:
+    """An eval-mode copy of a frozen trunk for scoring: batch norms folded (`fold_batchnorm`), run
+    mirrored (`MirroredTrunk`). The same maps to float rounding, about a third faster on a CPU."""
+    return MirroredTrunk(fold_batchnorm(copy.deepcopy(trunk).eval())).eval().requires_grad_(False)

@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from tigas_core.model.backbone import InputNormalisation, create_trunk, folded_copy
+from tigas_core.model.backbone import InputNormalisation, create_trunk, inference_copy
 
 ADAPTER_MIN_REDUCTION = 8  # adapters work at 1/8 of the view's resolution or coarser
 
@@ -136,20 +136,20 @@ class PerceptualBranch(nn.Module):
 
     def trunk_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The trunk's feature maps of [B,3,H,W] in [0,1], one per tap (what a training cache stores).
-        A frozen trunk runs as its batch-norm-folded copy: the same function, faster (still
+        A frozen trunk runs as its `inference_copy`: the same function, faster (still
         differentiable in x, so TIGAS stays a loss)."""
-        trunk = self.trunk if self.train_trunk else self._folded_trunk()
+        trunk = self.trunk if self.train_trunk else self._inference_trunk()
         return trunk(self.normalise(x))
 
-    def _folded_trunk(self) -> nn.Module:
-        """`folded_copy` of the trunk, made again when the trunk's weights, device, dtype or memory
+    def _inference_trunk(self) -> nn.Module:
+        """`inference_copy` of the trunk, made again when the trunk's weights, device, dtype or memory
         layout changed (it is not a submodule: weights files hold the trunk as trained)."""
         weight = self.trunk.conv_stem.weight
         key = (weight.device, weight.dtype, weight.is_contiguous(memory_format=torch.channels_last), weight._version)
-        if getattr(self, "_folded", (None, None))[0] != key:
+        if getattr(self, "_inference", (None, None))[0] != key:
             with torch.inference_mode(False):  # made during scoring, used later with autograd (saliency, loss)
-                object.__setattr__(self, "_folded", (key, folded_copy(self.trunk)))
-        return self._folded[1]
+                object.__setattr__(self, "_inference", (key, inference_copy(self.trunk)))
+        return self._inference[1]
 
     def forward(self, taps: list[torch.Tensor]) -> torch.Tensor:
         """`trunk_features`' maps -> tokens [B, n_taps + 16, D]."""
