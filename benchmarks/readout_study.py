@@ -22,7 +22,8 @@ through a signed square root first (the power normalisation of Fisher-vector pro
 taps' channel correlations are read too (`perceptual_branch.channel_correlations`, "gram"; "gramN xW":
 weighted W against the statistics after standardising), spatial autocorrelations of each channel ("lagYX":
 Y, X positions away), and which of the other branches' measurements are read beside them
-("spectral.profile", ...: TIGAS 2.4 reads the spectral profile, DCT energy and artefact cues).
+("spectral.profile", ...: TIGAS 2.4 reads the spectral profile, DCT energy and artefact cues, 2.5 the
+colour spectra too).
 """
 from __future__ import annotations
 
@@ -75,6 +76,8 @@ class Variant:
 
 
 LUMA_SPECTRA = ("spectral.profile", "spectral.dct", "spectral.artefacts")  # the spectral vectors TIGAS 2.4 reads
+# and those TIGAS 2.5 reads beside them (`spectral`'s colour section)
+COLOUR_SPECTRA = ("spectral.rgb_profiles", "spectral.chroma_profiles", "spectral.coherence", "spectral.axis_shares")
 
 
 VARIANTS = [
@@ -139,6 +142,10 @@ VARIANTS = [
     *[Variant(f"luma spectra, correlations weighted {w:g}, C={c:g}", gram_taps=(0, 1, 2), c=c, work="runs/score_up3",
               correlation_weight=w, measurements=LUMA_SPECTRA)
       for w, c in ((0.35, 0.001), (0.7, 0.001), (0.5, 0.0007), (0.5, 0.0015))],
+    Variant("2.4 + colour spectra", gram_taps=(0, 1, 2), c=0.001, work="runs/score_up3", correlation_weight=0.5,
+            measurements=LUMA_SPECTRA + COLOUR_SPECTRA),
+    *[Variant(f"2.4 + {name.split('.')[1]}", gram_taps=(0, 1, 2), c=0.001, work="runs/score_up3", correlation_weight=0.5,
+              measurements=LUMA_SPECTRA + (name,)) for name in COLOUR_SPECTRA],
     Variant("3 upload views per image", gram_taps=(0, 1, 2), c=0.001, work="runs/score_up3"),
     Variant("upload view, mean+std", c=0.002, work="runs/score_up"),
     Variant("upload view, mean+std + channel correlations of tap 1", gram_taps=(0,), c=0.002, work="runs/score_up"),

@@ -4,7 +4,8 @@
 
 Prints img/s for: the shipped weights' model on batches of its own 224 px views (as `TIGAS()`
 runs it, channels-last on the CPU), torchvision ResNet-50 on 256 px batches (the CNNDetection
-architecture; random weights: speed does not depend on them), JPEG decode + view alone, and
+architecture; random weights: speed does not depend on them; the two timed in turns, best of
+--repeats rounds), JPEG decode + view alone, and
 folder scoring (decode + model) with the default views and with ``views="mirror"`` and
 ``views="jitter"`` (2 and 18 views per image); then the ratios against ResNet-50 and decode.
 Without --images it writes N synthetic 512x384 JPEGs to a temp folder first.
@@ -12,8 +13,10 @@ Without --images it writes N synthetic 512x384 JPEGs to a temp folder first.
 from __future__ import annotations
 
 import argparse
+import math
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -40,9 +43,20 @@ def synthetic_jpegs(folder: Path, n: int) -> list[Path]:
 
 def rate(fn, items: int, repeats: int = 3) -> float:
     """Best of ``repeats`` timed runs after one warm-up, in items per second."""
-    fn()
-    best = min(_timed(fn) for _ in range(repeats))
-    return items / best
+    return rates({"": (fn, items)}, repeats)[""]
+
+
+def rates(runs: dict[str, tuple[Callable[[], object], int]], repeats: int = 3) -> dict[str, float]:
+    """Items per second of each (fn, items), best of ``repeats`` rounds after one warm-up each. The
+    runs take turns within a round, so a machine that slows down for a while (a shared CPU does)
+    slows both sides of a ratio rather than one."""
+    for fn, _ in runs.values():
+        fn()
+    best = dict.fromkeys(runs, math.inf)
+    for _ in range(repeats):
+        for name, (fn, _) in runs.items():
+            best[name] = min(best[name], _timed(fn))
+    return {name: items / best[name] for name, (_, items) in runs.items()}
 
 
 def _timed(fn) -> float:
@@ -58,6 +72,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds of the model against ResNet-50, taking turns")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -72,8 +87,9 @@ def main() -> None:
         resnet_batch = torch.rand(args.batch_size, 3, 256, 256, device=device).contiguous(memory_format=layout)
 
         with torch.inference_mode():
-            model_rate = rate(lambda: synced(device, shipped.forward_views(views)), args.batch_size)
-            resnet_rate = rate(lambda: synced(device, resnet(resnet_batch)), args.batch_size, repeats=2)
+            measured = rates({"model": (lambda: synced(device, shipped.forward_views(views)), args.batch_size),
+                              "resnet": (lambda: synced(device, resnet(resnet_batch)), args.batch_size)}, repeats=args.repeats)
+        model_rate, resnet_rate = measured["model"], measured["resnet"]
 
         def decode_all():
             with ThreadPoolExecutor(max_workers=args.threads) as pool:

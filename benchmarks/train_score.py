@@ -190,7 +190,8 @@ with the `tigas-metric` package: `TIGAS()` with no arguments loads them.
 The TIGAS network: a frozen ImageNet EfficientNet-Lite1 trunk tapped at four scales, read two
 ways: a linear read-out of every tap's channel means and standard deviations and of the
 channel correlations (Gram matrices) of the three finer taps (beside them it reads the spectral
-branch's radial profile, block-DCT energy and artefact cues), and each tap
+branch's radial profile, block-DCT energy and artefact cues, and each colour plane's profile, its
+coherence with green and the luma power on the axes and diagonals), and each tap
 through a gated residual + CBAM adapter into the fusion; a spectral branch (FFT log spectrum, radial profile,
 block DCT, artefact cues); a statistical branch (moments, entropy, local statistics, learnt
 natural-image prototypes); cross-modal attention fusion; score, auxiliary and per-branch heads

@@ -30,7 +30,7 @@ class TIGASConfig:
     readout_correlations: tuple[int, ...] = (0, 1, 2)
     # Measurement vectors of the spectral branch (`SpectralBranch.vector_size`) the read-out reads, as
     # plain columns beside the trunk's statistics (`tigas.readout_input`).
-    readout_spectral: tuple[str, ...] = ("profile", "dct", "artefacts")
+    readout_spectral: tuple[str, ...] = ("profile", "dct", "artefacts", "rgb_profiles", "chroma_profiles", "coherence", "axis_shares")
     adapter_channels: int = 48
     feature_dim: int = 128
     num_heads: int = 4
@@ -45,7 +45,7 @@ class TIGASConfig:
     # Decision threshold on the calibrated score (0.5 = even odds once calibrated).
     threshold: float = 0.5
     model_type: str = "tigas"
-    version: str = "2.4"
+    version: str = "2.5"
 
     def __post_init__(self) -> None:
         self.backbone_taps = tuple(int(t) for t in self.backbone_taps)  # JSON gives a list

@@ -63,7 +63,7 @@ class Explanation:
 # Transparent where the score does not react, opaque red where it reacts most: the photo stays visible.
 SALIENCY_COLORS = [[0.0, "rgba(255,0,0,0)"], [0.3, "rgba(255,160,0,0.15)"], [1.0, "rgba(255,0,0,0.85)"]]
 FUSION_NOTE = ("Each branch's score says what that branch alone can tell (the perceptual one is the read-out of the "
-               "ImageNet trunk's statistics, which also reads the spectrum's radial profile and block-DCT energy). "
+               "ImageNet trunk's statistics, which also reads the spectrum's radial profiles, block-DCT energy and colour coherence). "
                "The final score is that read-out corrected by the fused features of all three, so it is not the "
                "weighted mean of the branch scores (the weights say how much each branch's features counted in the fusion).")
 

@@ -159,3 +159,104 @@ def artefact_features(power: torch.Tensor, n_bins: int = 64) -> torch.Tensor:
     corners = torch.stack([log_power[:, 0, 0], log_power[:, 0, width // 2], log_power[:, height // 2, 0]], dim=1)
     nyquist = corners.mean(dim=1) - profile[:, -1]
     return torch.stack([torch.log10(hf_half + 1e-10), torch.log10(hf_quarter + 1e-10), slope, peak_max, peak_mean, nyquist], dim=1)
+
+
+# Colour: what a camera's demosaicing and a generator's decoder leave in how the colour planes'
+# fine detail relates, unseen in luma. Read by the score's read-out (`SpectralBranch.measure`).
+# Computed on half planes (rfft2): a real image's spectrum is point-symmetric, so each
+# frequency off the kx = 0 and Nyquist columns stands for itself and its mirror, and weighted
+# twice the half plane's radial sums equal the full plane's at a third of the cost.
+COLOUR_BANDS = 16  # radius bands of `channel_coherence` and `axis_shares`
+
+
+def colour_spectra(images: torch.Tensor) -> torch.Tensor:
+    """Half-plane FFT of each Hann-windowed, mean-removed colour plane: [B,3,H,W] -> complex
+    [B,3,H,W//2+1]. Planes made contiguous first: on a channels-last batch (how `TIGAS` feeds
+    the CPU) the FFT is several times slower."""
+    planes = images.float().contiguous()
+    planes = planes - planes.mean(dim=(-2, -1), keepdim=True)
+    return torch.fft.rfft2(planes * _hann_2d(*planes.shape[-2:]).to(planes.device), norm="ortho")
+
+
+def _power(spectrum: torch.Tensor) -> torch.Tensor:
+    return spectrum.real.square() + spectrum.imag.square()
+
+
+def _signed_frequencies(n: int) -> torch.Tensor:
+    """Integer frequency of each FFT output index along an axis of length n (numpy's fftfreq * n)."""
+    k = torch.arange(n)
+    return torch.where(k <= (n - 1) // 2, k, k - n)
+
+
+@lru_cache(maxsize=16)
+@torch.inference_mode(False)
+def _half_plane_bins(height: int, width: int, n_bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Radius bin (as `_radius_bins` gives it on the full plane) and weight (2 where the frequency
+    stands for its mirror too) of each frequency of an rfft2 half plane."""
+    fy = _signed_frequencies(height) / (height / 2)
+    fx = torch.arange(width // 2 + 1) / (width / 2)
+    radius = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2).clamp(max=1.0)
+    index = (radius * n_bins).long().clamp(max=n_bins - 1).flatten()
+    mirrored = (fx > 0) & (torch.arange(width // 2 + 1) * 2 != width)
+    return index, (1.0 + mirrored.float()).expand(height, -1).flatten()
+
+
+def radial_means(half_plane: torch.Tensor, height: int, width: int, n_bins: int) -> torch.Tensor:
+    """Mean per radius bin over the full plane of a point-symmetric quantity given on rfft2 half
+    planes [..., H, W//2+1] (power, cross-power, masked power) -> [..., n_bins], DC first; an
+    empty bin takes its nearest filled one's."""
+    index, weights = (t.to(half_plane.device) for t in _half_plane_bins(height, width, n_bins))
+    _, counts, nearest = _radius_bins(height, width, n_bins)
+    flat = half_plane.flatten(-2).flatten(0, -2)
+    sums = torch.zeros(flat.shape[0], n_bins, device=flat.device, dtype=flat.dtype).index_add(1, index, flat * weights)
+    return (sums / counts.to(flat.device))[:, nearest.to(flat.device)].view(*half_plane.shape[:-2], n_bins)
+
+
+def _log_profiles(spectra: torch.Tensor, height: int, width: int, n_bins: int) -> torch.Tensor:
+    return torch.log10(radial_means(_power(spectra), height, width, n_bins) + 1e-10)
+
+
+def _opponents(spectra: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(blue, red) and (green, green) planes of `colour_spectra`, stacked: [B,2,H,W//2+1] each."""
+    return spectra[:, [2, 0]], spectra[:, [1, 1]]
+
+
+def rgb_profiles(spectra: torch.Tensor, height: int, width: int, n_bins: int = 64) -> torch.Tensor:
+    """`normalise_profile`d log10 radial profile of each colour plane of `colour_spectra` -> [B, 3*n_bins]."""
+    return normalise_profile(_log_profiles(spectra, height, width, n_bins)).flatten(1)
+
+
+def chroma_profiles(spectra: torch.Tensor, height: int, width: int, n_bins: int = 64) -> torch.Tensor:
+    """log10 radial power of blue - green and red - green, less green's: how much colour detail
+    each frequency carries against the brightness detail -> [B, 2*n_bins]."""
+    colour, green = _opponents(spectra)
+    return (_log_profiles(colour - green, height, width, n_bins) - _log_profiles(spectra[:, 1:2], height, width, n_bins)).flatten(1)
+
+
+def channel_coherence(spectra: torch.Tensor, height: int, width: int, n_bands: int = COLOUR_BANDS) -> torch.Tensor:
+    """Per radius band, the normalised cross-power of blue with green and of red with green (1:
+    the planes' detail moves together, as after demosaicing) -> [B, 2*n_bands]."""
+    colour, green = _opponents(spectra)
+    cross = radial_means((colour * green.conj()).real, height, width, n_bands)
+    power = radial_means(_power(spectra), height, width, n_bands)
+    return (cross / torch.sqrt(power[:, [2, 0]] * power[:, [1, 1]] + 1e-20)).flatten(1)
+
+
+@lru_cache(maxsize=16)
+@torch.inference_mode(False)
+def _axis_masks(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """On an rfft2 half plane: frequencies within one bin of the two axes, and of the two diagonals."""
+    fy = _signed_frequencies(height).abs()[:, None]
+    fx = torch.arange(width // 2 + 1)[None, :]
+    return ((fy <= 1) | (fx <= 1)).float(), ((fy - fx).abs() <= 1).float()
+
+
+def axis_shares(spectra: torch.Tensor, height: int, width: int, n_bands: int = COLOUR_BANDS) -> torch.Tensor:
+    """Per radius band, log10 of the share of the luma power on the axes and on the diagonals:
+    grid-aligned up-sampling leaves peaks on them -> [B, 2*n_bands]. Luma's spectrum is the
+    colour planes' weighted sum (windowing and mean removal are linear)."""
+    power = _power((spectra * spectra.new_tensor(_LUMA).view(1, 3, 1, 1)).sum(dim=1))
+    total = radial_means(power, height, width, n_bands) + 1e-20
+    return torch.cat([torch.log10(radial_means(power * mask.to(power.device), height, width, n_bands) / total + 1e-10)
+                      for mask in _axis_masks(height, width)], dim=1)
+

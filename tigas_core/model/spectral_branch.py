@@ -36,7 +36,9 @@ class SpectralBranch(nn.Module):
 
     def vector_size(self, name: str) -> int:
         """Length of `measure`'s vector ``name`` (the grid is a map, not a vector)."""
-        sizes = {"profile": self.radial_bins, "dct": self.dct_block * self.dct_block, "artefacts": spectral.ARTEFACT_FEATURES}
+        sizes = {"profile": self.radial_bins, "dct": self.dct_block * self.dct_block, "artefacts": spectral.ARTEFACT_FEATURES,
+                 "rgb_profiles": 3 * self.radial_bins, "chroma_profiles": 2 * self.radial_bins,
+                 "coherence": 2 * spectral.COLOUR_BANDS, "axis_shares": 2 * spectral.COLOUR_BANDS}
         if name not in sizes:
             raise ValueError(f"the spectral branch has no measurement vector {name!r}; it has {', '.join(sizes)}")
         return sizes[name]
@@ -44,13 +46,20 @@ class SpectralBranch(nn.Module):
     def measure(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """What the branch reads of [B,3,H,W], before anything learnt: the centred log10 power
         spectrum pooled to [B,1,S,S], the normalised radial profile, block-DCT energy and the
-        scalar artefact cues (differentiable; a training cache stores it)."""
+        scalar artefact cues; and for the score's read-out only, the colour planes' profiles,
+        their coherence and the luma power's share on axes and diagonals (`spectral`'s colour
+        section). Differentiable; a training cache stores it."""
         power = spectral.power_spectrum(x)
+        colour, size = spectral.colour_spectra(x), x.shape[-2:]
         return {
             "grid": F.adaptive_avg_pool2d(spectral.centred_log_power(power).unsqueeze(1), self.spectrum_size),
             "profile": spectral.normalise_profile(spectral.radial_profile(power, self.radial_bins)),
             "dct": spectral.block_dct_energy(x, self.dct_block),
             "artefacts": spectral.artefact_features(power, self.radial_bins),
+            "rgb_profiles": spectral.rgb_profiles(colour, *size, self.radial_bins),
+            "chroma_profiles": spectral.chroma_profiles(colour, *size, self.radial_bins),
+            "coherence": spectral.channel_coherence(colour, *size),
+            "axis_shares": spectral.axis_shares(colour, *size),
         }
 
     def forward(self, measured: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -28,9 +28,10 @@ from tigas_core.weights_files import (
 def readout_input(trunk_statistics: torch.Tensor, spectral_measured: dict[str, torch.Tensor],
                   spectral_names: tuple[str, ...]) -> torch.Tensor:
     """What the read-out reads, [B, features]: the trunk's texture statistics (`tap_statistics`), then
-    the spectral measurements ``spectral_names`` flattened, side by side. The radial profile and
-    block-DCT energy see single-pixel traces the ImageNet trunk's statistics miss; read by the
-    same regression they carry over to unseen generators (benchmarks/results/readout_study.md)."""
+    the spectral measurements ``spectral_names`` flattened, side by side. The radial profiles,
+    block-DCT energy and colour coherence see single-pixel traces the ImageNet trunk's statistics
+    miss; read by the same regression they carry over to unseen generators
+    (benchmarks/results/readout_study.md)."""
     return torch.cat([trunk_statistics.float(), *[spectral_measured[name].float().flatten(1) for name in spectral_names]], dim=1)
 
 
