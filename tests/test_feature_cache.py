@@ -21,6 +21,7 @@ from tigas_core.training.feature_cache import (
     predict_from_cache,
     train_from_cache,
     training_views,
+    views_in_order,
 )
 
 TINY = TIGASConfig(img_size=32, adapter_channels=8, feature_dim=32, num_heads=2, num_prototypes=4)
@@ -54,6 +55,25 @@ def test_cached_measurements_reproduce_the_model_on_pixels(records, caches, tmp_
         with torch.no_grad():
             direct = model(pixels)["raw_logit"][:, 0].numpy()
         assert np.allclose(direct, predict_from_cache(model, again, chosen), atol=2e-3)  # trunk maps are stored in float16
+
+
+def test_views_are_decoded_in_order_and_only_a_few_records_ahead(records):
+    """measure_records must not hold every record's decoded views at once (eight views of each of
+    2,724 records filled 24 GiB): decoding stays at most ``ahead`` records ahead of the model."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    decoded = []
+
+    def make_views(image, rng):
+        decoded.append(image.shape)
+        return [image]
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        stream = views_in_order(pool, records, make_views, seed=0, ahead=3)
+        for consumed, views in enumerate(stream, start=1):
+            assert len(decoded) <= consumed + 3
+            assert torch.equal(views[0], load_image(records[consumed - 1].path))  # in the records' order
+    assert consumed == len(decoded) == len(records)
 
 
 def test_training_from_the_cache_learns_and_leaves_the_trunk_alone(caches):

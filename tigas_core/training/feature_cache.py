@@ -11,12 +11,14 @@ Evaluation views are cached the same way, one per condition: ``clean`` is exactl
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
+import itertools
 import json
 import logging
 import random
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -134,8 +136,21 @@ def _views_of(record_number: int, record: ImageRecord, make_views: Callable[[tor
     return make_views(image, random.Random(f"{seed}:{record_number}:{record.path}"))
 
 
+def views_in_order(pool: Executor, records: list[ImageRecord], make_views, seed: int, ahead: int) -> Iterator[list[torch.Tensor]]:
+    """Each record's views in order, decoded by ``pool`` at most ``ahead`` records ahead of the
+    caller. (`Executor.map` submits every record at once, and decoded views pile up faster than the
+    model measures them: 8 views of each of 2,724 records filled 24 GiB and were killed.)"""
+    items = enumerate(records)
+    pending = collections.deque(pool.submit(_views_of, number, record, make_views, seed)
+                                for number, record in itertools.islice(items, ahead))
+    while pending:
+        views = pending.popleft().result()
+        pending.extend(pool.submit(_views_of, number, record, make_views, seed) for number, record in itertools.islice(items, 1))
+        yield views
+
+
 def measure_records(model: TIGASModel, records: list[ImageRecord], make_views, *, seed: int = 0, batch_size: int = 32,
-                    workers: int = 2, progress: bool = True) -> FeatureCache:
+                    workers: int = 2, progress: bool = True, ahead: int = 64) -> FeatureCache:
     """Measure ``make_views(image, rng)``'s views of every record with the model's frozen parts."""
     from tqdm.auto import tqdm
 
@@ -151,7 +166,7 @@ def measure_records(model: TIGASModel, records: list[ImageRecord], make_views, *
         pending.clear()
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        decoded: Iterator = pool.map(lambda item: _views_of(item[0], item[1], make_views, seed), enumerate(records))
+        decoded = views_in_order(pool, records, make_views, seed, ahead)
         for number, views in enumerate(tqdm(decoded, total=len(records), desc="measuring views", disable=not progress)):
             pending.extend((view, number) for view in views)
             if len(pending) >= batch_size:
