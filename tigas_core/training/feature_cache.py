@@ -126,6 +126,14 @@ def _append(parts: dict, measured: dict) -> None:
     parts.setdefault("statistical", []).append(measured["statistical"].float())
 
 
+def _joined(pieces: list[torch.Tensor]) -> torch.Tensor:
+    """torch.cat of ``pieces``, emptying the list: the batches of one measurement at a time are held
+    twice, not all of them (a training cache's trunk maps are several GiB)."""
+    joined = torch.cat(pieces)
+    pieces.clear()
+    return joined
+
+
 def _views_of(record_number: int, record: ImageRecord, make_views: Callable[[torch.Tensor, random.Random], list[torch.Tensor]],
               seed: int) -> list[torch.Tensor]:
     try:
@@ -174,9 +182,9 @@ def measure_records(model: TIGASModel, records: list[ImageRecord], make_views, *
         if pending:
             flush()
     measured = {
-        "trunk": [torch.cat(store) for store in parts["trunk"]],
-        "spectral": {key[1]: torch.cat(value) for key, value in parts.items() if isinstance(key, tuple)},
-        "statistical": torch.cat(parts["statistical"]),
+        "trunk": [_joined(store) for store in parts["trunk"]],
+        "spectral": {key[1]: _joined(value) for key, value in parts.items() if isinstance(key, tuple)},
+        "statistical": _joined(parts["statistical"]),
     }
     return FeatureCache(measured, torch.tensor(labels), torch.tensor(owners, dtype=torch.long), records)
 
