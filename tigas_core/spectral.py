@@ -29,6 +29,11 @@ def _hann_2d(height: int, width: int) -> torch.Tensor:
     return torch.outer(torch.hann_window(height, periodic=False), torch.hann_window(width, periodic=False))
 
 
+def _power(spectrum: torch.Tensor) -> torch.Tensor:
+    """|spectrum|^2 as a real tensor (differentiable)."""
+    return spectrum.real.square() + spectrum.imag.square()
+
+
 def power_spectrum(images: torch.Tensor) -> torch.Tensor:
     """Centred power spectrum |FFT|^2 of the Hann-windowed, mean-removed luma: [B,3,H,W] -> [B,H,W].
 
@@ -40,7 +45,7 @@ def power_spectrum(images: torch.Tensor) -> torch.Tensor:
     window = _hann_2d(*gray.shape[-2:]).to(gray.device)
     spectrum = torch.fft.fft2(gray * window, norm="ortho")
     # the real power is centred, not the complex spectrum: half the bytes to move
-    return torch.fft.fftshift(spectrum.real.square() + spectrum.imag.square(), dim=(-2, -1))
+    return torch.fft.fftshift(_power(spectrum), dim=(-2, -1))
 
 
 def centred_log_power(power: torch.Tensor) -> torch.Tensor:
@@ -57,28 +62,36 @@ def log_spectrum(images: torch.Tensor) -> torch.Tensor:
     return centred_log_power(power_spectrum(images))
 
 
+def _radius_index(fy: torch.Tensor, fx: torch.Tensor, height: int, width: int, n_bins: int) -> torch.Tensor:
+    """Radius bin of each frequency of the grid fy x fx (integer frequencies of a height x width
+    image), flattened: the radius normalised to 1 at Nyquist (corners clipped), in n_bins steps."""
+    radius = torch.sqrt((fy / (height / 2))[:, None] ** 2 + (fx / (width / 2))[None, :] ** 2).clamp(max=1.0)
+    return (radius * n_bins).long().clamp(max=n_bins - 1).flatten()
+
+
 @lru_cache(maxsize=16)
 @torch.inference_mode(False)
 def _radius_bins(height: int, width: int, n_bins: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Bin index per frequency (normalised radius 0..1 at Nyquist, corners clipped), bin counts,
-    and for each bin the nearest non-empty bin (small images have fewer radii than bins)."""
-    fy = (torch.arange(height) - height // 2) / (height / 2)
-    fx = (torch.arange(width) - width // 2) / (width / 2)
-    radius = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2).clamp(max=1.0)
-    index = (radius * n_bins).long().clamp(max=n_bins - 1).flatten()
+    """Bin index per frequency of the centred full plane (`_radius_index`), bin counts, and for
+    each bin the nearest non-empty bin (small images have fewer radii than bins)."""
+    index = _radius_index(torch.arange(height) - height // 2, torch.arange(width) - width // 2, height, width, n_bins)
     counts = torch.bincount(index, minlength=n_bins)
     filled = counts.nonzero().flatten()
     nearest = filled[(torch.arange(n_bins)[:, None] - filled[None, :]).abs().argmin(dim=1)]
     return index, counts.clamp(min=1).float(), nearest
 
 
+def _bin_means(values: torch.Tensor, index: torch.Tensor, counts: torch.Tensor, nearest: torch.Tensor) -> torch.Tensor:
+    """[N, F] values summed per bin ``index`` [F], divided by the bins' ``counts``, each empty bin
+    taking its ``nearest`` filled one's -> [N, n_bins]."""
+    device = values.device
+    sums = torch.zeros(values.shape[0], len(counts), device=device, dtype=values.dtype).index_add(1, index.to(device), values)
+    return (sums / counts.to(device))[:, nearest.to(device)]
+
+
 def radial_profile(power: torch.Tensor, n_bins: int = 64) -> torch.Tensor:
     """Azimuthal average of log10 power per radius bin: [B,H,W] -> [B,n_bins], DC first."""
-    index, counts, nearest = _radius_bins(power.shape[-2], power.shape[-1], n_bins)
-    index, counts = index.to(power.device), counts.to(power.device)
-    sums = torch.zeros(power.shape[0], n_bins, device=power.device, dtype=power.dtype)
-    sums = sums.index_add(1, index, power.flatten(1))
-    return torch.log10(sums / counts + 1e-10)[:, nearest.to(power.device)]
+    return torch.log10(_bin_means(power.flatten(1), *_radius_bins(power.shape[-2], power.shape[-1], n_bins)) + 1e-10)
 
 
 def radial_frequencies(n_bins: int) -> torch.Tensor:
@@ -178,10 +191,6 @@ def colour_spectra(images: torch.Tensor) -> torch.Tensor:
     return torch.fft.rfft2(planes * _hann_2d(*planes.shape[-2:]).to(planes.device), norm="ortho")
 
 
-def _power(spectrum: torch.Tensor) -> torch.Tensor:
-    return spectrum.real.square() + spectrum.imag.square()
-
-
 def _signed_frequencies(n: int) -> torch.Tensor:
     """Integer frequency of each FFT output index along an axis of length n (numpy's fftfreq * n)."""
     k = torch.arange(n)
@@ -193,23 +202,19 @@ def _signed_frequencies(n: int) -> torch.Tensor:
 def _half_plane_bins(height: int, width: int, n_bins: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Radius bin (as `_radius_bins` gives it on the full plane) and weight (2 where the frequency
     stands for its mirror too) of each frequency of an rfft2 half plane."""
-    fy = _signed_frequencies(height) / (height / 2)
-    fx = torch.arange(width // 2 + 1) / (width / 2)
-    radius = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2).clamp(max=1.0)
-    index = (radius * n_bins).long().clamp(max=n_bins - 1).flatten()
-    mirrored = (fx > 0) & (torch.arange(width // 2 + 1) * 2 != width)
-    return index, (1.0 + mirrored.float()).expand(height, -1).flatten()
+    fx = torch.arange(width // 2 + 1)
+    mirrored = (fx > 0) & (fx * 2 != width)
+    return _radius_index(_signed_frequencies(height), fx, height, width, n_bins), (1.0 + mirrored.float()).expand(height, -1).flatten()
 
 
 def radial_means(half_plane: torch.Tensor, height: int, width: int, n_bins: int) -> torch.Tensor:
     """Mean per radius bin over the full plane of a point-symmetric quantity given on rfft2 half
     planes [..., H, W//2+1] (power, cross-power, masked power) -> [..., n_bins], DC first; an
     empty bin takes its nearest filled one's."""
-    index, weights = (t.to(half_plane.device) for t in _half_plane_bins(height, width, n_bins))
+    index, weights = _half_plane_bins(height, width, n_bins)
     _, counts, nearest = _radius_bins(height, width, n_bins)
-    flat = half_plane.flatten(-2).flatten(0, -2)
-    sums = torch.zeros(flat.shape[0], n_bins, device=flat.device, dtype=flat.dtype).index_add(1, index, flat * weights)
-    return (sums / counts.to(flat.device))[:, nearest.to(flat.device)].view(*half_plane.shape[:-2], n_bins)
+    weighted = half_plane.flatten(-2).flatten(0, -2) * weights.to(half_plane.device)
+    return _bin_means(weighted, index, counts, nearest).view(*half_plane.shape[:-2], n_bins)
 
 
 def _log_profiles(spectra: torch.Tensor, height: int, width: int, n_bins: int) -> torch.Tensor:
