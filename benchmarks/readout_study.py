@@ -23,7 +23,8 @@ taps' channel correlations are read too (`perceptual_branch.channel_correlations
 weighted W against the statistics after standardising), spatial autocorrelations of each channel ("lagYX":
 Y, X positions away), and which of the other branches' measurements are read beside them
 ("spectral.profile", ...: TIGAS 2.4 reads the spectral profile, DCT energy and artefact cues, 2.5 the
-colour spectra too).
+colour spectra too), and how many directions along which the training generators differ the read-out
+may not use (``generator_directions``: TIGAS 2.6 excludes 4).
 """
 from __future__ import annotations
 
@@ -73,6 +74,9 @@ class Variant:
     # the weight of each training view of a 32 px image (CIFAR-10 and the zoo; `leave_one_out.is_small`)
     # against a high-resolution one's, within its class
     small_weight: float = 1.0
+    # the read-out held orthogonal to this many directions along which the training generators' mean
+    # statistics differ most (`leave_one_out.generator_directions`; TIGAS 2.6 excludes 4)
+    generator_directions: int = 0
 
 
 LUMA_SPECTRA = ("spectral.profile", "spectral.dct", "spectral.artefacts")  # the spectral vectors TIGAS 2.4 reads
@@ -144,6 +148,11 @@ VARIANTS = [
       for w, c in ((0.35, 0.001), (0.7, 0.001), (0.5, 0.0007), (0.5, 0.0015))],
     Variant("2.4 + colour spectra", gram_taps=(0, 1, 2), c=0.001, work="runs/score_up3", correlation_weight=0.5,
             measurements=LUMA_SPECTRA + COLOUR_SPECTRA),
+    Variant("2.5, C=0.0005", gram_taps=(0, 1, 2), c=0.0005, work="runs/score_up3", correlation_weight=0.5,
+            measurements=LUMA_SPECTRA + COLOUR_SPECTRA),
+    *[Variant(f"2.5, C={c:g}, orthogonal to {k} generator directions", gram_taps=(0, 1, 2), c=c, work="runs/score_up3",
+              correlation_weight=0.5, measurements=LUMA_SPECTRA + COLOUR_SPECTRA, generator_directions=k)
+      for k, c in ((2, 0.0005), (4, 0.0005), (8, 0.0005), (4, 0.001), (4, 0.00025))],
     *[Variant(f"2.4 + {name.split('.')[1]}", gram_taps=(0, 1, 2), c=0.001, work="runs/score_up3", correlation_weight=0.5,
               measurements=LUMA_SPECTRA + (name,)) for name in COLOUR_SPECTRA],
     Variant("3 upload views per image", gram_taps=(0, 1, 2), c=0.001, work="runs/score_up3"),
@@ -243,9 +252,14 @@ def out_of_fold(variant: Variant, train: FeatureCache, test: FeatureCache, train
             weights = reweigh_small(weights, labels, [cache.records[int(cache.record_index[i])] for cache, _, r in parts for i in r],
                                     variant.small_weight)
         scaler = StandardScaler().fit(x)
+        weighted, held_out_weighted = scaler.transform(x) * column_weights, scaler.transform(test_x[held_out]) * column_weights
+        if variant.generator_directions:
+            generators = np.array([cache.records[int(cache.record_index[i])].generator for cache, _, r in parts for i in r])
+            excluded = loo.generator_directions(weighted[~labels], generators[~labels], variant.generator_directions)
+            weighted, held_out_weighted = (z - (z @ excluded.T) @ excluded for z in (weighted, held_out_weighted))
         regression = LogisticRegression(C=variant.c, max_iter=5000)
-        regression.fit(scaler.transform(x) * column_weights, labels, sample_weight=weights)
-        logits[held_out] = regression.decision_function(scaler.transform(test_x[held_out]) * column_weights)
+        regression.fit(weighted, labels, sample_weight=weights)
+        logits[held_out] = regression.decision_function(held_out_weighted)
     return logits
 
 

@@ -112,7 +112,7 @@ def test_the_fitted_readout_is_sklearns_logistic_regression_and_stays_fixed_whil
 
     _, train, test = caches
     rows, model = torch.arange(len(train)), loo.fresh_model(TINY, 2)
-    loo.fit_readout(model, train, rows, c=0.05, correlation_weight=0.3)
+    loo.fit_readout(model, train, rows, c=0.05, correlation_weight=0.3, excluded_directions=0)
     channels = model.perceptual.trunk.feature_info.channels()
     correlations = slice(2 * sum(channels), tap_statistics_size(channels, TINY.readout_correlations))  # means and deviations first
 
@@ -134,6 +134,38 @@ def test_the_fitted_readout_is_sklearns_logistic_regression_and_stays_fixed_whil
         outputs = model(measured=test.take(torch.arange(len(test))))
     assert np.allclose(outputs["readout_logit"][:, 0].numpy(), expected, atol=1e-3)
     assert not torch.allclose(outputs["raw_logit"], outputs["readout_logit"])  # the second stage corrected it
+
+
+def test_generator_directions_are_orthonormal_and_fewer_than_the_generators():
+    rng = np.random.default_rng(0)
+    features, generators = rng.normal(size=(60, 8)), np.repeat(["a", "b", "c"], 20)
+    directions = loo.generator_directions(features, generators, 5)
+    assert directions.shape == (2, 8)  # three generators' means spread in two dimensions at most
+    assert np.allclose(directions @ directions.T, np.eye(2))
+    means = np.stack([features[generators == g].mean(0) for g in "abc"])
+    spread = means - means.mean(0)
+    assert np.allclose(spread - spread @ directions.T @ directions, 0)  # they span the whole spread
+
+
+def test_a_readout_orthogonal_to_what_tells_generators_apart_carries_over_to_an_unseen_one():
+    """Both training generators share a weak trace (column 0); one of them also has a strong trait of
+    its own (column 1). The plain read-out leans on the trait and reads an unseen generator with the
+    opposite trait as real; held orthogonal to the direction that tells them apart, it reads the trace."""
+    rng = np.random.default_rng(1)
+    photos = rng.normal(size=(400, 4))
+    gen_a, gen_b, unseen = (rng.normal(size=(200, 4)) + shift for shift in ([1.5, 4, 0, 0], [1.5, 0, 0, 0], [1.5, -4, 0, 0]))
+    features = np.vstack([photos, gen_a, gen_b])
+    labels = np.arange(len(features)) < len(photos)  # True = real
+    generators = np.array(["real"] * 400 + ["a"] * 200 + ["b"] * 200)
+
+    def unseen_auroc(excluded: int) -> float:
+        mean, scale, weight, bias = loo.balanced_logistic_regression(features, labels, 1.0, 1.0, generators, excluded)
+        score = lambda x: ((x - mean) / scale) @ weight + bias  # noqa: E731
+        return roc_auc_score(np.r_[np.ones(400), np.zeros(200)], np.r_[score(photos), score(unseen)])
+
+    assert unseen_auroc(0) < 0.5 < 0.8 < unseen_auroc(1)
+    mean, scale, weight, bias = loo.balanced_logistic_regression(features, labels, 1.0, 1.0, generators, 1)
+    assert abs(weight[1]) < 0.05 * abs(weight[0])  # the trait is left unread
 
 
 def test_component_heads_are_fitted_last_so_each_branch_says_what_it_alone_can_tell(caches):

@@ -45,7 +45,7 @@ class TIGASConfig:
     # Decision threshold on the calibrated score (0.5 = even odds once calibrated).
     threshold: float = 0.5
     model_type: str = "tigas"
-    version: str = "2.5"
+    version: str = "2.6"
 
     def __post_init__(self) -> None:
         self.backbone_taps = tuple(int(t) for t in self.backbone_taps)  # JSON gives a list

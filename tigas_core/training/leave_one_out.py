@@ -50,11 +50,14 @@ DEFAULT_FOLDS: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
 # Inverse L2 strength of the read-out's logistic regression (on standardised statistics): chosen
 # out of fold (benchmarks/results/readout_study.md); weaker regularisation learns the training
 # generators' content.
-READOUT_C = 0.001
+READOUT_C = 0.0005
 # How much the channel correlations weigh against the per-channel means and standard deviations
 # after standardising: their L2 penalty is divided by its square. Chosen out of fold like C: there
 # are 7,272 correlations against 992 means and deviations.
 CORRELATION_WEIGHT = 0.5
+# How many directions the read-out may not use: those along which the training generators' mean
+# features differ most from one another (`generator_directions`). Chosen out of fold like C.
+GENERATOR_DIRECTIONS = 4
 COMPONENT_C = 0.01  # the same for the per-branch heads (128 features each)
 SMALL_SIDE = 48  # images up to this shorter side are compared with photos of their own size
 
@@ -72,6 +75,7 @@ class Recipe:
 
     readout_c: float = READOUT_C
     correlation_weight: float = CORRELATION_WEIGHT
+    generator_directions: int = GENERATOR_DIRECTIONS
     steps: int = 100
     batch_size: int = 64
     learning_rate: float = 2e-4
@@ -83,7 +87,7 @@ class Recipe:
     def train(self, model: TIGASModel, cache: FeatureCache, rows: torch.Tensor, seed: int, progress: bool = False) -> list[float]:
         """`fit_readout`, `train_from_cache` with this recipe, then `fit_component_heads`; returns
         the second stage's losses."""
-        fit_readout(model, cache, rows, self.readout_c, self.correlation_weight)
+        fit_readout(model, cache, rows, self.readout_c, self.correlation_weight, self.generator_directions)
         losses = train_from_cache(model, cache, rows, steps=self.steps, batch_size=self.batch_size,
                                   learning_rate=self.learning_rate, weight_decay=self.weight_decay,
                                   loss_weights=LossWeights(label_smoothing=self.label_smoothing),
@@ -92,27 +96,49 @@ class Recipe:
         return losses
 
 
-def balanced_logistic_regression(features: np.ndarray, labels: np.ndarray, c: float,
-                                 column_weights: np.ndarray | float = 1.0) -> tuple[np.ndarray, ...]:
+def generator_directions(standardised: np.ndarray, generators: np.ndarray, count: int) -> np.ndarray:
+    """[k, F] orthonormal: the ``count`` directions (at most one fewer than there are generators)
+    along which the generators' mean features spread most around their average, each generator
+    counting once. ``standardised``: the generated images' features, ``generators``: whose each is.
+
+    Why: a read-out that may not use them reads what the generators share against photos, not what
+    tells one generator from another, and that is what carries over to a generator never seen
+    (benchmarks/results/readout_study.md)."""
+    names = np.unique(generators)
+    means = np.stack([standardised[generators == name].mean(axis=0) for name in names])
+    _, _, directions = np.linalg.svd(means - means.mean(axis=0), full_matrices=False)
+    return directions[: max(0, min(count, len(names) - 1))]
+
+
+def balanced_logistic_regression(features: np.ndarray, labels: np.ndarray, c: float, column_weights: np.ndarray | float = 1.0,
+                                 generators: np.ndarray | None = None, excluded_directions: int = 0) -> tuple[np.ndarray, ...]:
     """(mean [F], scale [F], weight [F], bias) of a class-balanced L2 logistic regression on the
     standardised features, each column multiplied by its ``column_weights`` entry (a column weighted
-    w is penalised 1/w^2 as much): logit = ((features - mean) / scale) @ weight + bias."""
+    w is penalised 1/w^2 as much): logit = ((features - mean) / scale) @ weight + bias.
+
+    With ``excluded_directions``, the weights are held orthogonal to that many `generator_directions`
+    of the generated rows (``generators``: each row's generator; photos' entries are ignored): the
+    features are fitted with those directions projected out."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
     scaler = StandardScaler().fit(features)
-    regression = LogisticRegression(C=c, class_weight="balanced", max_iter=5000)
-    regression.fit(scaler.transform(features) * column_weights, labels)
+    weighted = scaler.transform(features) * column_weights
+    if excluded_directions:
+        excluded = generator_directions(weighted[~labels], np.asarray(generators)[~labels], excluded_directions)
+        weighted -= (weighted @ excluded.T) @ excluded
+    regression = LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit(weighted, labels)
     return scaler.mean_, scaler.scale_, regression.coef_[0] * column_weights, regression.intercept_[0]
 
 
 @torch.no_grad()
 def fit_readout(model: TIGASModel, cache: FeatureCache, rows: torch.Tensor, c: float = READOUT_C,
-                correlation_weight: float = CORRELATION_WEIGHT) -> None:
+                correlation_weight: float = CORRELATION_WEIGHT, excluded_directions: int = GENERATOR_DIRECTIONS) -> None:
     """Fit ``model.readout`` (standardisation + linear logit) to the cached ``rows`` as a
     `balanced_logistic_regression` (sklearn, exact optimum) with the channel correlations weighted
-    ``correlation_weight`` (the spectral measurements weigh like the means and deviations), freeze
-    it, and zero the fused path's last layer so that the model starts as its read-out."""
+    ``correlation_weight`` (the spectral measurements weigh like the means and deviations) and
+    ``excluded_directions`` along which the training generators differ left unread, freeze it, and
+    zero the fused path's last layer so that the model starts as its read-out."""
     config, channels = model.config, model.perceptual.trunk.feature_info.channels()
     spectral_measured = {name: cache.measured["spectral"][name][rows] for name in config.readout_spectral}
     statistics = readout_input(cache.tap_statistics(config.readout_correlations)[rows], spectral_measured,
@@ -121,7 +147,9 @@ def fit_readout(model: TIGASModel, cache: FeatureCache, rows: torch.Tensor, c: f
     column = np.arange(statistics.shape[1])
     is_correlation = (column >= tap_statistics_size(channels)) & (column < tap_statistics_size(channels, config.readout_correlations))
     column_weights = np.where(is_correlation, correlation_weight, 1.0)
-    mean, scale, weight, bias = balanced_logistic_regression(statistics, cache.labels[rows].numpy() > 0.5, c, column_weights)
+    generators = np.array([cache.records[int(i)].generator for i in cache.record_index[rows]])
+    mean, scale, weight, bias = balanced_logistic_regression(statistics, cache.labels[rows].numpy() > 0.5, c, column_weights,
+                                                             generators, excluded_directions)
     norm, linear = model.readout
     norm.running_mean.copy_(torch.from_numpy(mean))
     norm.running_var.copy_(torch.from_numpy(scale**2 - norm.eps).clamp_min(0))
