@@ -153,6 +153,9 @@ VARIANTS = [
     *[Variant(f"2.5, C={c:g}, orthogonal to {k} generator directions", gram_taps=(0, 1, 2), c=c, work="runs/score_up3",
               correlation_weight=0.5, measurements=LUMA_SPECTRA + COLOUR_SPECTRA, generator_directions=k)
       for k, c in ((2, 0.0005), (4, 0.0005), (8, 0.0005), (4, 0.001), (4, 0.00025))],
+    *[Variant(f"2.5, C=0.0005, orthogonal to {k} generator directions, spectral measurements weighted {w:g}", gram_taps=(0, 1, 2),
+              c=0.0005, work="runs/score_up3", correlation_weight=0.5, measurements=LUMA_SPECTRA + COLOUR_SPECTRA,
+              measurement_weight=w, generator_directions=k) for k, w in ((4, 2.0), (4, 3.0), (4, 5.0), (8, 3.0))],
     *[Variant(f"2.4 + {name.split('.')[1]}", gram_taps=(0, 1, 2), c=0.001, work="runs/score_up3", correlation_weight=0.5,
               measurements=LUMA_SPECTRA + (name,)) for name in COLOUR_SPECTRA],
     Variant("3 upload views per image", gram_taps=(0, 1, 2), c=0.001, work="runs/score_up3"),

@@ -82,7 +82,7 @@ def measure(args: argparse.Namespace) -> None:
 def run_loo(args: argparse.Namespace) -> None:
     train, test = FeatureCache.load(args.work / "train.safetensors"), FeatureCache.load(args.work / "eval.safetensors")
     recipe = loo.Recipe(readout_c=args.readout_c, correlation_weight=args.correlation_weight,
-                        generator_directions=args.generator_directions, steps=args.steps,
+                        spectral_weight=args.spectral_weight, generator_directions=args.generator_directions, steps=args.steps,
                         learning_rate=args.lr, weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, seed=args.seed)
     saved = args.work / f"{args.name}_logits.npz"
     tick = time.time()
@@ -112,8 +112,9 @@ def study(args: argparse.Namespace) -> None:
     """One table of every leave-one-out run under benchmarks/results (``loo --name ...``): recipe and result."""
     lines = ["# Leave-one-out study: the recipe's choices, each measured on the same folds", "",
              "`python benchmarks/train_score.py study` (each row: `benchmarks/results/NAME.md`, its command inside)", "",
-             "| run | read-out C | correlation weight | generator directions excluded | second-stage steps | lr | AUROC clean "
-             "| AUROC web | all vs all web | ECE web | threshold | minutes |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| run | read-out C | correlation weight | spectral weight | generator directions excluded | second-stage steps | lr "
+             "| AUROC clean | AUROC web | all vs all web | ECE web | threshold | minutes |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for path in sorted(RESULTS.glob("*.json")):
         result = json.loads(path.read_text())
         recipe = (result.get("recipe") if isinstance(result, dict) else None) or {}
@@ -122,7 +123,9 @@ def study(args: argparse.Namespace) -> None:
         clean, web = result["conditions"]["clean"], result["conditions"]["web"]
         weight = recipe.get("correlation_weight", 1.0)  # runs before the weight existed weighed correlations alike
         excluded = recipe.get("generator_directions", 0)  # runs before 2.6 excluded none
-        lines.append(f"| {path.stem} | {recipe['readout_c']} | {weight} | {excluded} | {recipe['steps']} | {recipe['learning_rate']} | "
+        spectral = recipe.get("spectral_weight", 1.0)  # runs before 2.6 weighed them alike
+        lines.append(f"| {path.stem} | {recipe['readout_c']} | {weight} | {spectral} | {excluded} | {recipe['steps']} | "
+                     f"{recipe['learning_rate']} | "
                      f"{clean['mean_generator_auroc']:.3f} | {web['mean_generator_auroc']:.3f} | {web['auroc_all']:.3f} | "
                      f"{web['ece']:.3f} | {result['threshold']} | {result['minutes']} |")
     atomic_write_text(RESULTS / "leave_one_out_study.md", "\n".join(lines) + "\n")
@@ -244,11 +247,12 @@ def training_stages(recipe: dict) -> str:
     """The recipe in words, for the model card."""
     return (f"the read-out fitted in closed form as a class-balanced logistic regression on the standardised "
             f"statistics (C = {recipe['readout_c']}, the channel correlations weighted {recipe.get('correlation_weight', 1.0)} "
-            f"against the means and deviations, its weights held orthogonal to the {recipe.get('generator_directions', 0)} "
-            f"directions along which the training generators' mean statistics differ most) and frozen; then the fused path trained for {recipe['steps']} steps "
-            f"of {recipe['batch_size']} (AdamW, lr {recipe['learning_rate']}, weight decay {recipe['weight_decay']}, "
-            f"label smoothing {recipe['label_smoothing']}) to correct it; the per-branch heads fitted last "
-            f"(`leave_one_out.fit_component_heads`)")
+            f"and the spectral measurements {recipe.get('spectral_weight', 1.0)} against the means and deviations, "
+            f"its weights held orthogonal to the {recipe.get('generator_directions', 0)} directions along which the "
+            f"training generators' mean statistics differ most) and frozen; then the fused path trained for "
+            f"{recipe['steps']} steps of {recipe['batch_size']} (AdamW, lr {recipe['learning_rate']}, weight decay "
+            f"{recipe['weight_decay']}, label smoothing {recipe['label_smoothing']}) to correct it; the per-branch heads "
+            f"fitted last (`leave_one_out.fit_component_heads`)")
 
 
 def final(args: argparse.Namespace) -> None:
@@ -299,6 +303,8 @@ def main() -> None:
                                     help="inverse L2 strength of the read-out's logistic regression")
     sub.choices["loo"].add_argument("--correlation-weight", type=float, default=defaults.correlation_weight,
                                     help="the channel correlations' weight against the means and deviations in the read-out")
+    sub.choices["loo"].add_argument("--spectral-weight", type=float, default=defaults.spectral_weight,
+                                    help="the spectral measurements' weight against the means and deviations in the read-out")
     sub.choices["loo"].add_argument("--generator-directions", type=int, default=defaults.generator_directions,
                                     help="directions along which the training generators differ that the read-out may not use")
     sub.choices["loo"].add_argument("--steps", type=int, default=defaults.steps, help="second-stage steps (0: the read-out alone)")

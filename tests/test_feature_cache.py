@@ -112,7 +112,7 @@ def test_the_fitted_readout_is_sklearns_logistic_regression_and_stays_fixed_whil
 
     _, train, test = caches
     rows, model = torch.arange(len(train)), loo.fresh_model(TINY, 2)
-    loo.fit_readout(model, train, rows, c=0.05, correlation_weight=0.3, excluded_directions=0)
+    loo.fit_readout(model, train, rows, c=0.05, correlation_weight=0.3, spectral_weight=2.0, excluded_directions=0)
     channels = model.perceptual.trunk.feature_info.channels()
     correlations = slice(2 * sum(channels), tap_statistics_size(channels, TINY.readout_correlations))  # means and deviations first
 
@@ -122,6 +122,7 @@ def test_the_fitted_readout_is_sklearns_logistic_regression_and_stays_fixed_whil
 
     column_weights = np.ones(read(train).shape[1])
     column_weights[correlations] = 0.3
+    column_weights[correlations.stop :] = 2.0  # the spectral vectors
     weighted = FunctionTransformer(lambda x: x * column_weights)
     reference = make_pipeline(StandardScaler(), weighted, LogisticRegression(C=0.05, class_weight="balanced", max_iter=5000))
     reference.fit(read(train), train.labels.numpy() > 0.5)

@@ -55,6 +55,9 @@ READOUT_C = 0.0005
 # after standardising: their L2 penalty is divided by its square. Chosen out of fold like C: there
 # are 7,272 correlations against 992 means and deviations.
 CORRELATION_WEIGHT = 0.5
+# The same for the spectral measurements the read-out reads (518 columns beside the trunk's 8,264):
+# chosen out of fold with the generator directions below excluded.
+SPECTRAL_WEIGHT = 3.0
 # How many directions the read-out may not use: those along which the training generators' mean
 # features differ most from one another (`generator_directions`). Chosen out of fold like C.
 GENERATOR_DIRECTIONS = 4
@@ -75,6 +78,7 @@ class Recipe:
 
     readout_c: float = READOUT_C
     correlation_weight: float = CORRELATION_WEIGHT
+    spectral_weight: float = SPECTRAL_WEIGHT
     generator_directions: int = GENERATOR_DIRECTIONS
     steps: int = 100
     batch_size: int = 64
@@ -87,7 +91,7 @@ class Recipe:
     def train(self, model: TIGASModel, cache: FeatureCache, rows: torch.Tensor, seed: int, progress: bool = False) -> list[float]:
         """`fit_readout`, `train_from_cache` with this recipe, then `fit_component_heads`; returns
         the second stage's losses."""
-        fit_readout(model, cache, rows, self.readout_c, self.correlation_weight, self.generator_directions)
+        fit_readout(model, cache, rows, self.readout_c, self.correlation_weight, self.spectral_weight, self.generator_directions)
         losses = train_from_cache(model, cache, rows, steps=self.steps, batch_size=self.batch_size,
                                   learning_rate=self.learning_rate, weight_decay=self.weight_decay,
                                   loss_weights=LossWeights(label_smoothing=self.label_smoothing),
@@ -133,10 +137,11 @@ def balanced_logistic_regression(features: np.ndarray, labels: np.ndarray, c: fl
 
 @torch.no_grad()
 def fit_readout(model: TIGASModel, cache: FeatureCache, rows: torch.Tensor, c: float = READOUT_C,
-                correlation_weight: float = CORRELATION_WEIGHT, excluded_directions: int = GENERATOR_DIRECTIONS) -> None:
+                correlation_weight: float = CORRELATION_WEIGHT, spectral_weight: float = SPECTRAL_WEIGHT,
+                excluded_directions: int = GENERATOR_DIRECTIONS) -> None:
     """Fit ``model.readout`` (standardisation + linear logit) to the cached ``rows`` as a
     `balanced_logistic_regression` (sklearn, exact optimum) with the channel correlations weighted
-    ``correlation_weight`` (the spectral measurements weigh like the means and deviations) and
+    ``correlation_weight`` and the spectral measurements ``spectral_weight`` against the means and deviations, and
     ``excluded_directions`` along which the training generators differ left unread, freeze it, and
     zero the fused path's last layer so that the model starts as its read-out."""
     config, channels = model.config, model.perceptual.trunk.feature_info.channels()
@@ -145,8 +150,9 @@ def fit_readout(model: TIGASModel, cache: FeatureCache, rows: torch.Tensor, c: f
                                config.readout_spectral).double().numpy()
     # `readout_input`'s columns: means and deviations, then the correlations, then the spectral measurements
     column = np.arange(statistics.shape[1])
-    is_correlation = (column >= tap_statistics_size(channels)) & (column < tap_statistics_size(channels, config.readout_correlations))
-    column_weights = np.where(is_correlation, correlation_weight, 1.0)
+    trunk_size = tap_statistics_size(channels, config.readout_correlations)
+    is_correlation = (column >= tap_statistics_size(channels)) & (column < trunk_size)
+    column_weights = np.where(is_correlation, correlation_weight, np.where(column >= trunk_size, spectral_weight, 1.0))
     generators = np.array([cache.records[int(i)].generator for i in cache.record_index[rows]])
     mean, scale, weight, bias = balanced_logistic_regression(statistics, cache.labels[rows].numpy() > 0.5, c, column_weights,
                                                              generators, excluded_directions)
