@@ -6,8 +6,9 @@ Prints img/s for: the shipped weights' model on batches of its own 224 px views 
 runs it, channels-last on the CPU), torchvision ResNet-50 on 256 px batches (the CNNDetection
 architecture; random weights: speed does not depend on them; the two timed in turns, best of
 --repeats rounds), JPEG decode + view alone, and
-folder scoring (decode + model) with the default views and with ``views="mirror"`` and
-``views="jitter"`` (2 and 18 views per image); then the ratios against ResNet-50 and decode.
+folder scoring (decode + model) with the default views and with ``views="mirror"``,
+``views="grid"`` and ``views="jitter"`` (2, 4 and 18 views per image); then the ratios against
+ResNet-50 and decode.
 Without --images it writes N synthetic 512x384 JPEGs to a temp folder first.
 """
 from __future__ import annotations
@@ -97,7 +98,7 @@ def main() -> None:
 
         decode_rate = rate(decode_all, len(paths), repeats=2)
         folder_rates = {}
-        for mode in ("single", "mirror", "jitter"):
+        for mode in ("single", "mirror", "grid", "jitter"):
             scorer = TIGAS(model=shipped.model, device=device, views=mode)
             folder_rates[mode] = rate(lambda scorer=scorer: scorer.score_files(paths, batch_size=args.batch_size, workers=args.threads),
                                       len(paths), repeats=1)

@@ -223,3 +223,24 @@ def test_tigas_metric_is_differentiable(tigas):
     images = torch.rand(2, 3, 64, 64, requires_grad=True)
     TIGASMetric(tigas)(images).mean().backward()
     assert images.grad is not None and images.grad.abs().sum() > 0
+
+
+def test_grid_views_read_the_centre_region_and_average_their_logits(make_image):
+    """views="grid": the four corner views of the centre region of at most twice the view size,
+    averaged in logits; an image smaller than the view is raised to it first, as for "single"."""
+    from tigas_core.api import TIGAS
+    from tigas_core.io import crop, model_views
+
+    tigas = TIGAS(device="cpu")
+    size = tigas.img_size
+    image = torch.rand(1, 3, size + 40, 3 * size)  # wider than the region: its centre 2*size columns are read
+    views = model_views(image, size, "grid")
+    left = (3 * size - 2 * size) // 2
+    corners = [crop(image, size, top, left + dx) for top in (0, 40) for dx in (0, size)]
+    assert views.shape == (1, 4, 3, size, size)
+    assert all(torch.equal(views[:, i], corner) for i, corner in enumerate(corners))
+    assert model_views(torch.rand(1, 3, 32, 32), size, "grid").shape == (1, 4, 3, size, size)
+    grid = TIGAS(model=tigas.model, device="cpu", views="grid")
+    with torch.no_grad():
+        each = tigas.forward_views(views[0][:, None])["logit"]
+        assert float(grid.forward_tensor(image)["logit"]) == pytest.approx(float(each.mean()), abs=1e-5)

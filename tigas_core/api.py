@@ -83,7 +83,8 @@ class TIGAS:
     Calls on tensors keep the autograd graph, so TIGAS works as a loss; file scoring runs without it.
     ``views`` (see `tigas_core.io.model_views`): "single" scores one centre view at the image's
     pixel scale (the default of every face); "mirror" averages the image and its mirror (2x the
-    cost), "jitter" 18 slightly shifted views of both (18x), in logits and features.
+    cost), "jitter" 18 slightly shifted views of both (18x), "grid" the four corner views of the
+    centre 448 px (4x: reads four times the pixels; the most accurate), in logits and features.
 
     Why TIGAS is not an ``nn.Module`` (as lpips' LPIPS and pyiqa's InferenceModel are): it is the
     scorer of files, URLs, folders, PIL images and arrays, answering floats, tensors and

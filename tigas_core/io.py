@@ -540,12 +540,13 @@ def preprocess(images: torch.Tensor, img_size: int) -> torch.Tensor:
     return out if images.ndim == 4 else out[0]
 
 
-VIEW_MODES = ("single", "mirror", "jitter")
+VIEW_MODES = ("single", "mirror", "jitter", "grid")
 JITTER_SHIFT = 2  # px of the model's view
 VIEW_DESCRIPTIONS = {
     "single": "one centre view",
     "mirror": "each image averaged with its mirror",
     "jitter": "each image averaged over 18 shifted views of it and its mirror",
+    "grid": "each image averaged over 4 views covering up to twice the view size",
 }
 DEFAULT_VIEWS = "single"  # what every face (API, CLI, app, dashboard) scores with unless told otherwise
 
@@ -558,11 +559,16 @@ def model_views(images: torch.Tensor, img_size: int, mode: str = DEFAULT_VIEWS) 
     JITTER_SHIFT px in either axis (V=18), at the image's pixel scale (an image too small for the
     shifts is first resized to img_size + 2*JITTER_SHIFT). Both modes that mirror are exactly
     invariant to mirroring the input, as the image and its mirror give the same set of views.
+    ``grid``: the four corner views of the centre region of at most 2*img_size square (V=4), so a
+    score reads up to four times the pixels of ``single``: a web-sized image (256 px shorter side)
+    whole, and more of a large photo (out of fold, better on generators never seen: docs/training.md).
     """
     if mode not in VIEW_MODES:
         raise ValueError(f"unknown views {mode!r}; choose from {', '.join(VIEW_MODES)}")
     if mode == "single":
         return preprocess(images, img_size).unsqueeze(1)
+    if mode == "grid":
+        return _grid_views(at_least(images, img_size), img_size)
     sources = (images, images.flip(-1))
     if mode == "mirror":
         return torch.stack([preprocess(source, img_size) for source in sources], dim=1)
@@ -575,6 +581,16 @@ def model_views(images: torch.Tensor, img_size: int, mode: str = DEFAULT_VIEWS) 
         top, left = (height - img_size) // 2, (width - img_size) // 2
         views += [crop(resized, img_size, top + dy, left + dx) for dy, dx in shifts]
     return torch.stack(views, dim=1)
+
+
+def _grid_views(images: torch.Tensor, img_size: int) -> torch.Tensor:
+    """[B,3,H,W] (both sides at least img_size) -> [B,4,3,S,S]: the corner views of the centre
+    region of at most 2*img_size on each side (views overlap where the image is smaller)."""
+    height, width = images.shape[-2:]
+    region_height, region_width = min(height, 2 * img_size), min(width, 2 * img_size)
+    top, left = (height - region_height) // 2, (width - region_width) // 2
+    return torch.stack([crop(images, img_size, top + dy, left + dx)
+                        for dy in (0, region_height - img_size) for dx in (0, region_width - img_size)], dim=1)
 
 
 def to_uint8_image(image: torch.Tensor) -> np.ndarray:

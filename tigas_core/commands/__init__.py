@@ -90,8 +90,9 @@ def add_scorer_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGro
                                                  "or a Hub repo owner/name[@revision]"),
         "device": dict(default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ..."),
         "views": dict(choices=VIEW_MODES, default=DEFAULT_VIEWS,
-                      help=f"single, mirror (image and its mirror, 2x the cost) or jitter (18 shifted and mirrored views, "
-                           f"18x): steadier scores on high-resolution photos (default: {DEFAULT_VIEWS})"),
+                      help=f"single, mirror (image and its mirror, 2x the cost), jitter (18 shifted and mirrored views, "
+                           f"18x) or grid (4 views reading up to 448 px, 4x; the most accurate): steadier scores on "
+                           f"high-resolution photos (default: {DEFAULT_VIEWS})"),
         "threshold": dict(type=probability, help="decision threshold (default: the calibrated one)"),
         "batch_size": dict(type=positive_int, default=batch_size, help="images per forward pass (default: %(default)s)"),
         "threads": dict(type=positive_int, help="torch CPU threads (default: torch's choice; 1 on a busy shared CPU)"),
