@@ -239,7 +239,10 @@ def reweigh_small(weights: np.ndarray, labels: np.ndarray, records: list, factor
 
 def out_of_fold(variant: Variant, train: FeatureCache, test: FeatureCache, train_x: np.ndarray, test_x: np.ndarray,
                 column_weights: np.ndarray) -> np.ndarray:
+    """Each evaluation row's logit from the read-out of the fold that holds it out. ``test_x``:
+    [rows, features], or [rows, views, features] for several views of each row (logits averaged)."""
     logits = np.full(len(test), np.nan)
+    views = test_x.reshape(len(test_x), -1, test_x.shape[-1])
     for index in range(len(loo.DEFAULT_FOLDS)):
         rows, held_out = loo.fold_rows(train, index, held_out=False).numpy(), loo.fold_rows(test, index, held_out=True).numpy()
         parts = [(train, train_x, rows)]
@@ -255,14 +258,15 @@ def out_of_fold(variant: Variant, train: FeatureCache, test: FeatureCache, train
             weights = reweigh_small(weights, labels, [cache.records[int(cache.record_index[i])] for cache, _, r in parts for i in r],
                                     variant.small_weight)
         scaler = StandardScaler().fit(x)
-        weighted, held_out_weighted = scaler.transform(x) * column_weights, scaler.transform(test_x[held_out]) * column_weights
+        weighted = scaler.transform(x) * column_weights
+        held_out_weighted = scaler.transform(views[held_out].reshape(-1, views.shape[-1])) * column_weights
         if variant.generator_directions:
             generators = np.array([cache.records[int(cache.record_index[i])].generator for cache, _, r in parts for i in r])
             excluded = loo.generator_directions(weighted[~labels], generators[~labels], variant.generator_directions)
             weighted, held_out_weighted = (z - (z @ excluded.T) @ excluded for z in (weighted, held_out_weighted))
         regression = LogisticRegression(C=variant.c, max_iter=5000)
         regression.fit(weighted, labels, sample_weight=weights)
-        logits[held_out] = regression.decision_function(held_out_weighted)
+        logits[held_out] = regression.decision_function(held_out_weighted).reshape(len(held_out), -1).mean(axis=1)
     return logits
 
 
@@ -295,11 +299,15 @@ def measure(variant: Variant) -> dict:
     temperature, bias = loo.calibrate(test, logits)
     result = loo.report(test, logits, temperature, bias, loo.choose_threshold(test, logits, temperature, bias))
     clean, web = result["conditions"]["clean"], result["conditions"]["web"]
-    named = np.mean([row["auroc"] for name, row in web["generators"].items() if not name.startswith("zoo-")])
-    print(f"{variant.name}: web, mean over the named generators {named:.3f}; each generator against every photo "
+    print(f"{variant.name}: web, mean over the named generators {named_generator_auroc(web):.3f}; each generator against every photo "
           f"(32 px ones too) {versus_every_photo(test, logits, 'web'):.3f}", flush=True)
     return {"clean": clean["mean_generator_auroc"], "web": web["mean_generator_auroc"], "all_web": web["auroc_all"],
             "threshold": result["threshold"]}
+
+
+def named_generator_auroc(condition: dict) -> float:
+    """Mean AUROC over the named generators of one condition of `leave_one_out.report` (the zoo's left out)."""
+    return float(np.mean([row["auroc"] for name, row in condition["generators"].items() if not name.startswith("zoo-")]))
 
 
 def versus_every_photo(test: FeatureCache, logits: np.ndarray, condition: str) -> float:

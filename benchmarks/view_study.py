@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from readout_study import Variant, out_of_fold, pooled, side_by_side, versus_every_photo  # noqa: E402
+from readout_study import Variant, named_generator_auroc, out_of_fold, pooled, side_by_side, versus_every_photo  # noqa: E402
 from train_score import RESULTS  # noqa: E402
 
 from tigas_core.config import TIGASConfig, atomic_write_text  # noqa: E402
@@ -27,7 +27,6 @@ from tigas_core.training import leave_one_out as loo  # noqa: E402
 from tigas_core.training.feature_cache import EVAL_CONDITIONS, FeatureCache, measure_records  # noqa: E402
 
 MODES = {"single": 1, "mirror": 2, "grid": 4}  # mode -> views per image
-SMALL_SOURCE = 20  # photo sources with fewer images are left out of the false-alarm column, as in `choose_threshold`
 
 
 def shipped_variant(work: str) -> Variant:
@@ -58,7 +57,7 @@ def mode_features(test: FeatureCache, mode: str, variant: Variant, chunk: int = 
 
 
 def worst_false_alarms(result: dict, condition: str) -> str:
-    sources = {name: row for name, row in result["conditions"][condition]["sources"].items() if row["n"] >= SMALL_SOURCE}
+    sources = {name: row for name, row in result["conditions"][condition]["sources"].items() if row["n"] >= loo.MIN_SOURCE_IMAGES}
     name = max(sources, key=lambda s: sources[s]["false_alarms"])
     return f"{100 * sources[name]['false_alarms']:.1f} % ({name})"
 
@@ -76,22 +75,21 @@ def main() -> None:
         features = mode_features(test, mode, variant)
         if mode == "single":
             print(f"single views made again against the cache: max abs difference {np.abs(features[:, 0] - cached_x).max():.4f}")
-        logits = np.mean([out_of_fold(variant, train, test, train_x, features[:, v], column_weights) for v in range(MODES[mode])], axis=0)
+        logits = out_of_fold(variant, train, test, train_x, features, column_weights)
         if single_view is None:  # the threshold and calibration every mode is judged at: the single view's, as shipped
             temperature, bias = loo.calibrate(test, logits)
             single_view = temperature, bias, loo.choose_threshold(test, logits, temperature, bias)
         result = loo.report(test, logits, *single_view)
         web = result["conditions"]["web"]
-        named = np.mean([row["auroc"] for name, row in web["generators"].items() if not name.startswith("zoo-")])
         rows.append(f"| {mode} | {MODES[mode]} | {result['conditions']['clean']['mean_generator_auroc']:.3f} | "
                     f"{web['mean_generator_auroc']:.3f} | {web['auroc_all']:.3f} | {versus_every_photo(test, logits, 'web'):.3f} | "
-                    f"{named:.3f} | {worst_false_alarms(result, 'clean')} | {worst_false_alarms(result, 'web')} |")
+                    f"{named_generator_auroc(web):.3f} | {worst_false_alarms(result, 'clean')} | {worst_false_alarms(result, 'web')} |")
         print(rows[-1], flush=True)
     lines = ["# View study: each scoring mode out of fold (the shipped read-out alone)", "",
              f"`python benchmarks/view_study.py --work {args.work}`", "",
              f"Mean generator AUROC clean and web, all generated against all photos at web, each generator against every "
              f"photo of either size at web, the 22 named generators at web; photos read 'likely generated' at the single "
-             f"view's threshold ({single_view[2]}), worst source of {SMALL_SOURCE}+ images.", "",
+             f"view's threshold ({single_view[2]}), worst source of {loo.MIN_SOURCE_IMAGES}+ images.", "",
              "| views | per image | clean | web | all vs all web | vs every photo web | named web "
              "| worst source clean | worst source web |",
              "|---|---|---|---|---|---|---|---|---|", *rows]

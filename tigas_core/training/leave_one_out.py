@@ -63,6 +63,7 @@ SPECTRAL_WEIGHT = 3.0
 GENERATOR_DIRECTIONS = 4
 COMPONENT_C = 0.01  # the same for the per-branch heads (128 features each)
 SMALL_SIDE = 48  # images up to this shorter side are compared with photos of their own size
+MIN_SOURCE_IMAGES = 20  # photo sources smaller than this are too few to hold the threshold to (`choose_threshold`)
 
 
 @dataclasses.dataclass
@@ -302,7 +303,7 @@ def _share_flagged(scores, threshold: float) -> float:
 def choose_threshold(test: FeatureCache, logits: np.ndarray, temperature: float, bias: float,
                      false_alarms: float = 0.05, margin: float = 0.1) -> float:
     """The highest decision threshold (in steps of 0.01, at most 0.5) at which no more than
-    ``false_alarms`` of the held-out photos of any source with 20 or more images, in any
+    ``false_alarms`` of the held-out photos of any source with MIN_SOURCE_IMAGES or more, in any
     condition, read "likely generated" (a score below threshold - margin). Why: a verdict that
     calls real photos generated costs users more than one that calls a generated image uncertain,
     and the out-of-fold scores are the honest estimate of where photos it never saw will land."""
@@ -313,7 +314,7 @@ def choose_threshold(test: FeatureCache, logits: np.ndarray, temperature: float,
         record = test.records[int(test.record_index[row])]
         if record.label == REAL_LABEL:
             by_source[record.source, int(condition_of(row))].append(scores[row])
-    sources = [np.array(v) for v in by_source.values() if len(v) >= 20]
+    sources = [np.array(v) for v in by_source.values() if len(v) >= MIN_SOURCE_IMAGES]
     for threshold in np.round(np.arange(0.5, 0.099, -0.01), 2):
         if all(np.mean(v < threshold - margin) <= false_alarms for v in sources):
             return float(threshold)
