@@ -163,7 +163,8 @@ def render(result: dict, command: str) -> str:
         f"Calibration fitted on these out-of-fold logits: T={result['calibration']['temperature']:.3f}, "
         f"b={result['calibration']['bias']:.3f}. A photo counts as read 'likely generated' below "
         f"{result['threshold'] - 0.1:.2f} (the threshold {result['threshold']} less the verdict's margin; the threshold is the "
-        "highest at which at most 5 % of any photo source of 20 or more images reads so in each condition: "
+        "highest at which at most 5 % of any photo source of 20 or more images, and of the smaller ones pooled, reads so in each "
+        "condition: "
         "`leave_one_out.choose_threshold`)."]
     return "\n".join(lines) + "\n"
 
@@ -230,8 +231,9 @@ given, `web` resized to a 256 px shorter side and saved as JPEG q75.
 
 Calibration (Platt on those out-of-fold scores): temperature {summary['calibration']['temperature']:.3f},
 bias {summary['calibration']['bias']:.3f}. Decision threshold {summary['threshold']}: the highest at
-which no photo source of 20 or more images has over 5 % of its photos, clean or web, read "likely generated" (a
-score below the threshold less 0.1); the most at web: {worst[0]} ({worst[1]['n']} photos), {100 * worst[1]['false_alarms']:.1f} %.
+which no photo source of 20 or more images, nor the smaller ones pooled, has over 5 % of its photos, clean or
+web, read "likely generated" (a score below the threshold less 0.1);
+the most at web: {worst[0]} ({worst[1]['n']} photos), {100 * worst[1]['false_alarms']:.1f} %.
 Per generator and per photo source: `benchmarks/results/leave_one_out.md` in the project.
 
 ## Limits

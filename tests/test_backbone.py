@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from tigas_core.config import TIGASConfig
 from tigas_core.model import create_tigas_model
-from tigas_core.model.backbone import BACKBONES, imagenet_classifier, input_normalisation, load_imagenet_weights
+from tigas_core.model.backbone import BACKBONES, create_trunk, imagenet_classifier, input_normalisation, load_imagenet_weights
 
 
 def photo(backbone: str) -> torch.Tensor:
@@ -95,3 +95,15 @@ def test_mirroring_refuses_a_layer_that_does_not_commute_with_a_mirror(layer):
 
     with pytest.raises(ValueError, match="mirror"):
         inference_copy(torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3, padding=1), layer))
+
+
+def test_a_trunk_tapped_above_stride_32_runs_only_the_blocks_it_reads():
+    full, short = (create_trunk(TIGASConfig().backbone, taps) for taps in ((1, 2, 3, 4), (1, 2, 3)))
+    load_imagenet_weights(full, TIGASConfig().backbone)
+    load_imagenet_weights(short, TIGASConfig().backbone)
+    assert len(short.blocks) < len(full.blocks)
+    assert sum(p.numel() for p in short.parameters()) < sum(p.numel() for p in full.parameters()) / 2
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        for ours, reference in zip(short.eval()(x), full.eval()(x)[:3], strict=True):
+            assert torch.equal(ours, reference)

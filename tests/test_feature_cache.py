@@ -98,7 +98,10 @@ def test_leave_one_out_scores_each_image_with_a_model_that_never_saw_its_group(r
     temperature, bias = loo.calibrate(test, logits)
     result = loo.report(test, logits, temperature, bias)
     table = result["conditions"]["clean"]
-    assert set(table["generators"]) == {"gan-a", "gan-b"} and set(table["sources"]) == {"class0", "class1"}
+    assert set(table["generators"]) == {"gan-a", "gan-b"}
+    assert set(table["sources"]) == {"class0", "class1", loo.SMALLER_SOURCES}  # each under 20 photos, together 20 or more
+    sources = table["sources"]
+    assert sources[loo.SMALLER_SOURCES]["n"] == sources["class0"]["n"] + sources["class1"]["n"] >= loo.MIN_SOURCE_IMAGES
     assert all(row["tier"] == "32 px" for row in table["generators"].values())  # 40 px images: the small tier
     assert 0 <= table["ece"] <= 1 and 0 <= table["mean_generator_auroc"] <= 1
     readout_only = loo.out_of_fold_logits(TINY, train, test, loo.Recipe(steps=0), folds=FOLDS, progress=False)
@@ -180,3 +183,11 @@ def test_component_heads_are_fitted_last_so_each_branch_says_what_it_alone_can_t
     for name in ("spectral", "statistical"):  # each head is its branch's best linear read (on the training rows)
         assert roc_auc_score(labels, train_out["component_logits"][name][:, 0].numpy()) > 0.75, name
         assert float(out["components"][name].std()) > 0.01, name
+
+
+def test_small_photo_sources_are_held_to_the_threshold_pooled():
+    by_source = {"large": [0.9] * 30, "polished-a": [0.01] * 6, "polished-b": [0.9] * 10, "polished-c": [0.9] * 9, "tiny": [0.9] * 2}
+    groups = loo.threshold_groups(by_source)
+    assert set(groups) == {"large", loo.SMALLER_SOURCES}
+    assert sorted(groups[loo.SMALLER_SOURCES]) == sorted([0.01] * 6 + [0.9] * 21)  # 6 of 27 would read "likely generated"
+    assert loo.threshold_groups({"large": [0.9] * 30, "few": [0.01] * 5}) == {"large": [0.9] * 30}  # too few even pooled

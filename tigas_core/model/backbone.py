@@ -34,8 +34,13 @@ def _timm_name(backbone: str) -> str:
 
 def create_trunk(backbone: str, taps: tuple[int, ...]) -> nn.Module:
     """The backbone without its classifier, returning the feature maps of ``taps`` (timm's
-    feature indices: 0..4 = strides 2, 4, 8, 16, 32). Randomly initialised; see `load_imagenet_weights`."""
-    return timm.create_model(_timm_name(backbone), pretrained=False, features_only=True, out_indices=tuple(taps))
+    feature indices: 0..4 = strides 2, 4, 8, 16, 32). Randomly initialised; see `load_imagenet_weights`.
+
+    The blocks after the deepest tap are dropped: timm builds and runs them whatever is tapped, and
+    the stride-32 stages are 30 % of Lite1's FLOPs at 224 px."""
+    trunk = timm.create_model(_timm_name(backbone), pretrained=False, features_only=True, out_indices=tuple(taps))
+    trunk.blocks = trunk.blocks[: max(info["stage"] for info in trunk.feature_info.get_dicts())]
+    return trunk
 
 
 def input_normalisation(backbone: str) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -63,7 +63,9 @@ SPECTRAL_WEIGHT = 3.0
 GENERATOR_DIRECTIONS = 4
 COMPONENT_C = 0.01  # the same for the per-branch heads (128 features each)
 SMALL_SIDE = 48  # images up to this shorter side are compared with photos of their own size
-MIN_SOURCE_IMAGES = 20  # photo sources smaller than this are too few to hold the threshold to (`choose_threshold`)
+# Photo sources smaller than this are too few to hold the threshold to on their own; `choose_threshold`
+# holds them to it pooled (the polished, stock-style photos generators imitate are such sources).
+MIN_SOURCE_IMAGES = 20
 
 
 @dataclasses.dataclass
@@ -239,7 +241,8 @@ def out_of_fold_logits(config: TIGASConfig, train: FeatureCache, test: FeatureCa
 def report(test: FeatureCache, logits: np.ndarray, temperature: float, bias: float, threshold: float = 0.5) -> dict:
     """For each condition (EVAL_CONDITIONS): per-generator AUROC (its fakes against the held-out photos of its size
     tier: 32 px samples against 32 px photos, the rest against the high-resolution photos), the
-    share of each photo source read "likely generated", and ECE of the calibrated scores."""
+    share of each photo source (and of the smaller ones pooled: `threshold_groups`) read "likely
+    generated", and ECE of the calibrated scores."""
     small = {r.path: is_small(r.path) for r in test.records}
     conditions, by_condition = condition_of(np.arange(len(test))), {}
     for c, condition in enumerate(EVAL_CONDITIONS):
@@ -262,7 +265,8 @@ def report(test: FeatureCache, logits: np.ndarray, temperature: float, bias: flo
                            "flagged": _share_flagged(values, threshold)}
         by_condition[condition] = {
             "generators": rows_out,
-            "sources": {s: {"n": len(v), "false_alarms": _share_flagged(v, threshold)} for s, v in sorted(sources.items())},
+            "sources": {s: {"n": len(v), "false_alarms": _share_flagged(v, threshold)}
+                        for s, v in {**dict(sorted(sources.items())), **threshold_groups(sources)}.items()},
             "auroc_all": _auroc(scores[labels == REAL_LABEL], scores[labels != REAL_LABEL]),
             "ece": expected_calibration_error(scores, labels),
             "mean_generator_auroc": float(np.nanmean([v["auroc"] for v in rows_out.values()])),
@@ -300,21 +304,32 @@ def _share_flagged(scores, threshold: float) -> float:
     return float(np.mean([verdict(float(s), threshold) == "likely generated" for s in scores]))
 
 
+SMALLER_SOURCES = "smaller sources, pooled"
+
+
+def threshold_groups(by_source: dict[str, list[float]]) -> dict[str, list[float]]:
+    """The photo groups a threshold is held to: each source of MIN_SOURCE_IMAGES or more photos,
+    and the smaller sources pooled (when they are that many together)."""
+    pooled = [score for values in by_source.values() if len(values) < MIN_SOURCE_IMAGES for score in values]
+    groups = {source: values for source, values in by_source.items() if len(values) >= MIN_SOURCE_IMAGES}
+    return groups | {SMALLER_SOURCES: pooled} if len(pooled) >= MIN_SOURCE_IMAGES else groups
+
+
 def choose_threshold(test: FeatureCache, logits: np.ndarray, temperature: float, bias: float,
                      false_alarms: float = 0.05, margin: float = 0.1) -> float:
     """The highest decision threshold (in steps of 0.01, at most 0.5) at which no more than
-    ``false_alarms`` of the held-out photos of any source with MIN_SOURCE_IMAGES or more, in any
-    condition, read "likely generated" (a score below threshold - margin). Why: a verdict that
-    calls real photos generated costs users more than one that calls a generated image uncertain,
-    and the out-of-fold scores are the honest estimate of where photos it never saw will land."""
-    valid = ~np.isnan(logits)
+    ``false_alarms`` of the held-out photos of any source with MIN_SOURCE_IMAGES or more, or of the
+    smaller sources pooled, in any condition, read "likely generated" (a score below threshold -
+    margin). Why: a verdict that calls real photos generated costs users more than one that calls a
+    generated image uncertain, and the out-of-fold scores are the honest estimate of where photos it
+    never saw will land."""
     scores = expit((logits - bias) / temperature)
-    by_source: dict[tuple[str, int], list[float]] = defaultdict(list)
-    for row in np.flatnonzero(valid):
+    by_condition: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for row in np.flatnonzero(~np.isnan(logits)):
         record = test.records[int(test.record_index[row])]
         if record.label == REAL_LABEL:
-            by_source[record.source, int(condition_of(row))].append(scores[row])
-    sources = [np.array(v) for v in by_source.values() if len(v) >= MIN_SOURCE_IMAGES]
+            by_condition[int(condition_of(row))][record.source].append(scores[row])
+    sources = [np.array(v) for by_source in by_condition.values() for v in threshold_groups(by_source).values()]
     for threshold in np.round(np.arange(0.5, 0.099, -0.01), 2):
         if all(np.mean(v < threshold - margin) <= false_alarms for v in sources):
             return float(threshold)
