@@ -6,7 +6,9 @@ the mode's views.
     python benchmarks/view_study.py --work runs/score_up3      # -> benchmarks/results/view_study.md
 
 ``--work``: the cache of `train_score.py measure` (its training views fit the read-outs; its
-records give the evaluation images, whose views are made again here for every mode).
+records give the evaluation images, whose views are made again here for every mode but `single`, whose
+views it holds). Each mode's out-of-fold logits are saved beside the cache (``view_study_MODE_logits.npy``)
+and its own threshold (`leave_one_out.choose_threshold` on its scores) is reported beside the single view's.
 """
 from __future__ import annotations
 
@@ -72,9 +74,9 @@ def main() -> None:
     (train, train_x, column_weights), (test, cached_x, _) = side_by_side(variant, "train"), side_by_side(variant, "eval")
     rows, single_view = [], None
     for mode in MODES:
-        features = mode_features(test, mode, variant)
-        if mode == "single":
-            print(f"single views made again against the cache: max abs difference {np.abs(features[:, 0] - cached_x).max():.4f}")
+        # the cache's evaluation views are `single`'s (`evaluation_views` makes them with `preprocess`, as
+        # model_views does; made again they differ by 0.0000)
+        features = cached_x[:, None] if mode == "single" else mode_features(test, mode, variant)
         logits = out_of_fold(variant, train, test, train_x, features, column_weights)
         if single_view is None:  # the threshold and calibration every mode is judged at: the single view's, as shipped
             temperature, bias = loo.calibrate(test, logits)
