@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -34,11 +35,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
-from tigas_core.config import TIGASConfig, atomic_write_text
-from tigas_core.data import REAL_LABEL, get_level, load_records
-from tigas_core.io import load_image, resize_shorter_side
-from tigas_core.training import leave_one_out as loo
-from tigas_core.training.feature_cache import FeatureCache, logits_from_cache, measure_records, training_views
+sys.path.insert(0, str(Path(__file__).parent))
+from readout_study import named_generator_auroc  # noqa: E402
+
+from tigas_core.config import TIGASConfig, atomic_write_text  # noqa: E402
+from tigas_core.data import REAL_LABEL, get_level, load_records  # noqa: E402
+from tigas_core.io import load_image, resize_shorter_side  # noqa: E402
+from tigas_core.training import leave_one_out as loo  # noqa: E402
+from tigas_core.training.feature_cache import FeatureCache, logits_from_cache, measure_records, training_views  # noqa: E402
 
 WORK = Path("runs")
 RESULTS = Path(__file__).parent / "results" / "autoencoder_fakes_study.json"
@@ -138,9 +142,10 @@ def reconstruct(args: argparse.Namespace) -> None:
     rng = random.Random(1)
     for record in photo_records(args.data):
         target = out / f"{record.source}__{Path(record.path).stem}.png"
-        image, side = load_image(record.path)[None], rng.choice(RECONSTRUCTION_SIDES)
+        side = rng.choice(RECONSTRUCTION_SIDES)  # drawn for every photo, so a resumed run picks the same sides
         if target.exists():
             continue
+        image = load_image(record.path)[None]
         if min(image.shape[-2:]) > side:
             image = resize_shorter_side(image, side)
         height, width = (s // 8 * 8 for s in image.shape[-2:])
@@ -183,25 +188,23 @@ def run_loo(args: argparse.Namespace) -> None:
         logits[test_rows.numpy()] = logits_from_cache(model, test, test_rows)["score"]
     temperature, bias = loo.calibrate(test, logits)
     result = loo.report(test, logits, temperature, bias, loo.choose_threshold(test, logits, temperature, bias))
-    summary = {condition: {"mean": found["mean_generator_auroc"], "all": found["auroc_all"],
-                           "named": float(np.nanmean([v["auroc"] for g, v in found["generators"].items() if not g.startswith("zoo-")])),
-                           "generators": {g: round(v["auroc"], 3) for g, v in found["generators"].items()}}
-               for condition, found in result["conditions"].items()}
     stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    stored[f"share {args.share}"] = {"threshold": result["threshold"], **summary}
+    stored[f"share {args.share}"] = summarise(result)
     atomic_write_text(RESULTS, json.dumps(stored, indent=1) + "\n")
-    atomic_write_text(RESULTS.with_suffix(".md"), render(stored))
-    print(render(stored))
+    report(args)
+
+
+def summarise(result: dict) -> dict:
+    """What the study compares of a `leave_one_out.report`: per condition the means and each generator's AUROC."""
+    return {"threshold": result["threshold"],
+            **{condition: {"mean": found["mean_generator_auroc"], "all": found["auroc_all"], "named": named_generator_auroc(found),
+                           "generators": {g: round(v["auroc"], 3) for g, v in found["generators"].items()}}
+               for condition, found in result["conditions"].items()}}
 
 
 def render(stored: dict) -> str:
     """Each run beside the read-out without reconstructions: means, then every generator at web."""
-    baseline = json.loads(BASELINE.read_text())["conditions"]
-    without = json.loads(BASELINE.read_text())["threshold"]
-    runs = {"without": {"threshold": without, **{c: {"mean": found["mean_generator_auroc"], "all": found["auroc_all"],
-                            "named": float(np.nanmean([v["auroc"] for g, v in found["generators"].items() if not g.startswith("zoo-")])),
-                            "generators": {g: v["auroc"] for g, v in found["generators"].items()}}
-                        for c, found in baseline.items()}},
+    runs = {"without": summarise(json.loads(BASELINE.read_text())),
             **{f"with reconstructions, {name}": run for name, run in sorted(stored.items())}}
     lines = ["# Photos passed through an autoencoder as extra training fakes (read-out alone, out of fold)", "",
              "`python benchmarks/autoencoder_fakes_study.py loo --share S` (the steps before it: the script's docstring)", "",
