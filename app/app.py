@@ -288,7 +288,8 @@ def api_error(message: str) -> gr.Error:
 def weights_label(tigas: TIGAS) -> str:
     """Which weights score here, and for the bundled baseline what it is known to get wrong."""
     source = tigas.weights_source
-    views = f"{tigas.img_size} px views" + ("" if tigas.views == "single" else f", {VIEW_DESCRIPTIONS[tigas.views]}")
+    views = (f"{tigas.img_size} px views" + ("" if tigas.views == "single" else f", {VIEW_DESCRIPTIONS[tigas.views]}")
+             + ("" if tigas.precision == "fp32" else f", trunk in {tigas.precision}"))
     if source.startswith("bundled"):
         return (f"the bundled baseline ({views}; a frozen ImageNet trunk and learnt layers trained on a CPU "
                 "on 22 generators and nine photo sources). It misjudges many images of generators it never saw "

@@ -7,8 +7,9 @@ runs it, channels-last on the CPU), torchvision ResNet-50 on 256 px batches (the
 architecture; random weights: speed does not depend on them; the two timed in turns, best of
 --repeats rounds), JPEG decode + view alone, and
 folder scoring (decode + model) with the default views and with ``views="mirror"``,
-``views="grid"`` and ``views="jitter"`` (2, 4 and 18 views per image); then the ratios against
-ResNet-50 and decode.
+``views="grid"`` and ``views="jitter"`` (2, 4 and 18 views per image); the model and folder
+scoring again with ``precision="bf16"`` (the trunk in bfloat16); then the ratios against
+ResNet-50 (float32, as a detector runs it) and decode.
 Without --images it writes N synthetic 512x384 JPEGs to a temp folder first.
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ from PIL import Image
 
 from tigas_core.api import TIGAS
 from tigas_core.io import iter_image_files, load_image, preprocess
+from tigas_core.precision import has_fast_bf16
 
 
 def synthetic_jpegs(folder: Path, n: int) -> list[Path]:
@@ -82,6 +84,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         paths = list(iter_image_files(args.images))[: args.n] if args.images else synthetic_jpegs(Path(tmp), args.n)
         shipped = TIGAS(device=device)
+        bfloat16 = TIGAS(model=shipped.model, device=device, precision="bf16")
         size = shipped.img_size
         resnet = torchvision.models.resnet50().eval().to(device, memory_format=layout)
         views = torch.rand(args.batch_size, 1, 3, size, size, device=device)
@@ -89,33 +92,37 @@ def main() -> None:
 
         with torch.inference_mode():
             measured = rates({"model": (lambda: synced(device, shipped.forward_views(views)), args.batch_size),
+                              "bfloat16": (lambda: synced(device, bfloat16.forward_views(views)), args.batch_size),
                               "resnet": (lambda: synced(device, resnet(resnet_batch)), args.batch_size)}, repeats=args.repeats)
-        model_rate, resnet_rate = measured["model"], measured["resnet"]
+        model_rate, bfloat16_rate, resnet_rate = measured["model"], measured["bfloat16"], measured["resnet"]
 
         def decode_all():
             with ThreadPoolExecutor(max_workers=args.threads) as pool:
                 list(pool.map(lambda p: preprocess(load_image(p), size), paths))
 
         decode_rate = rate(decode_all, len(paths), repeats=2)
-        folder_rates = {}
-        for mode in ("single", "mirror", "grid", "jitter"):
-            scorer = TIGAS(model=shipped.model, device=device, views=mode)
-            folder_rates[mode] = rate(lambda scorer=scorer: scorer.score_files(paths, batch_size=args.batch_size, workers=args.threads),
-                                      len(paths), repeats=1)
+        def folder_rate(scorer: TIGAS) -> float:
+            return rate(lambda: scorer.score_files(paths, batch_size=args.batch_size, workers=args.threads), len(paths), repeats=1)
+
+        folder_rates = {f"views={mode!r}": folder_rate(TIGAS(model=shipped.model, device=device, views=mode))
+                        for mode in ("single", "mirror", "grid", "jitter")}
+        folder_rates["views='single', trunk in bfloat16"] = folder_rate(bfloat16)
 
     print(f"images: {len(paths)} ({'synthetic 512x384 JPEG' if not args.images else args.images}), batch {args.batch_size}, "
           f"{args.threads} threads, {device}{' ' + torch.cuda.get_device_name(device) if device.type == 'cuda' else ''}, "
           f"torch {torch.__version__}")
     c = shipped.config
-    print(f"TIGAS model ({c.backbone}, {size} px views, dim {c.feature_dim})  {model_rate:8.1f} img/s")
-    print(f"ResNet-50 forward (256 px)                          {resnet_rate:8.1f} img/s")
-    print(f"JPEG decode + view                                  {decode_rate:8.1f} img/s")
-    for mode, folder_rate in folder_rates.items():
-        print(f"TIGAS folder scoring, views={mode!r:<9}              {folder_rate:8.1f} img/s")
-    print(f"ratio TIGAS model / ResNet-50           {model_rate / resnet_rate:6.2f}x   (target >= 5x; >= 3x required)")
-    for mode, folder_rate in folder_rates.items():
-        print(f"ratio folder scoring views={mode!r:<9} / decode  {folder_rate / decode_rate:6.2f}x")
-
+    emulated = "" if has_fast_bf16(device) else " (emulated: no native bfloat16)"
+    rows = {f"TIGAS model ({c.backbone}, {size} px views, dim {c.feature_dim})": model_rate,
+            f"TIGAS model, trunk in bfloat16{emulated}": bfloat16_rate,
+            "ResNet-50 forward (256 px)": resnet_rate, "JPEG decode + view": decode_rate,
+            **{f"TIGAS folder scoring, {setting}": folder_rate for setting, folder_rate in folder_rates.items()}}
+    for label, value in rows.items():
+        print(f"{label:<64}{value:8.1f} img/s")
+    print(f"{'ratio TIGAS model / ResNet-50':<64}{model_rate / resnet_rate:7.2f}x   (target >= 5x; >= 3x required)")
+    print(f"{'ratio TIGAS model, trunk in bfloat16 / ResNet-50':<64}{bfloat16_rate / resnet_rate:7.2f}x")
+    for setting, folder_rate in folder_rates.items():
+        print(f"{f'ratio folder scoring {setting} / decode':<64}{folder_rate / decode_rate:7.2f}x")
 
 def synced(device: torch.device, value):
     """Wait for the GPU, so a timing covers the work and not just its launch."""

@@ -17,7 +17,8 @@ from unittest import mock
 from zoo_precision import CPU, alternating_rates, report, speed_arguments, timed_model
 
 from tigas_core.generators.gan import DCGAN
-from tigas_core.generators.train import resolve_precision, training_precision
+from tigas_core.generators.train import training_precision
+from tigas_core.precision import resolve_precision
 
 
 @contextlib.contextmanager

@@ -18,7 +18,8 @@ from collections.abc import Callable
 import torch
 
 from tigas_core.generators import MODELS, ZooModel, build_model
-from tigas_core.generators.train import has_fast_bf16, training_precision
+from tigas_core.generators.train import training_precision
+from tigas_core.precision import has_fast_bf16
 
 CPU = torch.device("cpu")
 Setting = Callable[[], contextlib.AbstractContextManager]  # what a round of timed steps runs under

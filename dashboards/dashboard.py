@@ -38,7 +38,7 @@ MAX_UNZIPPED_BYTES = 8 * 2**30  # an uploaded zip may not unpack to more than th
 # Where a setting comes from when no script argument gives it (how tests and `tigas dashboard` hand them over).
 ENVIRONMENT = {"root": "TIGAS_DASHBOARD_ROOT", "weights": "TIGAS_WEIGHTS", "real_name": "TIGAS_REAL_NAME",
                "cache_dir": "TIGAS_CACHE_DIR", "batch_size": "TIGAS_BATCH_SIZE", "views": "TIGAS_VIEWS",
-               "threads": "TIGAS_NUM_THREADS", "device": "TIGAS_DEVICE", "threshold": "TIGAS_THRESHOLD"}
+               "precision": "TIGAS_PRECISION", "threads": "TIGAS_NUM_THREADS", "device": "TIGAS_DEVICE", "threshold": "TIGAS_THRESHOLD"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -89,13 +89,13 @@ def extract_zip(data: bytes, dest_root: Path) -> Path:
 # Streamlit caching: the model once per process, results once per (model, file list, rescan)
 # --------------------------------------------------------------------------------------------
 @st.cache_resource(show_spinner="Loading the TIGAS model…")
-def load_tigas(weights: str | None, views: str, device: str, threads: int | None):
+def load_tigas(weights: str | None, views: str, precision: str, device: str, threads: int | None):
     """The scorer once per process and options (`tigas_core.commands.load_scorer`)."""
-    return load_scorer(argparse.Namespace(weights=weights, views=views, device=device, threads=threads))
+    return load_scorer(argparse.Namespace(weights=weights, views=views, precision=precision, device=device, threads=threads))
 
 
 @st.cache_resource(show_spinner=False)
-def score_cache(_tigas, weights: str | None, cache_dir: str, views: str) -> ScoreCache:
+def score_cache(_tigas, weights: str | None, cache_dir: str, views: str, precision: str) -> ScoreCache:
     return ScoreCache(_tigas, cache_dir)
 
 
@@ -281,11 +281,11 @@ def open_view(settings: argparse.Namespace) -> View | None:
         st.warning(f"{location}: no image files found")
         return None
     try:
-        tigas = load_tigas(settings.weights, settings.views, settings.device, settings.threads)
+        tigas = load_tigas(settings.weights, settings.views, settings.precision, settings.device, settings.threads)
     except Exception as exc:  # missing or broken weights: say which and why, keep the page alive
         st.error(f"Cannot load TIGAS weights ({settings.weights or 'bundled'}): {exc}")
         return None
-    cache = score_cache(tigas, settings.weights, settings.cache_dir, settings.views)
+    cache = score_cache(tigas, settings.weights, settings.cache_dir, settings.views, settings.precision)
     if kind == "scores":  # scored elsewhere (a cluster): no features or spectra, nothing to score here
         scored, n_new, key, frame = None, 0, None, index
         st.sidebar.caption(f"Scores read from {location}; explanations in the gallery use the model below.")
@@ -300,7 +300,8 @@ def open_view(settings: argparse.Namespace) -> View | None:
     default_threshold = tigas.threshold if settings.threshold is None else settings.threshold
     threshold = st.sidebar.slider("Threshold (score below = flagged as generated)", 0.0, 1.0, float(default_threshold), 0.01,
                                   key="threshold")
-    views_note = "" if tigas.views == "single" else f" · {VIEW_DESCRIPTIONS[tigas.views]}"
+    views_note = ("" if tigas.views == "single" else f" · {VIEW_DESCRIPTIONS[tigas.views]}") + (
+        "" if tigas.precision == "fp32" else f" · trunk in {tigas.precision}")
     st.sidebar.caption(f"Model: {tigas.weights_source}{views_note} · id {cache.model_id[:12]} · cache {cache.path}")
     return View(frame, scored, key, n_new, tigas, cache.model_id, generators, real_name, threshold)
 

@@ -225,6 +225,27 @@ def test_tigas_metric_is_differentiable(tigas):
     assert images.grad is not None and images.grad.abs().sum() > 0
 
 
+def test_a_bfloat16_trunk_scores_close_to_float32_and_keeps_gradients(make_image):
+    """precision="bf16": only the trunk computes in bfloat16, so scores move a little (they do
+    move: the trunk really ran in it) and stay differentiable; other precisions are refused."""
+    from tigas_core.api import TIGAS
+    from tigas_core.score_cache import scorer_identity
+
+    exact = TIGAS(device="cpu")
+    fast = TIGAS(model=exact.model, device="cpu", precision="bf16")
+    images = torch.stack([load_image(make_image(f"p{i}.png", seed=i, size=(260, 240))) for i in range(3)])
+    with torch.no_grad():
+        a, b = exact(images), fast(images)
+    assert not torch.allclose(a, b, atol=1e-6)
+    assert torch.allclose(a, b, atol=0.05)
+    assert scorer_identity(fast) != scorer_identity(exact)  # cached and resumed scores are kept apart
+    pixels = images[:1].clone().requires_grad_(True)
+    fast(pixels).sum().backward()
+    assert pixels.grad is not None and pixels.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="unknown precision 'float16'; choose one of auto, fp32, bf16"):
+        TIGAS(model=exact.model, precision="float16")
+
+
 def test_grid_views_read_the_centre_region_and_average_their_logits(make_image):
     """views="grid": the four corner views of the centre region of at most twice the view size,
     averaged in logits; an image smaller than the view is raised to it first, as for "single"."""

@@ -46,6 +46,22 @@ def test_score_views_match_the_api(weights_dir, tmp_path):
     assert row["score"] != pytest.approx(TIGAS(weights_dir, device="cpu")(str(image)), abs=1e-5)
 
 
+def test_score_precision_matches_the_api_and_is_named(weights_dir, tmp_path):
+    from tigas_core.api import TIGAS
+
+    image = tmp_path / "one.png"
+    Image.fromarray(natural_like(120, 160, seed=4)).save(image)
+    out = tmp_path / "p.json"
+    proc = tigas_cli("score", str(image), "--weights", str(weights_dir), "--precision", "bf16", "--json", str(out), "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.rstrip().endswith(f"[weights: checkpoint {weights_dir}; precision: bf16]")
+    payload = json.loads(out.read_text())
+    assert payload["precision"] == "bf16"
+    assert payload["results"][0]["score"] == pytest.approx(TIGAS(weights_dir, device="cpu", precision="bf16")(str(image)), abs=1e-5)
+    refused = tigas_cli("score", str(image), "--precision", "float16")
+    assert refused.returncode == 2 and "--precision: invalid choice: 'float16'" in refused.stderr
+
+
 def test_score_folder_writes_csv_json_and_plot(weights_dir, make_image, tmp_path):
     for i in range(4):
         make_image(f"imgs/{i}.png", seed=i)
@@ -122,7 +138,7 @@ def test_resume_skips_rows_already_written_and_only_those_that_still_hold(weight
     interrupted_run(partial, done, weights_dir)
     save_pretrained(create_tigas_model(img_size=64, adapter_channels=8, feature_dim=32), tmp_path / "w2")
     proc = tigas_cli("score", str(paths[0]), str(paths[1]), "--weights", str(tmp_path / "w2"), "--csv", str(out), "--resume")
-    assert proc.returncode == 0 and "other weights or views" in proc.stderr
+    assert proc.returncode == 0 and "other weights, views or precision" in proc.stderr
     assert str(paths[0]) in proc.stdout and str(paths[1]) in proc.stdout  # other weights: every file scored again
     resumed = pd.read_csv(out)
     assert resumed["score"].dtype == float and resumed["perceptual"].dtype == float

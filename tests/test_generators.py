@@ -20,7 +20,8 @@ from tigas_core.generators.common import MixturePrior, load_checkpoint, save_che
 from tigas_core.generators.ddpm import cosine_alpha_bar, min_snr_weight, timestep_embedding
 from tigas_core.generators.gan import diff_augment
 from tigas_core.generators.sampling import generate_images
-from tigas_core.generators.train import ZooTrainOptions, has_fast_bf16, train_zoo_model
+from tigas_core.generators.train import ZooTrainOptions, train_zoo_model
+from tigas_core.precision import has_fast_bf16
 
 # Tiny networks at 16 px so each model trains in well under a second per step.
 TINY = {

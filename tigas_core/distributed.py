@@ -48,7 +48,7 @@ logger = logging.getLogger("tigas")
 
 OUTPUT_COLUMNS = [*RESULT_COLUMNS, "digest", "node_id"]
 INDEX_SUFFIXES = (".parquet", ".csv")
-SCORER_KEY = b"tigas.scorer"  # Parquet metadata: which weights and views scored the rows
+SCORER_KEY = b"tigas.scorer"  # Parquet metadata: which weights, views and precision scored the rows
 FLUSH_ROWS = 5000  # a part file every FLUSH_ROWS rows...
 FLUSH_SECONDS = 30.0  # ...or FLUSH_SECONDS, whichever comes first, so a kill loses little
 GPU_DECODE_THREADS = 4  # a GPU scores faster than one thread decodes; Pillow decodes outside the GIL
@@ -177,11 +177,11 @@ def in_sorted(found: np.ndarray, done: np.ndarray) -> np.ndarray:
 class Scorer:
     """Ray Data actor: one TIGAS, decoding a batch in threads and scoring it in one forward pass."""
 
-    def __init__(self, model: torch.nn.Module, views: str, threshold: float, device: str, threads: int):
+    def __init__(self, model: torch.nn.Module, views: str, precision: str, threshold: float, device: str, threads: int):
         import ray
 
         torch.set_num_threads(threads)
-        self.tigas = TIGAS(model=model, views=views, device=device)
+        self.tigas = TIGAS(model=model, views=views, precision=precision, device=device)
         self.tigas.threshold = threshold
         self.decoders = ThreadPoolExecutor(max_workers=threads)
         self.node_id = ray.get_runtime_context().get_node_id()
@@ -225,7 +225,8 @@ def build_pipeline(ray: Any, todo: list[str], done: np.ndarray, tigas: TIGAS, wo
         ray.data.from_items(files, override_num_blocks=min(blocks, len(files)))
         .map_batches(read_files, batch_format="pandas", fn_kwargs={"done": done})
         .map_batches(Scorer, batch_format="pandas", batch_size=batch_size, compute=ray.data.ActorPoolStrategy(size=actors),
-                     fn_constructor_kwargs={"model": model, "views": tigas.views, "threshold": tigas.threshold,
+                     fn_constructor_kwargs={"model": model, "views": tigas.views, "precision": tigas.precision,
+                                            "threshold": tigas.threshold,
                                             "device": "cuda" if resources.get("num_gpus") else "cpu", "threads": threads},
                      **resources)
     )
@@ -248,7 +249,7 @@ def write_rows(table: pd.DataFrame, path: Path, scorer_id: str) -> None:
 
 def read_written(out: Path, scorer_id: str) -> pd.DataFrame:
     """Every row OUT and its parts hold (the newest per path), after checking that the same model
-    (`scorer_identity`: weights, views, code) made them: rows of another would not be comparable."""
+    (`scorer_identity`: weights, views, precision, code) made them: rows of another would not be comparable."""
     files = ([out] if out.exists() else []) + sorted(parts_folder(out).glob("*.parquet"))
     tables = []
     for file in files:
@@ -258,7 +259,7 @@ def read_written(out: Path, scorer_id: str) -> pd.DataFrame:
             raise ValueError(f"{file}: not a readable Parquet file ({exc}); give another --out") from exc
         written_by = (table.schema.metadata or {}).get(SCORER_KEY, b"").decode()
         if written_by != scorer_id:
-            raise ValueError(f"{file}: holds scores of another model (other weights, views or TIGAS version) or is "
+            raise ValueError(f"{file}: holds scores of another model (other weights, views, precision or TIGAS version) or is "
                              "no TIGAS scores file; give another --out, or delete it to score again")
         tables.append(table.to_pandas())
     if not tables:

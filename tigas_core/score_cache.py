@@ -67,8 +67,10 @@ def model_identity(model: torch.nn.Module, config: TIGASConfig) -> str:
 
 
 def scorer_identity(tigas: TIGAS) -> str:
-    """`model_identity` plus the views a TIGAS averages over: what makes two scores comparable."""
-    return model_identity(tigas.model, tigas.config) + ("" if tigas.views == "single" else f"+{tigas.views}")
+    """`model_identity` plus the views a TIGAS averages over and the precision its trunk computes in:
+    what makes two scores comparable."""
+    options = ((tigas.views, "single"), (tigas.precision, "fp32"))
+    return model_identity(tigas.model, tigas.config) + "".join(f"+{value}" for value, default in options if value != default)
 
 
 @dataclasses.dataclass

@@ -51,7 +51,7 @@ def prepare_output(path: Path, option: str) -> None:
         raise ValueError(f"{option} {path}: is a folder; give a file name")
 
 
-SCORER_OPTIONS = ("weights", "device", "views", "threshold", "batch_size", "threads")
+SCORER_OPTIONS = ("weights", "device", "views", "precision", "threshold", "batch_size", "threads")
 
 
 # Old names of --weights (and --tigas-weights), kept working but out of --help.
@@ -76,11 +76,12 @@ class DeprecatedAlias(argparse.Action):
 def add_scorer_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, options: tuple[str, ...] = SCORER_OPTIONS,
                          batch_size: int = 16, prefix: str = "") -> None:
     """The options that build a TIGAS scorer (`load_scorer`), one wording for every command that
-    scores: --weights --device --views --threshold --batch-size --threads, or the named ``options``.
+    scores: --weights --device --views --precision --threshold --batch-size --threads, or the named ``options``.
     ``prefix`` tells them from a command's own (`tigas zoo train --tigas-weights`). The old names of
     --weights stay as hidden aliases. Bad values are refused by argparse, naming the option."""
     from tigas_core.hub import DEFAULT_REPO_ID
     from tigas_core.io import DEFAULT_VIEWS, VIEW_MODES
+    from tigas_core.precision import PRECISIONS
 
     def option(name: str) -> str:
         return f"--{prefix}{name.replace('_', '-')}"
@@ -93,6 +94,9 @@ def add_scorer_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGro
                       help=f"single, mirror (image and its mirror, 2x the cost), jitter (18 shifted and mirrored views, "
                            f"18x) or grid (4 views reading up to 448 px, 4x; the most accurate): steadier scores on "
                            f"high-resolution photos (default: {DEFAULT_VIEWS})"),
+        "precision": dict(choices=PRECISIONS, default="fp32",
+                          help="fp32 (default: the same scores on every machine), bf16 (the trunk in bfloat16: about 1.4x "
+                               "faster on CPUs with AVX512-BF16/AMX, scores within ~0.004 on average) or auto (bf16 where native)"),
         "threshold": dict(type=probability, help="decision threshold (default: the calibrated one)"),
         "batch_size": dict(type=positive_int, default=batch_size, help="images per forward pass (default: %(default)s)"),
         "threads": dict(type=positive_int, help="torch CPU threads (default: torch's choice; 1 on a busy shared CPU)"),
@@ -138,7 +142,8 @@ def load_scorer(args: argparse.Namespace, device: str | None = None):
     from tigas_core.io import DEFAULT_VIEWS
 
     set_threads(args)
-    tigas = TIGAS(scorer_weights(args), device=device or args.device, views=getattr(args, "views", DEFAULT_VIEWS))
+    tigas = TIGAS(scorer_weights(args), device=device or args.device, views=getattr(args, "views", DEFAULT_VIEWS),
+                  precision=getattr(args, "precision", "fp32"))
     if getattr(args, "threshold", None) is not None:
         tigas.threshold = args.threshold
     return tigas

@@ -45,7 +45,8 @@ def streamlit_command(args: argparse.Namespace) -> list[str]:
     weights = args.weights or os.environ.get("TIGAS_WEIGHTS")
     if weights:
         command += ["--weights", str(Path(weights).expanduser().resolve()) if Path(weights).expanduser().exists() else weights]
-    command += ["--real-name", args.real_name, "--batch-size", str(args.batch_size), "--views", args.views, "--device", args.device]
+    command += ["--real-name", args.real_name, "--batch-size", str(args.batch_size), "--views", args.views,
+                "--precision", args.precision, "--device", args.device]
     for option, value in (("--threshold", args.threshold), ("--threads", args.threads)):
         if value is not None:
             command += [option, str(value)]

@@ -26,9 +26,10 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def scorer_label(tigas) -> str:
-    """The weights and, unless single, the views a run scored with (the last line of its output)."""
+    """The weights and, unless the defaults, the views and precision a run scored with (the last line of its output)."""
     views = "" if tigas.views == "single" else f"; views: {tigas.views}"
-    return f"[weights: {tigas.weights_source}{views}]"
+    precision = "" if tigas.precision == "fp32" else f"; precision: {tigas.precision}"
+    return f"[weights: {tigas.weights_source}{views}{precision}]"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,7 +72,7 @@ def collect_paths(inputs: list[str], recursive: bool) -> list[Path | str]:
 
 # Beside each row the interrupted run's partial CSV keeps the file's stamp (size, mtime, inode,
 # ctime, as the score cache checks them), and beside the partial a note of the scorer (weights,
-# code and views, as the score cache identifies them): a resumed run keeps only rows that those
+# code, views and precision, as the score cache identifies them): a resumed run keeps only rows that those
 # still match.
 FILE_STATE = ("file_stamp",)
 
@@ -98,8 +99,8 @@ def resumable_rows(partial: Path, scorer_id: str, wanted: set[str]) -> dict[str,
     except (OSError, ValueError, AttributeError):  # missing or damaged: nothing says who wrote the rows
         written_by = None
     if written_by != scorer_id:
-        print(f"tigas score: {partial} was written with other weights or views (or its note is missing); scoring every file again",
-              file=sys.stderr)
+        print(f"tigas score: {partial} was written with other weights, views or precision (or its note is missing); "
+              "scoring every file again", file=sys.stderr)
         return {}
     done: dict[str, dict] = {}
     with open(partial, newline="") as handle:
@@ -221,7 +222,7 @@ def write_outputs(table: pd.DataFrame, summary: dict, tigas, args: argparse.Name
         partial.unlink(missing_ok=True)
         scorer_note(partial).unlink(missing_ok=True)
     if args.json:
-        payload = {"summary": summary, "weights": tigas.weights_source, "views": tigas.views,
+        payload = {"summary": summary, "weights": tigas.weights_source, "views": tigas.views, "precision": tigas.precision,
                    "results": json.loads(table.to_json(orient="records"))}
         atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
     if args.plot and summary["scored"]:

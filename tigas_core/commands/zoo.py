@@ -14,7 +14,7 @@ from tigas_core.commands import add_scorer_arguments, positive_int, set_threads
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from tigas_core.generators import MODELS
-    from tigas_core.generators.train import PRECISIONS
+    from tigas_core.precision import PRECISIONS
 
     sub = parser.add_subparsers(dest="zoo_command", metavar="{train,export}", required=True)
     train = sub.add_parser("train", help="train one zoo model (time-boxed, resumes from --out)")

@@ -19,6 +19,7 @@ import torch
 from tigas_core.generators import MODELS, build_model
 from tigas_core.generators.base import ZooModel
 from tigas_core.generators.common import ImageFolderTensors, load_checkpoint, save_checkpoint, save_grid
+from tigas_core.precision import resolve_precision
 from tigas_core.rng import rng_state, set_rng_state
 
 log = logging.getLogger("tigas.zoo")
@@ -49,31 +50,6 @@ class ZooTrainOptions:
     fresh: bool = False
     device: str = "auto"
     precision: str = "auto"  # bf16 where it is native, else fp32 (see `resolve_precision`); or "fp32", "bf16"
-
-
-PRECISIONS = ("auto", "fp32", "bf16")
-
-
-def has_fast_bf16(device: torch.device) -> bool:
-    """Whether bfloat16 convolutions are native on ``device``: a GPU that supports them, or a CPU
-    with AMX or AVX512-BF16 (elsewhere oneDNN emulates them, slower than float32)."""
-    if device.type == "cuda":  # Ampere and later; is_bf16_supported() also counts emulation, slower than fp32
-        return torch.cuda.get_device_capability(device) >= (8, 0)
-    if device.type == "cpu":
-        probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # torch.cpu's capability checks
-        return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
-    return False
-
-
-def resolve_precision(device: torch.device, precision: str) -> str:
-    """``auto`` -> ``bf16`` where it is native (see `has_fast_bf16`), else ``fp32``."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if precision == "auto":
-        return "bf16" if has_fast_bf16(device) else "fp32"
-    if precision == "bf16" and device.type == "cuda" and not has_fast_bf16(device):
-        raise ValueError(f"{device}: this GPU has no native bfloat16 (it came with Ampere); use --precision fp32")
-    return precision
 
 
 def training_precision(device: torch.device, precision: str) -> contextlib.AbstractContextManager:

@@ -266,6 +266,7 @@ def evaluate(
     return {
         "weights": tigas.weights_source,
         "views": tigas.views,
+        "precision": tigas.precision,
         "img_size": tigas.img_size,
         "threshold": threshold,
         "conditions": evaluator.conditions,
@@ -316,6 +317,7 @@ def render_markdown(report: dict, command: str | None = None) -> str:
     if command:
         lines += ["Reproduce with:", "", "```bash", command, "```", ""]
     views_note = f", {VIEW_DESCRIPTIONS[report['views']]}" if report.get("views", "single") != "single" else ""
+    views_note += f", trunk in {report['precision']}" if report.get("precision", "fp32") != "fp32" else ""
     lines += [f"Weights: {report['weights']} (img_size {report['img_size']}, threshold {report['threshold']:.2f}{views_note}). "
               f"Held-out generators (never in training): {', '.join(report['holdout_generators']) or 'none'}. "
               f"Split sizes: {report['split_counts']}; scored test images: {report['scored_test_images']}"
