@@ -27,7 +27,8 @@ def test_help_lists_every_command():
         assert command in proc.stdout
 
 
-def test_score_views_match_the_api(weights_dir, tmp_path):
+@pytest.mark.parametrize("option, value", [("views", "jitter"), ("precision", "bf16")])
+def test_score_options_match_the_api_and_are_named(option, value, weights_dir, tmp_path):
     from tigas_core.api import TIGAS
 
     pixels = np.random.default_rng(9).integers(0, 256, (70, 90, 3), dtype=np.uint8)
@@ -35,31 +36,17 @@ def test_score_views_match_the_api(weights_dir, tmp_path):
     image = tmp_path / "one.png"
     Image.fromarray(pixels).save(image)
     out = tmp_path / "m.json"
-    proc = tigas_cli("score", str(image), "--weights", str(weights_dir), "--views", "jitter", "--json", str(out), "-q")
+    proc = tigas_cli("score", str(image), "--weights", str(weights_dir), f"--{option}", value, "--json", str(out), "-q")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.rstrip().endswith(f"[weights: checkpoint {weights_dir}; views: jitter]")
+    assert proc.stdout.rstrip().endswith(f"[weights: checkpoint {weights_dir}; {option}: {value}]")
     payload = json.loads(out.read_text())
-    assert payload["views"] == "jitter"
+    assert payload[option] == value
     row = payload["results"][0]
-    expected = TIGAS(weights_dir, device="cpu", views="jitter")(str(image))
+    expected = TIGAS(weights_dir, device="cpu", **{option: value})(str(image))
     assert row["score"] == pytest.approx(expected, abs=1e-5)
     assert row["score"] != pytest.approx(TIGAS(weights_dir, device="cpu")(str(image)), abs=1e-5)
-
-
-def test_score_precision_matches_the_api_and_is_named(weights_dir, tmp_path):
-    from tigas_core.api import TIGAS
-
-    image = tmp_path / "one.png"
-    Image.fromarray(natural_like(120, 160, seed=4)).save(image)
-    out = tmp_path / "p.json"
-    proc = tigas_cli("score", str(image), "--weights", str(weights_dir), "--precision", "bf16", "--json", str(out), "-q")
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.rstrip().endswith(f"[weights: checkpoint {weights_dir}; precision: bf16]")
-    payload = json.loads(out.read_text())
-    assert payload["precision"] == "bf16"
-    assert payload["results"][0]["score"] == pytest.approx(TIGAS(weights_dir, device="cpu", precision="bf16")(str(image)), abs=1e-5)
-    refused = tigas_cli("score", str(image), "--precision", "float16")
-    assert refused.returncode == 2 and "--precision: invalid choice: 'float16'" in refused.stderr
+    refused = tigas_cli("score", str(image), f"--{option}", "nonsense")
+    assert refused.returncode == 2 and f"--{option}: invalid choice: 'nonsense'" in refused.stderr
 
 
 def test_score_folder_writes_csv_json_and_plot(weights_dir, make_image, tmp_path):
