@@ -6,8 +6,9 @@ Scores every high-resolution photo and every generated image of the data folder 
 out) with the same weights in both precisions, as stored and as a web copy (shorter side 256 px,
 JPEG q75: `feature_cache.web_copy`), and prints per condition how much the scores differ (mean,
 99th percentile, largest), how many verdicts change at the weights' threshold, and the AUROC of
-photos against generated images in each precision. These are training images: the AUROC shows
-that the two precisions rank alike, not how well either generalises (leave_one_out.md does).
+photos against generated images in each precision; then how well the score's gradients w.r.t.
+the pixels agree. These are training images: the AUROC shows that the two precisions rank alike,
+not how well either generalises (leave_one_out.md does).
 Writes benchmarks/results/precision_agreement.md.
 """
 from __future__ import annotations
@@ -42,6 +43,19 @@ def score_both(scorers: dict[str, TIGAS], paths: list[Path], batch_size: int) ->
     return {key: np.asarray(values) for key, values in scores.items()}
 
 
+def gradient_agreement(scorers: dict[str, TIGAS], paths: list[Path]) -> np.ndarray:
+    """Per image, the cosine similarity of the score's gradient w.r.t. its centre view's pixels
+    with the trunk in bf16 to the same gradient in fp32 (what a generator trained on the score gets)."""
+    exact, fast = scorers.values()
+    views = torch.cat([exact.make_views(load_image(path)[None]) for path in paths])
+    gradients = []
+    for scorer in (exact, fast):
+        pixels = views.clone().requires_grad_(True)
+        scorer.forward_views(pixels)["score"].sum().backward()
+        gradients.append(pixels.grad.flatten(1))
+    return torch.nn.functional.cosine_similarity(*gradients, dim=1).numpy()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -71,6 +85,11 @@ def main() -> None:
         flipped = int(((a < exact.threshold) != (b < exact.threshold)).sum())
         lines.append(f"| {condition} | {difference.mean():.4f} | {np.percentile(difference, 99):.4f} | {difference.max():.4f} | "
                      f"{flipped} of {len(a)} | {roc_auc_score(labels, a):.4f} | {roc_auc_score(labels, b):.4f} |")
+    sample = [Path(records[i].path) for i in np.random.default_rng(0).choice(len(records), 32, replace=False)]
+    cosines = gradient_agreement(scorers, sample)
+    lines += ["", f"Gradients of the score w.r.t. the pixels of 32 of these images (a fixed random draw), bf16 against fp32: "
+                  f"cosine similarity median {np.median(cosines):.3f}, 10th percentile {np.percentile(cosines, 10):.3f}, "
+                  f"lowest {cosines.min():.3f}."]
     text = "\n".join(lines) + "\n"
     print(text)
     atomic_write_text(RESULTS / "precision_agreement.md", text)
