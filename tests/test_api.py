@@ -248,7 +248,7 @@ def test_a_bfloat16_trunk_scores_close_to_float32_and_keeps_gradients(make_image
 
 def test_bf16_without_native_support_warns_on_a_cpu_and_is_refused_on_a_gpu(monkeypatch, caplog):
     """Where bfloat16 is emulated it is slower than fp32: "auto" picks fp32 there, an explicit
-    "bf16" still runs on a CPU but says so, and a GPU without it is refused."""
+    "bf16" still runs on a CPU but says so, and a GPU without it (or another device) is refused."""
     import tigas_core.precision as precision
 
     monkeypatch.setattr(precision, "has_fast_bf16", lambda device: False)
@@ -258,6 +258,9 @@ def test_bf16_without_native_support_warns_on_a_cpu_and_is_refused_on_a_gpu(monk
     assert "no native bfloat16" in caplog.text
     with pytest.raises(ValueError, match="this GPU has no native bfloat16"):
         precision.resolve_precision(torch.device("cuda"), "bf16")
+    with pytest.raises(ValueError, match="mps: precision bf16 runs on cpu or cuda"):
+        precision.resolve_precision(torch.device("mps"), "bf16")
+    assert precision.resolve_precision(torch.device("mps"), "auto") == "fp32"
 
 
 def test_grid_views_read_the_centre_region_and_average_their_logits(make_image):

@@ -26,12 +26,15 @@ def has_fast_bf16(device: torch.device) -> bool:
 
 def resolve_precision(device: torch.device, precision: str) -> str:
     """``auto`` -> ``bf16`` where it is native (see `has_fast_bf16`), else ``fp32``. An explicit
-    ``bf16`` on a GPU without it is refused; on such a CPU it runs emulated, with a warning."""
+    ``bf16`` on a GPU without it (or another device) is refused; on such a CPU it runs emulated,
+    with a warning."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision == "auto":
         return "bf16" if has_fast_bf16(device) else "fp32"
     if precision == "bf16" and not has_fast_bf16(device):
+        if device.type not in ("cpu", "cuda"):
+            raise ValueError(f"{device}: precision bf16 runs on cpu or cuda; use precision fp32")
         if device.type == "cuda":
             raise ValueError(f"{device}: this GPU has no native bfloat16 (it came with Ampere); use precision fp32")
         logger.warning("precision bf16: %s has no native bfloat16 arithmetic; it is emulated, slower than fp32", device)
