@@ -31,7 +31,7 @@ from tigas_core.api import TIGAS, Explanation  # noqa: E402
 from tigas_core.commands import add_scorer_arguments, load_scorer  # noqa: E402
 from tigas_core.explanation import FUSION_NOTE, explanation_figures  # noqa: E402
 from tigas_core.hub import WeightsNotFoundError  # noqa: E402
-from tigas_core.io import MAX_FILE_BYTES, VIEW_DESCRIPTIONS, TIGASInputError, check_file_size, check_threshold  # noqa: E402
+from tigas_core.io import MAX_FILE_BYTES, TIGASInputError, check_file_size, check_threshold, setting_notes  # noqa: E402
 from tigas_core.model import BRANCHES  # noqa: E402
 from tigas_core.overrides import parse_bool  # noqa: E402
 from tigas_core.results import SCORE_COLUMNS, VERDICT_MARGIN, breakdown, empty_row, plain_numbers, verdict  # noqa: E402
@@ -288,8 +288,7 @@ def api_error(message: str) -> gr.Error:
 def weights_label(tigas: TIGAS) -> str:
     """Which weights score here, and for the bundled baseline what it is known to get wrong."""
     source = tigas.weights_source
-    views = (f"{tigas.img_size} px views" + ("" if tigas.views == "single" else f", {VIEW_DESCRIPTIONS[tigas.views]}")
-             + ("" if tigas.precision == "fp32" else f", trunk in {tigas.precision}"))
+    views = ", ".join([f"{tigas.img_size} px views", *setting_notes(tigas.views, tigas.precision)])
     if source.startswith("bundled"):
         return (f"the bundled baseline ({views}; a frozen ImageNet trunk and learnt layers trained on a CPU "
                 "on 22 generators and nine photo sources). It misjudges many images of generators it never saw "

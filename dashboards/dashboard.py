@@ -29,7 +29,7 @@ from tigas_core.commands import add_scorer_arguments, load_scorer
 from tigas_core.compare import MIN_IMAGES_FOR_METRICS, frechet_to_real, index_csv, index_folder, index_scores, summary_table
 from tigas_core.explanation import FUSION_NOTE, explanation_figures
 from tigas_core.figures import confusion_figure, distribution_figures, figure_image, roc_figure, spectral_figures
-from tigas_core.io import VIEW_DESCRIPTIONS
+from tigas_core.io import setting_notes
 from tigas_core.model import BRANCHES
 from tigas_core.score_cache import ScoreCache, ScoredSet, default_cache_dir
 
@@ -300,8 +300,7 @@ def open_view(settings: argparse.Namespace) -> View | None:
     default_threshold = tigas.threshold if settings.threshold is None else settings.threshold
     threshold = st.sidebar.slider("Threshold (score below = flagged as generated)", 0.0, 1.0, float(default_threshold), 0.01,
                                   key="threshold")
-    views_note = ("" if tigas.views == "single" else f" · {VIEW_DESCRIPTIONS[tigas.views]}") + (
-        "" if tigas.precision == "fp32" else f" · trunk in {tigas.precision}")
+    views_note = "".join(f" · {note}" for note in setting_notes(tigas.views, tigas.precision))
     st.sidebar.caption(f"Model: {tigas.weights_source}{views_note} · id {cache.model_id[:12]} · cache {cache.path}")
     return View(frame, scored, key, n_new, tigas, cache.model_id, generators, real_name, threshold)
 

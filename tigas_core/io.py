@@ -551,6 +551,12 @@ VIEW_DESCRIPTIONS = {
 DEFAULT_VIEWS = "single"  # what every face (API, CLI, app, dashboard) scores with unless told otherwise
 
 
+def setting_notes(views: str, precision: str) -> list[str]:
+    """A scorer's settings that differ from the defaults, in words (the app, the dashboard and the
+    evaluation report name them beside the weights): scores made otherwise are not comparable."""
+    return ([] if views == DEFAULT_VIEWS else [VIEW_DESCRIPTIONS[views]]) + ([] if precision == "fp32" else [f"trunk in {precision}"])
+
+
 def model_views(images: torch.Tensor, img_size: int, mode: str = DEFAULT_VIEWS) -> torch.Tensor:
     """The views a TIGAS score averages over, [B,V,3,S,S] from [B,3,H,W] (differentiable).
 

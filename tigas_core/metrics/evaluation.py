@@ -34,7 +34,7 @@ from tqdm import tqdm
 from tigas_core import spectral
 from tigas_core.data.augment import gaussian_blur, jpeg_reencode, rescale
 from tigas_core.data.records import REAL, REAL_LABEL, ImageRecord
-from tigas_core.io import VIEW_DESCRIPTIONS, TIGASInputError, load_image, preprocess
+from tigas_core.io import TIGASInputError, load_image, preprocess, setting_notes
 
 CONDITIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "clean": lambda image: image,
@@ -316,8 +316,7 @@ def render_markdown(report: dict, command: str | None = None) -> str:
     lines = ["# TIGAS evaluation", ""]
     if command:
         lines += ["Reproduce with:", "", "```bash", command, "```", ""]
-    views_note = f", {VIEW_DESCRIPTIONS[report['views']]}" if report.get("views", "single") != "single" else ""
-    views_note += f", trunk in {report['precision']}" if report.get("precision", "fp32") != "fp32" else ""
+    views_note = "".join(f", {note}" for note in setting_notes(report.get("views", "single"), report.get("precision", "fp32")))
     lines += [f"Weights: {report['weights']} (img_size {report['img_size']}, threshold {report['threshold']:.2f}{views_note}). "
               f"Held-out generators (never in training): {', '.join(report['holdout_generators']) or 'none'}. "
               f"Split sizes: {report['split_counts']}; scored test images: {report['scored_test_images']}"
