@@ -74,19 +74,19 @@ def logits_path(training: str, evaluation: str) -> Path:
 
 def run_loo(args: argparse.Namespace) -> None:
     """Each read-out's out-of-fold logits of each evaluation cache (shipped recipe, read-out alone)."""
+    tests = {evaluation: FeatureCache.load(path) for evaluation, path in EVALUATIONS.items()}
     for training, train_path in TRAININGS.items():
         train = FeatureCache.load(train_path)
-        for evaluation, eval_path in EVALUATIONS.items():
+        for evaluation, test in tests.items():
             tick = time.time()
-            logits = loo.out_of_fold_logits(TIGASConfig(), train, FeatureCache.load(eval_path), loo.Recipe(steps=0))
+            logits = loo.out_of_fold_logits(TIGASConfig(), train, test, loo.Recipe(steps=0))
             np.save(logits_path(training, evaluation), logits)
             print(f"{training}, {evaluation}: {time.time() - tick:.0f} s", flush=True)
 
 
-def row(training: str, evaluation: str, calibration: tuple[float, float, float]) -> str:
+def row(training: str, evaluation: str, test: FeatureCache, calibration: tuple[float, float, float]) -> str:
     """One table row: AUROC as `leave_one_out.report` computes it, and at the read-out's own
     calibration and threshold the web copies' verdicts and mean scores."""
-    test = FeatureCache.load(EVALUATIONS[evaluation])
     logits = np.load(logits_path(training, evaluation))
     temperature, bias, threshold = calibration
     result = loo.report(test, logits, temperature, bias, threshold)
@@ -111,12 +111,12 @@ def report(args: argparse.Namespace) -> None:
              "| training views | scored images | AUROC clean / web | named web | all vs all web | threshold "
              "| generated: likely generated / likely real | photos: likely generated | mean score generated / photos |",
              "|---|---|---|---|---|---|---|---|---|"]
+    tests = {evaluation: FeatureCache.load(path) for evaluation, path in EVALUATIONS.items()}
     for training in TRAININGS:
-        test = FeatureCache.load(EVALUATIONS["as is"])
         logits = np.load(logits_path(training, "as is"))
-        temperature, bias = loo.calibrate(test, logits)
-        calibration = (temperature, bias, loo.choose_threshold(test, logits, temperature, bias))
-        lines += [row(training, evaluation, calibration) for evaluation in EVALUATIONS]
+        temperature, bias = loo.calibrate(tests["as is"], logits)
+        calibration = (temperature, bias, loo.choose_threshold(tests["as is"], logits, temperature, bias))
+        lines += [row(training, evaluation, test, calibration) for evaluation, test in tests.items()]
     text = "\n".join(lines) + "\n"
     print(text)
     atomic_write_text(RESULTS, text)
