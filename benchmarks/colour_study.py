@@ -12,7 +12,9 @@ recipe, read-out alone) score every held-out image as it is and as a greyscale c
 
 Each read-out is calibrated and thresholded on its own out-of-fold scores of the images as they
 are, as the shipped weights are; its greyscale column uses that calibration and threshold, which
-is what a user scoring a greyscale copy gets.
+is what a user scoring a greyscale copy gets. (The table was measured with each web copy made
+before turning it grey; `feature_cache.greyscale_evaluation_views`, which the bundled weights'
+greyscale calibration is fitted on, turns the image grey first, as a greyscale upload is made.)
 """
 from __future__ import annotations
 
@@ -31,22 +33,20 @@ from train_score import select_records  # noqa: E402
 
 from tigas_core.config import TIGASConfig, atomic_write_text  # noqa: E402
 from tigas_core.data import get_level  # noqa: E402
-from tigas_core.data.augment import recolour  # noqa: E402
-from tigas_core.io import preprocess  # noqa: E402
 from tigas_core.training import leave_one_out as loo  # noqa: E402
-from tigas_core.training.feature_cache import EVAL_CONDITIONS, FeatureCache, condition_of, measure_records, training_views  # noqa: E402
+from tigas_core.training.feature_cache import (  # noqa: E402
+    EVAL_CONDITIONS,
+    FeatureCache,
+    condition_of,
+    greyscale_evaluation_views,
+    measure_records,
+    training_views,
+)
 
 WORK, BASELINE = Path("runs/colour_study"), Path("runs/score_up3")
 RESULTS = Path(__file__).parent / "results" / "colour_study.md"
 TRAININGS = {"shipped (native)": BASELINE / "train.safetensors", "+ colour (strong-colour)": WORK / "train.safetensors"}
 EVALUATIONS = {"as is": BASELINE / "eval.safetensors", "greyscale": WORK / "grey_eval.safetensors"}
-
-
-def greyscale_views(img_size: int):
-    """`feature_cache.evaluation_views` of the image's greyscale copy: clean and web, in order."""
-    def make(image: torch.Tensor, rng) -> list[torch.Tensor]:
-        return [preprocess(recolour(copy(image), 0.0), img_size) for copy in EVAL_CONDITIONS.values()]
-    return make
 
 
 def measure(args: argparse.Namespace) -> None:
@@ -57,7 +57,7 @@ def measure(args: argparse.Namespace) -> None:
     colour = dataclasses.replace(get_level("native"), saturation=get_level("strong-colour").saturation,
                                  greyscale_p=get_level("strong-colour").greyscale_p)
     for path, make in ((TRAININGS["+ colour (strong-colour)"], training_views(config.img_size, colour, 3, 1, 3)),
-                       (EVALUATIONS["greyscale"], greyscale_views(config.img_size))):
+                       (EVALUATIONS["greyscale"], greyscale_evaluation_views(config.img_size))):
         if path.exists():
             print(f"{path} exists, kept")
             continue

@@ -282,3 +282,18 @@ def test_grid_views_read_the_centre_region_and_average_their_logits(make_image):
     with torch.no_grad():
         each = tigas.forward_views(views[0][:, None])["logit"]
         assert float(grid.forward_tensor(image)["logit"]) == pytest.approx(float(each.mean()), abs=1e-5)
+
+
+def test_a_greyscale_file_is_calibrated_apart_and_its_row_says_so(make_image):
+    """With the bundled weights, which carry a calibration fitted on greyscale copies."""
+    from tigas_core.api import GREYSCALE_NOTE, TIGAS
+
+    tigas = TIGAS(device="cpu")
+    colour, grey = make_image("colour.png", size=(256, 240)), make_image("grey.png", size=(256, 240), mode="L")
+    rows = list(tigas.iter_file_results([colour, grey]))
+    assert rows[0]["note"] == "" and rows[1]["note"] == GREYSCALE_NOTE
+    with torch.no_grad():
+        raw = float(tigas.model(tigas.load_views(grey)[0])["raw_logit"])
+    temperature, bias = tigas.config.greyscale_calibration
+    assert temperature != tigas.config.calibration_temperature and bias != tigas.config.calibration_bias
+    assert rows[1]["score"] == pytest.approx(1 / (1 + math.exp(-(raw - bias) / temperature)), abs=1e-5)

@@ -9,6 +9,7 @@ import torch.nn as nn
 
 from tigas_core import spectral
 from tigas_core.config import TIGASConfig
+from tigas_core.io import is_greyscale
 from tigas_core.model import BRANCHES, TIGASModel, create_tigas_model
 from tigas_core.model.perceptual_branch import tap_statistics_size
 
@@ -70,6 +71,31 @@ def test_calibration_changes_scores_but_not_their_order(small_config):
         after = model(images)["score"].flatten()
     assert not torch.allclose(before, after)
     assert torch.equal(before.argsort(), after.argsort())
+
+
+def test_greyscale_images_take_the_greyscale_calibration_and_colour_ones_the_other(small_config):
+    torch.manual_seed(1)
+    model = create_tigas_model(small_config).eval()
+    colour = torch.rand(2, 3, 64, 64)
+    grey = colour.mean(dim=1, keepdim=True).expand(-1, 3, -1, -1)
+    images = torch.cat([colour, grey, (grey + 0.5 / 255 * torch.randn(2, 3, 64, 64)).clamp(0, 1)])  # JPEG-like chroma noise
+    assert is_greyscale(images).tolist() == [False, False, True, True, True, True]
+    with torch.no_grad():
+        without = model(images)
+        model.config.greyscale_calibration = (2.0, 1.5)
+        with_grey = model(images)
+    raw = with_grey["raw_logit"]
+    assert torch.equal(with_grey["logit"][:2], without["logit"][:2])
+    assert torch.allclose(with_grey["logit"][2:], (raw[2:] - 1.5) / 2.0)
+    colour_calibrated = (raw[2:] - model.config.calibration_bias) / model.config.calibration_temperature
+    assert torch.allclose(without["logit"][2:], colour_calibrated)  # no greyscale calibration: calibrated like the rest
+
+
+def test_greyscale_calibration_travels_in_the_config(tmp_path):
+    config = TIGASConfig(greyscale_calibration=[1.1, 3.5])  # as JSON gives it
+    config.save(tmp_path / "config.json")
+    assert TIGASConfig.load(tmp_path / "config.json").greyscale_calibration == (1.1, 3.5)
+    assert TIGASConfig.from_dict({"version": "2.6"}).greyscale_calibration is None  # weights before 2.7
 
 
 def test_gradients_reach_a_generator_through_frozen_tigas(tigas):

@@ -25,6 +25,7 @@ from tigas_core.io import (
     batch_to_rgb,
     describe,
     is_folder,
+    is_greyscale,
     iter_image_files,
     load_image,
     model_views,
@@ -40,6 +41,9 @@ from tigas_core.precision import resolve_precision
 from tigas_core.results import RESULT_COLUMNS, breakdown, empty_row, output_numbers, verdict
 
 logger = logging.getLogger("tigas")
+# A scored file's note when it has no colour: the read-out reads colour, so greyscale images are
+# calibrated apart and ranked less surely (docs/training.md, "Greyscale images").
+GREYSCALE_NOTE = "greyscale: calibrated on greyscale images, which it ranks less surely than colour ones"
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -237,11 +241,18 @@ class TIGAS:
         reason, "") when it cannot be read: never raises, so one file cannot end a run."""
         try:
             image, note = read_image(source, name=name)
-            return self.make_views(image.unsqueeze(0))[0], "", note
+            views = self.make_views(image.unsqueeze(0))[0]
+            return views, "", self._with_greyscale_note(views, note)
         except TIGASInputError as exc:
             return None, exc.reason, ""
         except Exception as exc:  # a file must never take the whole run down
             return None, f"unreadable ({type(exc).__name__}: {exc})", ""
+
+    def _with_greyscale_note(self, views: torch.Tensor, note: str) -> str:
+        """``note``, and a word when the image has no colour and the weights calibrate such images apart."""
+        if self.config.greyscale_calibration is None or not bool(is_greyscale(views).all()):
+            return note
+        return "; ".join(filter(None, [note, GREYSCALE_NOTE]))
 
     def score_loaded(self, chunk: list, loaded: list, with_features: bool = False) -> Iterator[dict]:
         """One result row (RESULT_COLUMNS) per path of ``chunk``, from its `load_views` in ``loaded``:

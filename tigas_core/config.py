@@ -42,15 +42,22 @@ class TIGASConfig:
     # Calibration of the regression logit: score = sigmoid((logit - calibration_bias) / calibration_temperature).
     calibration_temperature: float = 1.0
     calibration_bias: float = 0.0
+    # (temperature, bias) for greyscale images (`io.is_greyscale`), fitted on greyscale copies: the
+    # read-out reads colour, and without it a generated image's logit sits near a photo's
+    # (docs/training.md). None: greyscale images are calibrated like the rest (weights before 2.7).
+    greyscale_calibration: tuple[float, float] | None = None
     # Decision threshold on the calibrated score (0.5 = even odds once calibrated).
     threshold: float = 0.5
     model_type: str = "tigas"
-    version: str = "2.6"
+    version: str = "2.7"
 
     def __post_init__(self) -> None:
         self.backbone_taps = tuple(int(t) for t in self.backbone_taps)  # JSON gives a list
         self.readout_correlations = tuple(int(t) for t in self.readout_correlations)
         self.readout_spectral = tuple(str(name) for name in self.readout_spectral)
+        if self.greyscale_calibration is not None:
+            temperature, bias = (float(v) for v in self.greyscale_calibration)
+            self.greyscale_calibration = (temperature, bias)
         if any(not 0 <= t < len(self.backbone_taps) for t in self.readout_correlations):
             raise ValueError(f"readout_correlations {self.readout_correlations} must be positions in backbone_taps "
                              f"(0..{len(self.backbone_taps) - 1})")

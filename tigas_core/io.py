@@ -540,6 +540,16 @@ def preprocess(images: torch.Tensor, img_size: int) -> torch.Tensor:
     return out if images.ndim == 4 else out[0]
 
 
+GREYSCALE_SPREAD = 2 / 255  # mean spread of a pixel's channels below which an image has no colour
+
+
+def is_greyscale(images: torch.Tensor) -> torch.Tensor:
+    """[B,3,H,W] -> [B] bool: images without colour, whose channels differ by less than
+    GREYSCALE_SPREAD on average (greyscale files, and greyscale content saved as RGB or JPEG).
+    The score calibrates them apart (`TIGASConfig.greyscale_calibration`)."""
+    return (images.amax(dim=1) - images.amin(dim=1)).mean(dim=(1, 2)) < GREYSCALE_SPREAD
+
+
 VIEW_MODES = ("single", "mirror", "jitter", "grid")
 JITTER_SHIFT = 2  # px of the model's view
 VIEW_DESCRIPTIONS = {

@@ -9,7 +9,7 @@ import torch.nn as nn
 
 from tigas_core import spectral
 from tigas_core.config import TIGASConfig
-from tigas_core.io import MIN_SIDE
+from tigas_core.io import MIN_SIDE, is_greyscale
 from tigas_core.model.fusion import BRANCHES, CrossModalFusion
 from tigas_core.model.perceptual_branch import PerceptualBranch, tap_statistics, tap_statistics_size
 from tigas_core.model.spectral_branch import SpectralBranch
@@ -128,14 +128,15 @@ class TIGASModel(nn.Module):
 
     def measure(self, x: torch.Tensor) -> dict:
         """Everything the learnt layers read of x [B,3,H,W] in [0,1]: the perceptual trunk's maps,
-        the spectral and the statistical measurements (differentiable). With a frozen trunk none
-        of it changes in training, so a training cache stores it and skips the costly part."""
+        the spectral and the statistical measurements (differentiable), and which images are
+        greyscale (calibrated apart). With a frozen trunk none of it changes in training, so a
+        training cache stores it and skips the costly part."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected images of shape [B,3,H,W], got {tuple(x.shape)}")
         if min(x.shape[-2:]) < MIN_SIDE:
             raise ValueError(f"images must be at least {MIN_SIDE}x{MIN_SIDE} px, got {tuple(x.shape[-2:])}")
         return {"trunk": self.perceptual.trunk_features(x), "spectral": self.spectral.measure(x),
-                "statistical": self.statistical.measure(x)}
+                "statistical": self.statistical.measure(x), "greyscale": is_greyscale(x.detach())}
 
     def forward(self, x: torch.Tensor | None = None, measured: dict | None = None) -> dict:
         """x: [B,3,H,W] float in [0,1], or ``measured``: `measure(x)` computed before.
@@ -160,7 +161,8 @@ class TIGASModel(nn.Module):
         # What each branch says on its own; the perceptual branch's view includes the trunk's read-out.
         component_logits = {name: self.component_heads[name](f) for name, f in branch_features.items()}
         component_logits["perceptual"] = component_logits["perceptual"] + readout
-        logit = (raw_logit - self.config.calibration_bias) / self.config.calibration_temperature
+        temperature, bias = self.calibration(measured.get("greyscale"), raw_logit)
+        logit = (raw_logit - bias) / temperature
         return {
             "score": torch.sigmoid(logit),
             "logit": logit,
@@ -174,6 +176,19 @@ class TIGASModel(nn.Module):
             "spectral_profile": spectral_measured["profile"],
             "spectrum_grid": spectral_measured["grid"][:, 0],
         }
+
+    def calibration(self, greyscale: torch.Tensor | None, raw_logit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(temperature, bias) [B,1] of each image: the greyscale ones' own (`config.greyscale_calibration`)
+        where the weights have one, else the config's. ``greyscale``: [B] bool, or None (measurements
+        cached without it: all in colour)."""
+        config = self.config
+        temperature = torch.full_like(raw_logit, config.calibration_temperature)
+        bias = torch.full_like(raw_logit, config.calibration_bias)
+        if greyscale is None or config.greyscale_calibration is None:
+            return temperature, bias
+        grey = greyscale.view(-1, 1)
+        grey_temperature, grey_bias = config.greyscale_calibration
+        return temperature.masked_fill(grey, grey_temperature), bias.masked_fill(grey, grey_bias)
 
 
 def create_tigas_model(config: TIGASConfig | None = None, **overrides) -> TIGASModel:

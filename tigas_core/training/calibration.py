@@ -47,10 +47,12 @@ def fit_platt(raw_logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]
     return float(math.exp(log_t)), float(bias)
 
 
-def apply_calibration(model: TIGASModel, temperature: float, bias: float) -> None:
-    """Store the calibration in the model's config, so it travels in config.json."""
+def apply_calibration(model: TIGASModel, temperature: float, bias: float, greyscale: tuple[float, float] | None = None) -> None:
+    """Store the calibration in the model's config, so it travels in config.json; ``greyscale``:
+    (temperature, bias) fitted on greyscale images (`TIGASConfig.greyscale_calibration`)."""
     model.config.calibration_temperature = float(temperature)
     model.config.calibration_bias = float(bias)
+    model.config.greyscale_calibration = None if greyscale is None else (float(greyscale[0]), float(greyscale[1]))
 
 
 @torch.no_grad()

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from tigas_core.data.augment import AugmentSpec, native_view, upload_copy, upload_view
+from tigas_core.data.augment import AugmentSpec, native_view, recolour, upload_copy, upload_view
 from tigas_core.data.dataset import balanced_weights
 from tigas_core.data.records import ImageRecord
 from tigas_core.io import TIGASInputError, load_image, preprocess
@@ -204,6 +204,15 @@ def evaluation_views(img_size: int) -> Callable:
     as `TIGAS()` would score the file."""
     def make(image: torch.Tensor, rng: random.Random) -> list[torch.Tensor]:
         return [preprocess(copy(image), img_size) for copy in EVAL_CONDITIONS.values()]
+    return make
+
+
+def greyscale_evaluation_views(img_size: int) -> Callable:
+    """`evaluation_views` of the image's greyscale copy, turned grey before each condition: how a
+    greyscale image is scored. The read-out reads colour, so the bundled weights calibrate
+    greyscale images on these views' out-of-fold logits (`TIGASConfig.greyscale_calibration`)."""
+    def make(image: torch.Tensor, rng: random.Random) -> list[torch.Tensor]:
+        return [preprocess(copy(recolour(image, 0.0)), img_size) for copy in EVAL_CONDITIONS.values()]
     return make
 
 
