@@ -1,6 +1,8 @@
 """Training from cached measurements: the cache reproduces the model, training learns, leave-one-out holds out."""
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,8 @@ from tigas_synthetic import make_dataset
 
 from tigas_core.config import TIGASConfig
 from tigas_core.data import get_level, scan_folder
-from tigas_core.io import load_image, preprocess
+from tigas_core.data.augment import recolour
+from tigas_core.io import is_greyscale, load_image, preprocess
 from tigas_core.model.perceptual_branch import tap_statistics_size
 from tigas_core.training import leave_one_out as loo
 from tigas_core.training.feature_cache import (
@@ -17,6 +20,7 @@ from tigas_core.training.feature_cache import (
     FeatureCache,
     condition_of,
     evaluation_views,
+    greyscale_evaluation_views,
     measure_records,
     predict_from_cache,
     train_from_cache,
@@ -191,3 +195,11 @@ def test_small_photo_sources_are_held_to_the_threshold_pooled():
     assert set(groups) == {"large", loo.SMALLER_SOURCES}
     assert sorted(groups[loo.SMALLER_SOURCES]) == sorted([0.01] * 6 + [0.9] * 21)  # 6 of 27 would read "likely generated"
     assert loo.threshold_groups({"large": [0.9] * 30, "few": [0.01] * 5}) == {"large": [0.9] * 30}  # too few even pooled
+
+
+def test_greyscale_evaluation_views_are_each_condition_of_the_grey_copy():
+    image = torch.rand(3, 300, 260)
+    views = greyscale_evaluation_views(224)(image, random.Random(0))
+    assert len(views) == len(EVAL_CONDITIONS) and bool(is_greyscale(torch.stack(views)).all())
+    assert torch.equal(views[0], preprocess(recolour(image, 0.0), 224))  # clean: the grey copy as TIGAS() reads it
+    assert not torch.equal(views[1], views[0])  # web: resized and JPEG'd after turning grey
