@@ -106,7 +106,7 @@ def run_loo(args: argparse.Namespace) -> None:
                     loo.choose_threshold(grey, grey_logits, grey_temperature, grey_bias))
     result = loo.report(test, logits, temperature, bias, threshold)
     result["greyscale"] = loo.report(grey, grey_logits, grey_temperature, grey_bias, threshold)
-    result["greyscale"]["uncalibrated"] = verdict_shares(grey, grey_logits, temperature, bias, threshold)
+    result["greyscale"]["with_colour_calibration"] = verdict_shares(grey, grey_logits, temperature, bias, threshold)
     result["greyscale"]["verdicts"] = verdict_shares(grey, grey_logits, grey_temperature, grey_bias, threshold)
     result["branches"] = loo.branch_auroc(test, branches)
     result["recipe"] = dataclasses.asdict(recipe)
@@ -196,11 +196,11 @@ def render(result: dict, command: str) -> str:
         "condition: "
         "`leave_one_out.choose_threshold`)."]
     if "greyscale" in result:
-        lines += ["", *render_greyscale(result["greyscale"], result["threshold"])]
+        lines += ["", *render_greyscale(result["greyscale"])]
     return "\n".join(lines) + "\n"
 
 
-def render_greyscale(grey: dict, threshold: float) -> list[str]:
+def render_greyscale(grey: dict) -> list[str]:
     """The greyscale copies' section of the leave-one-out report."""
     conditions = list(grey["conditions"])
     calibration = grey["calibration"]
@@ -213,7 +213,7 @@ def render_greyscale(grey: dict, threshold: float) -> list[str]:
     rows = {"mean AUROC over generators": lambda c: f"{grey['conditions'][c]['mean_generator_auroc']:.3f}",
             "all generated vs all photos, AUROC": lambda c: f"{grey['conditions'][c]['auroc_all']:.3f}",
             "ECE": lambda c: f"{grey['conditions'][c]['ece']:.3f}"}
-    for label, key in (("greyscale calibration", "verdicts"), ("the colour calibration", "uncalibrated")):
+    for label, key in (("greyscale calibration", "verdicts"), ("the colour calibration", "with_colour_calibration")):
         rows[f"generated read 'likely generated' / 'likely real', {label}"] = lambda c, key=key: (
             f"{100 * grey[key][c]['generated_likely_generated']:.0f} % / {100 * grey[key][c]['generated_likely_real']:.0f} %")
     rows["worst photo source read 'likely generated' (20+ photos, or the smaller ones pooled)"] = lambda c: "{} {:.1f} %".format(
