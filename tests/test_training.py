@@ -112,6 +112,7 @@ def test_trainer_checkpoints_resume_and_final_weights(dataset_root, tmp_path):
     summary = json.loads((out / "training_summary.json").read_text())
     tigas = TIGAS(checkpoint_path=out / "final", device="cpu")
     assert tigas.config.calibration_temperature == pytest.approx(summary["calibration_temperature"])
+    assert tigas.config.greyscale_calibration == pytest.approx(tuple(summary["greyscale_calibration"]))
     assert tigas.config.img_size == 32 and summary["reference_images"] > 0
     assert not torch.allclose(tigas.model.reference_profile, create_tigas_model(**TINY_MODEL).reference_profile)
     assert 0.0 <= tigas(str(next(dataset_root.glob("real/*/*.jpg")))) <= 1.0

@@ -78,8 +78,8 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def recolour(image: torch.Tensor, saturation: float) -> torch.Tensor:
-    """[3,H,W] with its colour scaled by ``saturation`` around the luma (0 = greyscale, 1 = unchanged)."""
-    luma = (0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2]).unsqueeze(0)
+    """[...,3,H,W] with its colour scaled by ``saturation`` around the luma (0 = greyscale, 1 = unchanged)."""
+    luma = (0.299 * image[..., 0, :, :] + 0.587 * image[..., 1, :, :] + 0.114 * image[..., 2, :, :]).unsqueeze(-3)
     return (luma + saturation * (image - luma)).clamp(0, 1)
 
 

@@ -34,6 +34,7 @@ from tqdm import tqdm
 from tigas_core.api import resolve_device
 from tigas_core.config import atomic_write_text
 from tigas_core.data import BalancedSampler, ImageDataset, ImageRecord, describe_split, load_records, split_records
+from tigas_core.data.augment import recolour
 from tigas_core.data.records import REAL_LABEL
 from tigas_core.model import TIGASModel, create_tigas_model
 from tigas_core.model.backbone import load_imagenet_weights
@@ -246,13 +247,15 @@ class Trainer:
         return {n: float(v) / self.world_size for n, v in zip(names, tensor.tolist())}
 
     @torch.no_grad()
-    def predict(self, loader: DataLoader, gather: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """(raw logits, labels) for every item of the loader in dataset order; ``gather`` joins all ranks' parts."""
+    def predict(self, loader: DataLoader, gather: bool = True, greyscale: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(raw logits, labels) for every item of the loader in dataset order; ``gather`` joins all ranks' parts;
+        ``greyscale``: of the images' greyscale copies."""
         self.model.eval()
         indices, logits, labels = [], [], []
         for images, batch_labels, batch_indices in loader:
+            images = images.to(self.device)
             with self._autocast():
-                out = self.module(images.to(self.device))
+                out = self.module(recolour(images, 0.0) if greyscale else images)
             logits.append(out["raw_logit"].float().squeeze(1).cpu())
             labels.append(batch_labels)
             indices.append(batch_indices)
@@ -334,9 +337,10 @@ class Trainer:
         if best.is_dir():
             _load_weights(self.module, best)
         apply_calibration(self.module, 1.0, 0.0)
-        logits, labels = self.predict(DataLoader(self.val_set, batch_size=self.config.training.batch_size * 2), gather=False)
-        temperature, bias = fit_platt(logits, labels)
-        apply_calibration(self.module, temperature, bias)
+        val_loader = DataLoader(self.val_set, batch_size=self.config.training.batch_size * 2)
+        temperature, bias = fit_platt(*self.predict(val_loader, gather=False))
+        greyscale = fit_platt(*self.predict(val_loader, gather=False, greyscale=True))  # the read-out reads colour
+        apply_calibration(self.module, temperature, bias, greyscale=greyscale)
         reals = [i for i, r in enumerate(self.splits["train"]) if r.label == REAL_LABEL]
         chosen = random.Random(self.config.training.seed).sample(reals, min(REFERENCE_IMAGES, len(reals)))
         reference_set = ImageDataset(self.splits["train"], self.config.model.img_size, train=False, cache=False)
@@ -346,7 +350,8 @@ class Trainer:
         final = self.out / "final"
         save_pretrained(self.module, final)
         summary = {"best_epoch": self.state["best_epoch"], "best_val_auroc": (self.state["best"] or [None])[0],
-                   "calibration_temperature": temperature, "calibration_bias": bias, "reference_images": n_reference,
+                   "calibration_temperature": temperature, "calibration_bias": bias, "greyscale_calibration": greyscale,
+                   "reference_images": n_reference,
                    "epochs_run": self.state["epoch"], "history": self.state["history"],
                    "holdout_generators": self.config.data.holdout_generators,
                    "split": {name: len(records) for name, records in self.splits.items()}}
