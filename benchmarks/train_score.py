@@ -33,6 +33,7 @@ from scipy.special import expit
 from tigas_core.config import TIGASConfig, atomic_write_text
 from tigas_core.data import get_level, load_records
 from tigas_core.model import TIGASModel
+from tigas_core.results import verdict
 from tigas_core.training import leave_one_out as loo
 from tigas_core.training.feature_cache import (
     EVAL_CONDITIONS,
@@ -82,6 +83,9 @@ def measure(args: argparse.Namespace) -> None:
         print(f"{name}: {len(cache)} views in {time.time() - tick:.0f} s")
 
 
+GREY_LOGITS = "greyscale_score"  # the greyscale copies' out-of-fold logits in a loo run's saved logits
+
+
 def run_loo(args: argparse.Namespace) -> None:
     train, test = FeatureCache.load(args.work / "train.safetensors"), FeatureCache.load(args.work / "eval.safetensors")
     grey = FeatureCache.load(args.work / "grey_eval.safetensors")
@@ -120,20 +124,17 @@ def run_loo(args: argparse.Namespace) -> None:
     print(render(result, command))
 
 
-GREY_LOGITS = "greyscale_score"  # the greyscale copies' out-of-fold logits in a loo run's saved logits
-
-
 def verdict_shares(test: FeatureCache, logits: np.ndarray, temperature: float, bias: float, threshold: float) -> dict:
     """Per condition: the shares of generated images read 'likely generated' and 'likely real', and of
-    photos read 'likely generated', at this calibration and threshold (the verdict's margin is 0.1)."""
-    scores = expit((logits - bias) / temperature)
+    photos read 'likely generated', at this calibration and threshold (`results.verdict`'s bands)."""
+    verdicts = np.array([verdict(float(score), threshold) for score in expit((logits - bias) / temperature)])
     photo, conditions = test.labels.numpy() > 0.5, condition_of(np.arange(len(test)))
     shares = {}
     for c, condition in enumerate(EVAL_CONDITIONS):
-        generated, photos = scores[(conditions == c) & ~photo], scores[(conditions == c) & photo]
-        shares[condition] = {"generated_likely_generated": float(np.mean(generated < threshold - 0.1)),
-                             "generated_likely_real": float(np.mean(generated >= threshold + 0.1)),
-                             "photos_likely_generated": float(np.mean(photos < threshold - 0.1))}
+        generated, photos = verdicts[(conditions == c) & ~photo], verdicts[(conditions == c) & photo]
+        shares[condition] = {"generated_likely_generated": float(np.mean(generated == "likely generated")),
+                             "generated_likely_real": float(np.mean(generated == "likely real")),
+                             "photos_likely_generated": float(np.mean(photos == "likely generated"))}
     return shares
 
 
